@@ -1,0 +1,141 @@
+//! Generation rules shared by every back-end (tch reference, ONNX Runtime,
+//! TensorRT): greedy choice, `no_repeat_ngram_size` over the whole sequence
+//! (prompt included, as HF does), stop tokens and the length limit.
+
+use rustc_hash::FxHashMap;
+
+/// Generation settings (spec §2 defaults).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenerationConfig {
+    pub max_new_tokens: usize,
+    /// 0 disables the rule.
+    pub no_repeat_ngram_size: usize,
+    pub stop_ids: Vec<u32>,
+}
+
+impl GenerationConfig {
+    /// The reference settings: 4096 new tokens, n-gram 20, the given stop ids.
+    pub fn reference(stop_ids: Vec<u32>) -> Self {
+        GenerationConfig {
+            max_new_tokens: 4096,
+            no_repeat_ngram_size: 20,
+            stop_ids,
+        }
+    }
+}
+
+/// Why a sequence ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A stop token was produced (not included in the output).
+    Stop,
+    /// `max_new_tokens` was reached.
+    Length,
+    /// The decoder's context (max_position_embeddings) is full.
+    Context,
+}
+
+/// Incremental `no_repeat_ngram_size` ban list: for each (n-1)-gram seen, the
+/// tokens that followed it. Updating is O(n) per token, looking up O(n), so
+/// the cost per step does not grow with the sequence.
+#[derive(Debug, Clone)]
+pub struct NoRepeatNGram {
+    n: usize,
+    seq: Vec<u32>,
+    followers: FxHashMap<Vec<u32>, Vec<u32>>,
+}
+
+impl NoRepeatNGram {
+    /// Starts from the prompt ids.
+    pub fn new(n: usize, prompt: &[u32]) -> Self {
+        let mut s = NoRepeatNGram {
+            n,
+            seq: Vec::with_capacity(prompt.len() + 256),
+            followers: FxHashMap::default(),
+        };
+        for &t in prompt {
+            s.push(t);
+        }
+        s
+    }
+
+    /// Appends a token, recording the n-gram it completes.
+    pub fn push(&mut self, token: u32) {
+        self.seq.push(token);
+        if self.n == 0 || self.seq.len() < self.n {
+            return;
+        }
+        let start = self.seq.len() - self.n;
+        let prefix = self.seq[start..start + self.n - 1].to_vec();
+        self.followers.entry(prefix).or_default().push(token);
+    }
+
+    /// Tokens banned at the next step.
+    pub fn banned(&self) -> &[u32] {
+        if self.n == 0 || self.seq.len() + 1 < self.n {
+            return &[];
+        }
+        let tail = &self.seq[self.seq.len() + 1 - self.n..];
+        self.followers.get(tail).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// Greedy pick over one row of logits with the banned tokens removed; ties go to
+/// the lowest id, like `argmax` in PyTorch.
+pub fn greedy_pick(logits: &[f32], banned: &[u32]) -> u32 {
+    let mut best = (f32::NEG_INFINITY, 0u32);
+    let mut found = false;
+    for (i, &v) in logits.iter().enumerate() {
+        if banned.contains(&(i as u32)) {
+            continue;
+        }
+        if !found || v > best.0 {
+            best = (v, i as u32);
+            found = true;
+        }
+    }
+    best.1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Brute-force HF rule: ban t if (last n-1 tokens, t) already occurred.
+    fn brute(n: usize, seq: &[u32]) -> Vec<u32> {
+        if seq.len() + 1 < n {
+            return vec![];
+        }
+        let tail = &seq[seq.len() + 1 - n..];
+        let mut v: Vec<u32> = seq
+            .windows(n)
+            .filter(|w| &w[..n - 1] == tail)
+            .map(|w| w[n - 1])
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn incremental_equals_brute_force() {
+        let seq: Vec<u32> = (0..300).map(|i| ((i * 7 + i / 5) % 5) as u32).collect();
+        for n in [1, 2, 3, 5] {
+            let mut s = NoRepeatNGram::new(n, &seq[..10]);
+            for k in 10..seq.len() {
+                let mut got = s.banned().to_vec();
+                got.sort();
+                got.dedup();
+                assert_eq!(got, brute(n, &seq[..k]), "n={n} k={k}");
+                s.push(seq[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn greedy_skips_banned_and_breaks_ties_low() {
+        assert_eq!(greedy_pick(&[1.0, 3.0, 3.0], &[]), 1);
+        assert_eq!(greedy_pick(&[1.0, 3.0, 2.0], &[1]), 2);
+    }
+}

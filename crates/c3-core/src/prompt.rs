@@ -1,0 +1,98 @@
+//! The token layouts of spec §2: the encoder's input (text, `<img>`, N query slots)
+//! and the decoder's prompt with its N latent slots.
+
+use crate::error::{Error, Result};
+use crate::tokenizer::{C3Tokenizer, SpecialTokens};
+
+/// The reference system prompt.
+pub const SYSTEM_PROMPT: &str = "You should follow the instructions carefully and explain your answers in detail.";
+/// The reference reconstruction task (note the trailing space).
+pub const REPEAT_TASK: &str = "Repeat the text: ";
+
+/// The text parts of the decoder prompt; the reference's by default.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PromptTemplate {
+    pub system: String,
+    pub task: String,
+}
+
+impl Default for PromptTemplate {
+    fn default() -> Self {
+        PromptTemplate {
+            system: SYSTEM_PROMPT.into(),
+            task: REPEAT_TASK.into(),
+        }
+    }
+}
+
+impl PromptTemplate {
+    /// The prompt as a string, with `{latents}` where the N slots go (for manifests).
+    pub fn render(&self) -> String {
+        format!(
+            "<|im_start|>system\n{}<|im_end|><|im_start|>user\n<img>{{latents}}</img>\n{}<|im_end|><|im_start|>assistant\n",
+            self.system, self.task
+        )
+    }
+}
+
+/// The decoder prompt ids and where the latent slots start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderPrompt {
+    pub ids: Vec<u32>,
+    /// Index of the first `<imgpad>`; slots are `latent_start..latent_start + n`.
+    pub latent_start: usize,
+    pub n_latents: usize,
+}
+
+impl DecoderPrompt {
+    /// Builds the prompt of spec §2 for N latents. Text parts are tokenized
+    /// separately between the specials, exactly as a tokenizer that splits on
+    /// special tokens first would do with the full prompt string.
+    pub fn build(tok: &C3Tokenizer, n: usize, template: &PromptTemplate) -> Result<Self> {
+        let sp = tok.specials();
+        let mut ids = vec![sp.im_start];
+        ids.extend(tok.encode(&format!("system\n{}", template.system))?);
+        ids.extend([sp.im_end, sp.im_start]);
+        ids.extend(tok.encode("user\n")?);
+        ids.push(sp.img_start);
+        let latent_start = ids.len();
+        ids.extend(std::iter::repeat_n(sp.img_pad, n));
+        ids.push(sp.img_end);
+        ids.extend(tok.encode(&format!("\n{}", template.task))?);
+        ids.extend([sp.im_end, sp.im_start]);
+        ids.extend(tok.encode("assistant\n")?);
+        Ok(DecoderPrompt {
+            ids,
+            latent_start,
+            n_latents: n,
+        })
+    }
+}
+
+/// Encoder input for one document: text ids, `<img>`, N `<imgpad>` slots whose
+/// embeddings the model replaces with Q. The closing `</img>` is left out: attention
+/// is causal, so it cannot change the latents, and leaving it out puts the N query
+/// slots last, where batched (left-padded) extraction is a plain slice.
+pub fn encoder_input(text_ids: &[u32], n: usize, sp: &SpecialTokens) -> Vec<u32> {
+    let mut ids = Vec::with_capacity(text_ids.len() + n + 1);
+    ids.extend_from_slice(text_ids);
+    ids.push(sp.img_start);
+    ids.extend(std::iter::repeat_n(sp.img_pad, n));
+    ids
+}
+
+/// Tokenizes a document for the encoder, refusing empty text and text longer than
+/// the encoder accepts (never truncating silently).
+pub fn document_ids(tok: &C3Tokenizer, text: &str, max_text_tokens: usize) -> Result<Vec<u32>> {
+    if text.trim().is_empty() {
+        return Err(Error::Input("the text is empty".into()));
+    }
+    let ids = tok.encode(text)?;
+    if ids.len() > max_text_tokens {
+        return Err(Error::Input(format!(
+            "the text has {} tokens, more than the encoder's limit of {max_text_tokens} (split it into smaller documents)",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
