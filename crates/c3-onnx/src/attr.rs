@@ -23,7 +23,10 @@ pub enum Attr {
 impl Attr {
     /// The `AttributeProto` named `name` holding this value.
     pub(crate) fn to_proto(&self, name: &str) -> AttributeProto {
-        let mut a = AttributeProto { name: Some(name.to_owned()), ..Default::default() };
+        let mut a = AttributeProto {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
         let ty = match self {
             Self::Int(i) => {
                 a.i = Some(*i);

@@ -21,7 +21,10 @@ impl GraphBuilder {
         let name = format!("{}/Constant", self.scope());
         let expected = numel(&shape)
             .and_then(|n| n.checked_mul(dtype.size() as u64))
-            .ok_or_else(|| Error::InvalidShape { name: name.clone(), shape: shape.clone() })?;
+            .ok_or_else(|| Error::InvalidShape {
+                name: name.clone(),
+                shape: shape.clone(),
+            })?;
         if bytes.len() as u64 != expected {
             return Err(Error::InitializerSize {
                 name,
@@ -69,7 +72,9 @@ impl GraphBuilder {
     /// `ConstantOfShape(shape)` filled with `value` converted to `dtype`.
     pub fn constant_of_shape(&mut self, shape: &str, dtype: DType, value: f64) -> Result<String> {
         let fill = raw_tensor("", dtype, &[1], scalar_bytes(dtype, value));
-        self.node("ConstantOfShape", &[shape]).attr("value", fill).output()
+        self.node("ConstantOfShape", &[shape])
+            .attr("value", fill)
+            .output()
     }
 }
 

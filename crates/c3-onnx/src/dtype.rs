@@ -138,7 +138,10 @@ impl Dim {
             Self::Sym(s) => Some(Value::DimParam(s.clone())),
             Self::Unknown => None,
         };
-        tensor_shape_proto::Dimension { value, denotation: None }
+        tensor_shape_proto::Dimension {
+            value,
+            denotation: None,
+        }
     }
 }
 
@@ -156,7 +159,9 @@ impl From<&str> for Dim {
 
 /// The `TypeProto` of a tensor with this dtype and shape (`None`: rank unknown).
 pub(crate) fn tensor_type(dtype: DType, shape: Option<&[Dim]>) -> TypeProto {
-    let shape = shape.map(|dims| TensorShapeProto { dim: dims.iter().map(Dim::to_proto).collect() });
+    let shape = shape.map(|dims| TensorShapeProto {
+        dim: dims.iter().map(Dim::to_proto).collect(),
+    });
     TypeProto {
         denotation: None,
         value: Some(type_proto::Value::TensorType(type_proto::Tensor {

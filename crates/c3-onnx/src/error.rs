@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A node input names a value that no graph input, initializer or earlier node defines.
-    #[error("node `{node}` ({op_type}): input `{input}` is not defined by any graph input, initializer or earlier node")]
+    #[error(
+        "node `{node}` ({op_type}): input `{input}` is not defined by any graph input, initializer or earlier node"
+    )]
     UndefinedInput {
         /// Name of the node being added.
         node: String,
@@ -22,7 +24,9 @@ pub enum Error {
     #[error("value name `{0}` is already defined in the graph")]
     DuplicateName(String),
     /// An initializer or constant whose byte count does not match its dtype and shape.
-    #[error("tensor `{name}`: {got} bytes given, but dtype {dtype} with shape {shape:?} needs {expected}")]
+    #[error(
+        "tensor `{name}`: {got} bytes given, but dtype {dtype} with shape {shape:?} needs {expected}"
+    )]
     InitializerSize {
         /// Initializer name.
         name: String,
@@ -55,7 +59,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The inline part of a model would exceed protobuf's 2 GiB message limit.
-    #[error("model {path}: {bytes} bytes of inline data exceed protobuf's 2 GiB limit; lower the external-data threshold")]
+    #[error(
+        "model {path}: {bytes} bytes of inline data exceed protobuf's 2 GiB limit; lower the external-data threshold"
+    )]
     TooLargeInline {
         /// Model file being written.
         path: PathBuf,
@@ -124,6 +130,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -98,7 +98,11 @@ impl GraphBuilder {
 
     /// The checkpoint key of `leaf` in the current scope (`<scope>.<leaf>`).
     pub fn key(&self, leaf: &str) -> String {
-        if self.scope.is_empty() { leaf.to_owned() } else { format!("{}.{leaf}", self.scope()) }
+        if self.scope.is_empty() {
+            leaf.to_owned()
+        } else {
+            format!("{}.{leaf}", self.scope())
+        }
     }
 
     /// Whether `name` is a defined value (graph input, initializer or node output).
@@ -116,17 +120,25 @@ impl GraphBuilder {
     /// A fresh node name `<scope>/<op>[_<hint>][_<n>]` whose default output names are
     /// free too (user-chosen value names could otherwise collide with them).
     fn fresh_node_name(&self, op_type: &str, hint: Option<&str>, n_outputs: usize) -> String {
-        let mut base = if self.scope.is_empty() { op_type.to_owned() } else { format!("{}/{op_type}", self.scope()) };
+        let mut base = if self.scope.is_empty() {
+            op_type.to_owned()
+        } else {
+            format!("{}/{op_type}", self.scope())
+        };
         if let Some(h) = hint {
             base = format!("{base}_{h}");
         }
         let free = |cand: &str| {
-            !self.node_names.contains(cand) && (0..n_outputs).all(|i| !self.defined.contains(&output_name(cand, i)))
+            !self.node_names.contains(cand)
+                && (0..n_outputs).all(|i| !self.defined.contains(&output_name(cand, i)))
         };
         if free(&base) {
             return base;
         }
-        (1..).map(|i| format!("{base}_{i}")).find(|c| free(c)).unwrap_or(base)
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|c| free(c))
+            .unwrap_or(base)
     }
 
     // ---- graph inputs, outputs, initializers ---------------------------------------------
@@ -160,7 +172,10 @@ impl GraphBuilder {
         let data = data.into();
         let expected = numel(shape)
             .and_then(|n| n.checked_mul(dtype.size() as u64))
-            .ok_or_else(|| Error::InvalidShape { name: name.to_owned(), shape: shape.to_vec() })?;
+            .ok_or_else(|| Error::InvalidShape {
+                name: name.to_owned(),
+                shape: shape.to_vec(),
+            })?;
         if let TensorData::Bytes(b) = &data
             && b.len() as u64 != expected
         {
@@ -173,12 +188,23 @@ impl GraphBuilder {
             });
         }
         self.define(name)?;
-        self.initializers.push(Initializer { name: name.to_owned(), dtype, shape: shape.to_vec(), byte_len: expected, data });
+        self.initializers.push(Initializer {
+            name: name.to_owned(),
+            dtype,
+            shape: shape.to_vec(),
+            byte_len: expected,
+            data,
+        });
         Ok(name.to_owned())
     }
 
     /// Adds an initializer from typed values (dtype inferred from `T`).
-    pub fn initializer_from<T: Element>(&mut self, name: &str, shape: &[i64], values: &[T]) -> Result<String> {
+    pub fn initializer_from<T: Element>(
+        &mut self,
+        name: &str,
+        shape: &[i64],
+        values: &[T],
+    ) -> Result<String> {
         self.initializer(name, T::DTYPE, shape, le_bytes(values))
     }
 
@@ -269,10 +295,20 @@ impl NodeBuilder<'_> {
         let g = self.g;
         let n = self.output_names.as_ref().map_or(n, Vec::len);
         let name = g.fresh_node_name(&self.op_type, self.hint.as_deref(), n);
-        if let Some(bad) = self.inputs.iter().find(|i| !i.is_empty() && !g.defined.contains(*i)) {
-            return Err(Error::UndefinedInput { node: name, op_type: self.op_type, input: bad.clone() });
+        if let Some(bad) = self
+            .inputs
+            .iter()
+            .find(|i| !i.is_empty() && !g.defined.contains(*i))
+        {
+            return Err(Error::UndefinedInput {
+                node: name,
+                op_type: self.op_type,
+                input: bad.clone(),
+            });
         }
-        let outputs = self.output_names.unwrap_or_else(|| (0..n).map(|i| output_name(&name, i)).collect());
+        let outputs = self
+            .output_names
+            .unwrap_or_else(|| (0..n).map(|i| output_name(&name, i)).collect());
         for o in &outputs {
             g.define(o)?;
         }
@@ -298,7 +334,11 @@ fn output_name(node: &str, i: usize) -> String {
 }
 
 fn value_info(name: &str, dtype: DType, shape: &[Dim]) -> ValueInfoProto {
-    ValueInfoProto { name: Some(name.to_owned()), r#type: Some(tensor_type(dtype, Some(shape))), ..Default::default() }
+    ValueInfoProto {
+        name: Some(name.to_owned()),
+        r#type: Some(tensor_type(dtype, Some(shape))),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
@@ -311,7 +351,10 @@ mod tests {
         let x = g.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(4)])?;
         g.push_scope("model.layers.3");
         let (a, b) = g.scoped("self_attn", |g| -> Result<_> {
-            assert_eq!(g.key("q_proj.weight"), "model.layers.3.self_attn.q_proj.weight");
+            assert_eq!(
+                g.key("q_proj.weight"),
+                "model.layers.3.self_attn.q_proj.weight"
+            );
             let a = g.node("Neg", &[&x]).hint("q").output()?;
             let b = g.node("Neg", &[&x]).hint("q").output()?;
             Ok((a, b))
@@ -326,12 +369,23 @@ mod tests {
     fn rejects_undefined_inputs_and_bad_sizes() {
         let mut g = GraphBuilder::new("t");
         let err = g.op("Neg", &["nope"], 1).unwrap_err();
-        assert!(err.to_string().contains("`Neg`") && err.to_string().contains("`nope`"), "{err}");
-        let err = g.initializer("w", DType::F32, &[2, 2], vec![0u8; 15]).unwrap_err();
+        assert!(
+            err.to_string().contains("`Neg`") && err.to_string().contains("`nope`"),
+            "{err}"
+        );
+        let err = g
+            .initializer("w", DType::F32, &[2, 2], vec![0u8; 15])
+            .unwrap_err();
         assert!(err.to_string().contains("tensor `w`"), "{err}");
         assert!(g.input("x", DType::F32, &[]).is_ok());
-        assert!(matches!(g.input("x", DType::F32, &[]), Err(Error::DuplicateName(_))));
-        assert!(matches!(g.output("y", DType::F32, &[]), Err(Error::UndefinedOutput(_))));
+        assert!(matches!(
+            g.input("x", DType::F32, &[]),
+            Err(Error::DuplicateName(_))
+        ));
+        assert!(matches!(
+            g.output("y", DType::F32, &[]),
+            Err(Error::UndefinedOutput(_))
+        ));
     }
 
     #[test]

@@ -5,8 +5,14 @@ use std::path::Path;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto, ValueInfoProto};
+use crate::proto::{
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    ValueInfoProto,
+};
 use crate::tensor::{TensorData, raw_tensor};
+
+/// Protobuf refuses messages of 2 GiB or more; keep a margin for the graph itself.
+pub(crate) const PROTO_INLINE_LIMIT: u64 = (2 << 30) - (64 << 20);
 
 /// An initializer whose bytes may not exist yet (streamed at write time).
 #[derive(Debug)]
@@ -26,7 +32,11 @@ impl Initializer {
         let mut buf = Vec::with_capacity(usize::try_from(self.byte_len).unwrap_or(0));
         self.data
             .write_to(&mut buf)
-            .map_err(|source| Error::InitializerSource { name: self.name.clone(), path: path.to_owned(), source })?;
+            .map_err(|source| Error::InitializerSource {
+                name: self.name.clone(),
+                path: path.to_owned(),
+                source,
+            })?;
         self.check_len(buf.len() as u64)?;
         Ok(raw_tensor(&self.name, self.dtype, &self.shape, buf))
     }
@@ -103,7 +113,18 @@ impl Model {
     /// streamed sources). For small models and tests; use [`Model::write`] for real ones.
     pub fn to_proto(&self) -> Result<ModelProto> {
         let memory = Path::new("<memory>");
-        let tensors = self.initializers.iter().map(|i| i.to_inline(memory)).collect::<Result<Vec<_>>>()?;
+        let bytes = self.initializer_bytes();
+        if bytes > PROTO_INLINE_LIMIT {
+            return Err(Error::TooLargeInline {
+                path: memory.to_owned(),
+                bytes,
+            });
+        }
+        let tensors = self
+            .initializers
+            .iter()
+            .map(|i| i.to_inline(memory))
+            .collect::<Result<Vec<_>>>()?;
         Ok(self.proto_with(tensors))
     }
 
@@ -124,12 +145,18 @@ impl Model {
             opset_import: self
                 .opsets
                 .iter()
-                .map(|(d, v)| OperatorSetIdProto { domain: Some(d.clone()), version: Some(*v) })
+                .map(|(d, v)| OperatorSetIdProto {
+                    domain: Some(d.clone()),
+                    version: Some(*v),
+                })
                 .collect(),
             metadata_props: self
                 .metadata
                 .iter()
-                .map(|(k, v)| StringStringEntryProto { key: Some(k.clone()), value: Some(v.clone()) })
+                .map(|(k, v)| StringStringEntryProto {
+                    key: Some(k.clone()),
+                    value: Some(v.clone()),
+                })
                 .collect(),
             graph: Some(graph),
             ..Default::default()

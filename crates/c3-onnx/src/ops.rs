@@ -57,12 +57,16 @@ impl GraphBuilder {
 
     /// `Cast(x)` to `to`.
     pub fn cast(&mut self, x: &str, to: DType) -> Result<String> {
-        self.node("Cast", &[x]).attr("to", to.onnx() as i64).output()
+        self.node("Cast", &[x])
+            .attr("to", to.onnx() as i64)
+            .output()
     }
 
     /// `Gather(data, indices)` along `axis` (embedding lookup with axis 0).
     pub fn gather(&mut self, data: &str, indices: &str, axis: i64) -> Result<String> {
-        self.node("Gather", &[data, indices]).attr("axis", axis).output()
+        self.node("Gather", &[data, indices])
+            .attr("axis", axis)
+            .output()
     }
 
     /// `Transpose(x)` with permutation `perm`.
@@ -77,7 +81,14 @@ impl GraphBuilder {
 
     /// `Slice(data, starts, ends[, axes[, steps]])`; bounds are 1-D int64 value names
     /// (see [`GraphBuilder::const_i64s`]) because they are often computed from shapes.
-    pub fn slice(&mut self, data: &str, starts: &str, ends: &str, axes: Option<&str>, steps: Option<&str>) -> Result<String> {
+    pub fn slice(
+        &mut self,
+        data: &str,
+        starts: &str,
+        ends: &str,
+        axes: Option<&str>,
+        steps: Option<&str>,
+    ) -> Result<String> {
         // Omitted optional inputs in the middle are spelled "" in ONNX.
         let mut inputs = vec![data, starts, ends, axes.unwrap_or(""), steps.unwrap_or("")];
         while inputs.last() == Some(&"") {
@@ -103,9 +114,14 @@ impl GraphBuilder {
     pub fn reduce_mean(&mut self, x: &str, axes: &[i64], keepdims: bool) -> Result<String> {
         if self.opset() >= 18 {
             let axes = self.const_i64s(axes)?;
-            self.node("ReduceMean", &[x, &axes]).attr("keepdims", keepdims).output()
+            self.node("ReduceMean", &[x, &axes])
+                .attr("keepdims", keepdims)
+                .output()
         } else {
-            self.node("ReduceMean", &[x]).attr("axes", axes).attr("keepdims", keepdims).output()
+            self.node("ReduceMean", &[x])
+                .attr("axes", axes)
+                .attr("keepdims", keepdims)
+                .output()
         }
     }
 
@@ -149,7 +165,11 @@ mod tests {
         g.reduce_mean(&x, &[-1], true)?;
         let n = g.nodes.last().expect("node added");
         assert_eq!(n.input.len(), 1);
-        assert!(n.attribute.iter().any(|a| a.name.as_deref() == Some("axes")));
+        assert!(
+            n.attribute
+                .iter()
+                .any(|a| a.name.as_deref() == Some("axes"))
+        );
         Ok(())
     }
 

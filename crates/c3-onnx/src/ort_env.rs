@@ -21,7 +21,10 @@ static INIT: Mutex<()> = Mutex::new(());
 pub fn dylib_path() -> PathBuf {
     match std::env::var_os("ORT_DYLIB_PATH") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.deps/onnxruntime/lib/libonnxruntime.so")),
+        _ => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../.deps/onnxruntime/lib/libonnxruntime.so"
+        )),
     }
 }
 
@@ -42,7 +45,10 @@ pub fn init_ort() -> Result<&'static Environment> {
     if !path.exists() {
         return Err(Error::OrtLibraryMissing { path });
     }
-    let ort_err = |message: String| Error::Ort { path: path.clone(), message };
+    let ort_err = |message: String| Error::Ort {
+        path: path.clone(),
+        message,
+    };
     let env = ort::init_from(&path)
         .map_err(|e| ort_err(e.to_string()))?
         .with_name("c3")
@@ -57,8 +63,14 @@ pub fn init_ort() -> Result<&'static Environment> {
 pub fn cpu_session(path: impl AsRef<Path>) -> Result<Session> {
     let path = path.as_ref();
     let env = init_ort()?;
-    let model_err = |e: ort::Error| Error::OrtSession { path: path.to_owned(), message: e.to_string() };
-    Session::builder(env).map_err(model_err)?.commit_from_file(path).map_err(model_err)
+    let model_err = |e: ort::Error| Error::OrtSession {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    Session::builder(env)
+        .map_err(model_err)?
+        .commit_from_file(path)
+        .map_err(model_err)
 }
 
 #[cfg(test)]

@@ -22,8 +22,14 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<ModelProto> {
 
 /// Decodes `bytes` as a model; `path` only names the source in errors.
 pub fn decode_model(bytes: &[u8], path: &Path) -> Result<ModelProto> {
-    let model = ModelProto::decode(bytes).map_err(|source| Error::Decode { path: path.to_owned(), source })?;
-    let invalid = |reason: &str| Error::InvalidModel { path: path.to_owned(), reason: reason.to_owned() };
+    let model = ModelProto::decode(bytes).map_err(|source| Error::Decode {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |reason: &str| Error::InvalidModel {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
     if model.ir_version.unwrap_or(0) <= 0 {
         return Err(invalid("no ir_version"));
     }
@@ -50,7 +56,10 @@ pub fn op_types(model: &ModelProto) -> BTreeSet<(String, String)> {
     }
     for f in &model.functions {
         for n in &f.node {
-            ops.insert((n.domain.clone().unwrap_or_default(), n.op_type.clone().unwrap_or_default()));
+            ops.insert((
+                n.domain.clone().unwrap_or_default(),
+                n.op_type.clone().unwrap_or_default(),
+            ));
         }
     }
     ops
@@ -58,7 +67,10 @@ pub fn op_types(model: &ModelProto) -> BTreeSet<(String, String)> {
 
 fn collect_graph(g: &GraphProto, ops: &mut BTreeSet<(String, String)>) {
     for n in &g.node {
-        ops.insert((n.domain.clone().unwrap_or_default(), n.op_type.clone().unwrap_or_default()));
+        ops.insert((
+            n.domain.clone().unwrap_or_default(),
+            n.op_type.clone().unwrap_or_default(),
+        ));
         for a in &n.attribute {
             for sub in a.g.iter().chain(&a.graphs) {
                 collect_graph(sub, ops);

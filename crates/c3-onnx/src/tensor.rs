@@ -131,7 +131,9 @@ pub fn scalar_bytes(dtype: DType, value: f64) -> Vec<u8> {
 
 /// Number of elements of `shape`, or `None` if a dimension is negative or it overflows.
 pub(crate) fn numel(shape: &[i64]) -> Option<u64> {
-    shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
+    shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))
 }
 
 /// An inline `TensorProto` holding `raw` bytes.

@@ -13,13 +13,10 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Model, PROTO_INLINE_LIMIT};
 use crate::proto::StringStringEntryProto;
 use crate::proto::tensor_proto::DataLocation;
 use crate::tensor::raw_tensor;
-
-/// Protobuf refuses messages of 2 GiB or more; keep a margin for the graph itself.
-const PROTO_INLINE_LIMIT: u64 = (2 << 30) - (64 << 20);
 
 /// When and how initializers go to the external data file.
 #[derive(Clone, Debug)]
@@ -35,7 +32,11 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        Self { external_threshold: 3 << 29, min_external_bytes: 1024, alignment: 4096 }
+        Self {
+            external_threshold: 3 << 29,
+            min_external_bytes: 1024,
+            alignment: 4096,
+        }
     }
 }
 
@@ -85,7 +86,13 @@ impl Model {
     pub fn write_with(&self, path: impl AsRef<Path>, opts: &WriteOptions) -> Result<WriteSummary> {
         let path = path.as_ref();
         let file_name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "model path needs a UTF-8 file name"))
+            Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "model path needs a UTF-8 file name",
+                ),
+            )
         })?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -96,9 +103,17 @@ impl Model {
 
         let external = self.initializer_bytes() > opts.external_threshold;
         let goes_external = |bytes: u64| external && bytes >= opts.min_external_bytes;
-        let inline_bytes: u64 = self.initializers.iter().map(|i| i.byte_len).filter(|&b| !goes_external(b)).sum();
+        let inline_bytes: u64 = self
+            .initializers
+            .iter()
+            .map(|i| i.byte_len)
+            .filter(|&b| !goes_external(b))
+            .sum();
         if inline_bytes > PROTO_INLINE_LIMIT {
-            return Err(Error::TooLargeInline { path: path.to_owned(), bytes: inline_bytes });
+            return Err(Error::TooLargeInline {
+                path: path.to_owned(),
+                bytes: inline_bytes,
+            });
         }
 
         let mut data_tmp = None;
@@ -114,25 +129,42 @@ impl Model {
                 Some(out) => out,
                 None => {
                     let tmp = temp_in(&dir, &data_name)?;
-                    let file = tmp.as_file().try_clone().map_err(|e| Error::io(tmp.path(), e))?;
+                    let file = tmp
+                        .as_file()
+                        .try_clone()
+                        .map_err(|e| Error::io(tmp.path(), e))?;
                     data_tmp = Some(tmp);
                     // Large buffer: sources often write element by element while converting dtype.
-                    data_out.insert(Counting { inner: BufWriter::with_capacity(8 << 20, file), pos: 0 })
+                    data_out.insert(Counting {
+                        inner: BufWriter::with_capacity(8 << 20, file),
+                        pos: 0,
+                    })
                 }
             };
             pad_to(out, opts.alignment).map_err(|e| Error::io(&data_path, e))?;
             let offset = out.pos;
             init.data
                 .write_to(out)
-                .map_err(|source| Error::InitializerSource { name: init.name.clone(), path: data_path.clone(), source })?;
+                .map_err(|source| Error::InitializerSource {
+                    name: init.name.clone(),
+                    path: data_path.clone(),
+                    source,
+                })?;
             init.check_len(out.pos - offset)?;
             let mut t = raw_tensor(&init.name, init.dtype, &init.shape, Vec::new());
             t.raw_data = None;
             t.data_location = Some(DataLocation::External as i32);
-            t.external_data = [("location", data_name.clone()), ("offset", offset.to_string()), ("length", init.byte_len.to_string())]
-                .into_iter()
-                .map(|(k, v)| StringStringEntryProto { key: Some(k.to_owned()), value: Some(v) })
-                .collect();
+            t.external_data = [
+                ("location", data_name.clone()),
+                ("offset", offset.to_string()),
+                ("length", init.byte_len.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| StringStringEntryProto {
+                key: Some(k.to_owned()),
+                value: Some(v),
+            })
+            .collect();
             tensors.push(t);
             n_external += 1;
             tracing::trace!(tensor = %init.name, offset, bytes = init.byte_len, "external initializer written");
@@ -142,7 +174,10 @@ impl Model {
         let data_bytes = match (data_out, &data_tmp) {
             (Some(out), Some(tmp)) => {
                 let pos = out.pos;
-                let file = out.inner.into_inner().map_err(|e| Error::io(tmp.path(), e.into_error()))?;
+                let file = out
+                    .inner
+                    .into_inner()
+                    .map_err(|e| Error::io(tmp.path(), e.into_error()))?;
                 file.sync_all().map_err(|e| Error::io(tmp.path(), e))?;
                 pos
             }
@@ -151,13 +186,21 @@ impl Model {
 
         let bytes = self.proto_with(tensors).encode_to_vec();
         let mut model_tmp = temp_in(&dir, file_name)?;
-        model_tmp.write_all(&bytes).map_err(|e| Error::io(model_tmp.path(), e))?;
-        model_tmp.as_file().sync_all().map_err(|e| Error::io(model_tmp.path(), e))?;
+        model_tmp
+            .write_all(&bytes)
+            .map_err(|e| Error::io(model_tmp.path(), e))?;
+        model_tmp
+            .as_file()
+            .sync_all()
+            .map_err(|e| Error::io(model_tmp.path(), e))?;
 
         if let Some(tmp) = data_tmp {
-            tmp.persist(&data_path).map_err(|e| Error::io(&data_path, e.error))?;
+            tmp.persist(&data_path)
+                .map_err(|e| Error::io(&data_path, e.error))?;
         }
-        model_tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        model_tmp
+            .persist(path)
+            .map_err(|e| Error::io(path, e.error))?;
         if n_external == 0 && data_path.exists() {
             // A data file from an earlier, larger write would sit there unreferenced.
             tracing::debug!(path = %data_path.display(), "removing stale external data file");
@@ -182,9 +225,13 @@ impl Model {
 
 /// A temporary file beside the target, so the final rename stays on one file system.
 fn temp_in(dir: &Path, target_name: &str) -> Result<tempfile::NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(&format!(".{target_name}."))
-        .suffix(".tmp")
+    let prefix = format!(".{target_name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // Temp files default to 0600; the renamed result should get the usual 0666 & !umask.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    builder
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir.join(target_name), e))
 }

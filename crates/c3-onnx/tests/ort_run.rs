@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use c3_onnx::ndarray::{Array, ArrayD, IxDyn};
+use c3_onnx::ndarray::{Array, ArrayD};
 use c3_onnx::ort::value::TensorRef;
 use c3_onnx::{DType, Dim, GraphBuilder, WriteOptions, load_model, ort_env};
 use common::{K, N, max_abs_diff};
@@ -19,7 +19,10 @@ fn check_softmax_model(path: &Path, batch: usize) -> Result<()> {
     let x = Array::from_shape_vec((batch, K), x_vals.clone())?;
     let mut session = ort_env::cpu_session(path)?;
     let outputs = session.run(c3_onnx::ort::inputs!["x" => TensorRef::from_array_view(&x)?])?;
-    let y = outputs.get("y").context("no output y")?.try_extract_array::<f32>()?;
+    let y = outputs
+        .get("y")
+        .context("no output y")?
+        .try_extract_array::<f32>()?;
     assert_eq!(y.shape(), &[batch, N]);
     let got: Vec<f32> = y.iter().copied().collect();
     let diff = max_abs_diff(&got, &common::softmax_reference(&x_vals));
@@ -42,7 +45,11 @@ fn softmax_affine_matches_rust() -> Result<()> {
 fn streamed_external_data_matches_rust() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("m.onnx");
-    let opts = WriteOptions { external_threshold: 0, min_external_bytes: 0, ..Default::default() };
+    let opts = WriteOptions {
+        external_threshold: 0,
+        min_external_bytes: 0,
+        ..Default::default()
+    };
     let summary = common::softmax_model(true)?.write_with(&path, &opts)?;
     assert_eq!(summary.external_tensors, 2);
     assert!(dir.path().join("m.onnx.data").exists());
@@ -52,9 +59,14 @@ fn streamed_external_data_matches_rust() -> Result<()> {
 #[test]
 fn missing_library_error_names_path_and_fix() {
     // Only the message is checked: the process-wide environment may already exist.
-    let err = c3_onnx::Error::OrtLibraryMissing { path: "/nowhere/libonnxruntime.so".into() };
+    let err = c3_onnx::Error::OrtLibraryMissing {
+        path: "/nowhere/libonnxruntime.so".into(),
+    };
     let msg = err.to_string();
-    assert!(msg.contains("/nowhere/libonnxruntime.so") && msg.contains("scripts/install-deps.sh"), "{msg}");
+    assert!(
+        msg.contains("/nowhere/libonnxruntime.so") && msg.contains("scripts/install-deps.sh"),
+        "{msg}"
+    );
 }
 
 /// Builds a graph using most op helpers (RMSNorm, embedding, a causal mask built from
@@ -149,12 +161,20 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let flat_shape = g.const_i64s(&[-1])?;
         let flat = g.reshape(&t, &flat_shape)?;
         let both = g.concat(&[&flat, &flat], 0)?;
-        let (s, e, st) = (g.const_i64s(&[1])?, g.const_i64s(&[9])?, g.const_i64s(&[2])?);
+        let (s, e, st) = (
+            g.const_i64s(&[1])?,
+            g.const_i64s(&[9])?,
+            g.const_i64s(&[2])?,
+        );
         let picked = g.slice(&both, &s, &e, None, Some(&st))?; // elements 1,3,5,7
         let row = g.unsqueeze(&picked, &[0])?;
         let target = g.const_i64s(&[2, H as i64])?;
         let rows = g.expand(&row, &target)?;
-        let first = g.node("Split", &[&rows]).attr("axis", 0i64).attr("num_outputs", 2i64).outputs(2)?;
+        let first = g
+            .node("Split", &[&rows])
+            .attr("axis", 0i64)
+            .attr("num_outputs", 2i64)
+            .outputs(2)?;
         g.squeeze(&first[0], &[0])?
     };
     g.output(&layout, DType::F32, &[Dim::Fixed(H as i64)])?;
@@ -180,7 +200,11 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         "ids" => TensorRef::from_array_view(&ids_arr)?,
     ])?;
     let fetch = |name: &str| -> Result<ArrayD<f32>> {
-        Ok(out.get(name).with_context(|| format!("no output {name}"))?.try_extract_array::<f32>()?.to_owned())
+        Ok(out
+            .get(name)
+            .with_context(|| format!("no output {name}"))?
+            .try_extract_array::<f32>()?
+            .to_owned())
     };
     let check = |name: &str, want: Vec<f32>, shape: &[usize]| -> Result<()> {
         let got = fetch(name)?;
@@ -198,7 +222,10 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
     }
     check(&rms, want, &[SEQ, H])?;
 
-    let want: Vec<f32> = ids_vals.iter().flat_map(|&i| emb[i as usize * H..][..H].to_vec()).collect();
+    let want: Vec<f32> = ids_vals
+        .iter()
+        .flat_map(|&i| emb[i as usize * H..][..H].to_vec())
+        .collect();
     check(&embedded, want, &[SEQ, H])?;
 
     let want: Vec<f32> = x_vals
@@ -222,18 +249,22 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
     check(&csum, vec![4.0, 4.0, 6.0], &[SEQ])?;
 
     // x^T flattened is column-major x; doubled, elements 1,3,5,7 of it.
-    let xt: Vec<f32> = (0..H).flat_map(|c| (0..SEQ).map(move |r| (r, c))).map(|(r, c)| x_vals[r * H + c]).collect();
+    let xt: Vec<f32> = (0..H)
+        .flat_map(|c| (0..SEQ).map(move |r| (r, c)))
+        .map(|(r, c)| x_vals[r * H + c])
+        .collect();
     let both: Vec<f32> = xt.iter().chain(&xt).copied().collect();
     check(&layout, vec![both[1], both[3], both[5], both[7]], &[H])?;
 
     let mut want = Vec::new();
     for row in x_vals.chunks(H) {
-        let z: Vec<f32> = (0..2).map(|j| (0..H).map(|k| row[k] * gemm_w[j * H + k]).sum::<f32>() + gemm_b[j]).collect();
+        let z: Vec<f32> = (0..2)
+            .map(|j| (0..H).map(|k| row[k] * gemm_w[j * H + k]).sum::<f32>() + gemm_b[j])
+            .collect();
         let m = z[0].max(z[1]);
         let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
         want.extend(e.iter().map(|v| v / (e[0] + e[1])));
     }
     check(&probs, want, &[SEQ, 2])?;
-    let _ = IxDyn(&[]);
     Ok(())
 }

@@ -7,7 +7,11 @@ use c3_onnx::proto::tensor_proto::DataLocation;
 use c3_onnx::{DType, Dim, Error, GraphBuilder, TensorData, WriteOptions, load_model, op_types};
 
 fn tiny_threshold() -> WriteOptions {
-    WriteOptions { external_threshold: 0, min_external_bytes: 16, ..Default::default() }
+    WriteOptions {
+        external_threshold: 0,
+        min_external_bytes: 16,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -15,7 +19,14 @@ fn inline_model_round_trips() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("m.onnx");
     let summary = common::softmax_model(false)?.write(&path)?;
-    assert_eq!((summary.external_tensors, summary.inline_tensors, summary.data_path), (0, 2, None));
+    assert_eq!(
+        (
+            summary.external_tensors,
+            summary.inline_tensors,
+            summary.data_path
+        ),
+        (0, 2, None)
+    );
     let m = load_model(&path)?;
     assert_eq!(m.ir_version, Some(c3_onnx::IR_VERSION));
     assert_eq!(m.opset_import.len(), 1, "no contrib domain unless used");
@@ -51,13 +62,23 @@ fn external_data_is_aligned_and_referenced() -> anyhow::Result<()> {
     let m = load_model(&path)?;
     let inits = &m.graph.as_ref().expect("graph").initializer;
     let entry = |i: usize, k: &str| {
-        inits[i].external_data.iter().find(|e| e.key.as_deref() == Some(k)).and_then(|e| e.value.clone())
+        inits[i]
+            .external_data
+            .iter()
+            .find(|e| e.key.as_deref() == Some(k))
+            .and_then(|e| e.value.clone())
     };
     assert_eq!(inits[0].data_location, Some(DataLocation::External as i32));
     assert_eq!(inits[0].raw_data, None);
     assert_eq!(entry(0, "location").as_deref(), Some("m.onnx.data"));
-    assert_eq!((entry(0, "offset").as_deref(), entry(0, "length").as_deref()), (Some("0"), Some("32")));
-    assert_eq!((entry(1, "offset").as_deref(), entry(1, "length").as_deref()), (Some("4096"), Some("32")));
+    assert_eq!(
+        (entry(0, "offset").as_deref(), entry(0, "length").as_deref()),
+        (Some("0"), Some("32"))
+    );
+    assert_eq!(
+        (entry(1, "offset").as_deref(), entry(1, "length").as_deref()),
+        (Some("4096"), Some("32"))
+    );
     assert_eq!(inits[2].data_location, None, "small tensors stay inline");
     let bytes = std::fs::read(&data_path)?;
     assert_eq!(&bytes[4096..4100], &2.0f32.to_le_bytes());
@@ -74,14 +95,20 @@ fn failed_write_leaves_no_file() -> anyhow::Result<()> {
     let path = dir.path().join("m.onnx");
     let mut g = GraphBuilder::new("fail");
     let x = g.input("x", DType::F32, &[Dim::Fixed(8)])?;
-    let broken = TensorData::stream(|_: &mut dyn std::io::Write| Err(std::io::Error::other("checkpoint vanished")));
+    let broken = TensorData::stream(|_: &mut dyn std::io::Write| {
+        Err(std::io::Error::other("checkpoint vanished"))
+    });
     let w = g.initializer("layers.0.weight", DType::F32, &[8], broken)?;
     let y = g.add(&x, &w)?;
     g.output(&y, DType::F32, &[Dim::Fixed(8)])?;
     let err = g.finish().write_with(&path, &tiny_threshold()).unwrap_err();
     assert!(matches!(err, Error::InitializerSource { .. }), "{err}");
     assert!(err.to_string().contains("layers.0.weight"), "{err}");
-    assert_eq!(std::fs::read_dir(dir.path())?.count(), 0, "no final or temporary file left");
+    assert_eq!(
+        std::fs::read_dir(dir.path())?.count(),
+        0,
+        "no final or temporary file left"
+    );
     Ok(())
 }
 
@@ -92,8 +119,14 @@ fn short_stream_is_rejected_inline_and_external() -> anyhow::Result<()> {
         let mut g = GraphBuilder::new("short");
         let short = TensorData::stream(|out: &mut dyn std::io::Write| out.write_all(&[0u8; 20]));
         g.initializer("w", DType::F32, &[8], short)?;
-        let err = g.finish().write_with(dir.path().join("m.onnx"), &opts).unwrap_err();
-        assert!(err.to_string().contains("tensor `w`: 20 bytes given"), "{err}");
+        let err = g
+            .finish()
+            .write_with(dir.path().join("m.onnx"), &opts)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("tensor `w`: 20 bytes given"),
+            "{err}"
+        );
     }
     assert_eq!(std::fs::read_dir(dir.path())?.count(), 0);
     Ok(())
@@ -110,7 +143,10 @@ fn truncated_file_gives_clear_error() -> anyhow::Result<()> {
         std::fs::write(&cut, &bytes[..len])?;
         let err = load_model(&cut).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("cut.onnx") && msg.contains("truncated or corrupt"), "{len}: {msg}");
+        assert!(
+            msg.contains("cut.onnx") && msg.contains("truncated or corrupt"),
+            "{len}: {msg}"
+        );
     }
     let err = load_model(dir.path().join("missing.onnx")).unwrap_err();
     assert!(err.to_string().contains("missing.onnx"), "{err}");

@@ -6,6 +6,7 @@
 //! and the encoder lives under the `llm1.` prefix exactly like the `llm1/` folder.
 
 mod c3;
+mod cascade;
 mod error;
 mod generate;
 mod kv_cache;
@@ -15,6 +16,7 @@ mod qwen2;
 mod rope;
 
 pub use c3::{C3Model, EncoderBatch};
+pub use cascade::{Reconstruction, TorchCascade};
 pub use error::{Error, Result};
 pub use generate::{Generation, generate};
 pub use kv_cache::KvCache;

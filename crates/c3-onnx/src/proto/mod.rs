@@ -4,6 +4,11 @@
 //! in, so building this crate needs neither `protoc` nor a build script (tract does the
 //! same). Regenerate it after replacing `proto/onnx.proto`; see the header of `onnx.rs`.
 
-#![allow(clippy::all, missing_docs, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+#![allow(
+    clippy::all,
+    missing_docs,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 
 include!("onnx.rs");

@@ -11,10 +11,14 @@ pub const N: usize = 3;
 
 /// Deterministic values in [-1, 1) (a small LCG; no rand dependency needed).
 pub fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -22,7 +26,10 @@ pub fn data(n: usize, seed: u64) -> Vec<f32> {
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Weights of the reference model.
@@ -52,7 +59,10 @@ pub fn softmax_model(stream_w: bool) -> Result<Model> {
         let b = g.initializer_from(&g.key("bias"), &[N as i64], &b)?;
         let xw = g.matmul(&x, &w)?;
         let z = g.add(&xw, &b)?;
-        g.node("Softmax", &[&z]).attr("axis", -1i64).output_names(&["y"]).output()
+        g.node("Softmax", &[&z])
+            .attr("axis", -1i64)
+            .output_names(&["y"])
+            .output()
     })?;
     g.output(&y, DType::F32, &[Dim::sym("batch"), Dim::Fixed(N as i64)])?;
     Ok(g.finish())
@@ -63,7 +73,9 @@ pub fn softmax_reference(x: &[f32]) -> Vec<f32> {
     let (w, b) = weights();
     let mut y = Vec::with_capacity(x.len() / K * N);
     for row in x.chunks(K) {
-        let z: Vec<f32> = (0..N).map(|j| (0..K).map(|k| row[k] * w[k * N + j]).sum::<f32>() + b[j]).collect();
+        let z: Vec<f32> = (0..N)
+            .map(|j| (0..K).map(|k| row[k] * w[k * N + j]).sum::<f32>() + b[j])
+            .collect();
         let m = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
         let s: f32 = e.iter().sum();

@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod init;
+pub mod inspect;
+pub mod roundtrip;

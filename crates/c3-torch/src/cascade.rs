@@ -1,0 +1,78 @@
+//! Text in, text out on the tch reference: tokenizer, prompt, model and the
+//! generation rules bundled, as `c3 roundtrip --checkpoint` and training's
+//! evaluation use them.
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::c3::{C3Model, EncoderBatch};
+use crate::error::Result;
+use crate::generate::{Generation, generate};
+use crate::load::load_model;
+use c3_core::prompt::{document_ids, encoder_input};
+use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, PromptTemplate};
+
+/// A loaded checkpoint ready to compress and reconstruct.
+pub struct TorchCascade {
+    pub model: C3Model,
+    pub tokenizer: C3Tokenizer,
+    pub prompt: DecoderPrompt,
+    _vs: tch::nn::VarStore,
+}
+
+/// One reconstruction.
+pub struct Reconstruction {
+    /// The document's ids in the model's tokenizer.
+    pub text_ids: Vec<u32>,
+    pub generation: Generation,
+    /// Decoded output, whitespace-stripped (spec §2).
+    pub text: String,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+impl TorchCascade {
+    /// Loads checkpoint and tokenizer, checking they agree on the special ids.
+    pub fn load(dir: &Path, device: Device) -> Result<Self> {
+        let ck = Checkpoint::open(dir)?;
+        let tokenizer = C3Tokenizer::from_dir(dir)?;
+        tokenizer.specials().check_config(&ck.config, tokenizer.path())?;
+        let (vs, model) = load_model(&ck, device, Kind::Float)?;
+        Self::from_model(vs, model, tokenizer)
+    }
+
+    /// Wraps an already built model (training evaluates its live weights this way).
+    pub fn from_model(vs: tch::nn::VarStore, model: C3Model, tokenizer: C3Tokenizer) -> Result<Self> {
+        let prompt = DecoderPrompt::build(&tokenizer, model.config.n_latents(), &PromptTemplate::default())?;
+        Ok(TorchCascade { model, tokenizer, prompt, _vs: vs })
+    }
+
+    /// Projected latents `[B, N, D_dec]` for already tokenized documents.
+    pub fn compress_ids(&self, docs: &[Vec<u32>]) -> Result<Tensor> {
+        let n = self.model.config.n_latents();
+        let sp = self.tokenizer.specials();
+        let seqs: Vec<Vec<u32>> = docs.iter().map(|d| encoder_input(d, n, sp)).collect();
+        let device = self.model.q.device();
+        let batch = EncoderBatch::new(&seqs, sp.endoftext, device)?;
+        Ok(tch::no_grad(|| self.model.project(&self.model.encode(&batch))))
+    }
+
+    /// Tokenizes (refusing empty or over-long text), compresses and reconstructs.
+    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
+        let ids = document_ids(&self.tokenizer, text, self.model.config.max_text_tokens())?;
+        let t0 = std::time::Instant::now();
+        let latents = self.compress_ids(std::slice::from_ref(&ids))?;
+        let encode_seconds = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
+        let generation = generate(&self.model, &self.prompt, &latents, cfg)?.remove(0);
+        let decode_seconds = t1.elapsed().as_secs_f64();
+        let text = self.tokenizer.decode(&generation.ids)?.trim().to_string();
+        Ok(Reconstruction { text_ids: ids, generation, text, encode_seconds, decode_seconds })
+    }
+
+    /// The reference generation settings with this tokenizer's stop ids.
+    pub fn reference_generation(&self) -> GenerationConfig {
+        GenerationConfig::reference(self.tokenizer.specials().stop_ids())
+    }
+}
