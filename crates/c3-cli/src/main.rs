@@ -24,6 +24,11 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Compress a text to latents and reconstruct it (tch reference path).
     Roundtrip(cmd::roundtrip::Args),
+    /// Train or fine-tune a C3 model from a recipe (resumes the run if it has checkpoints).
+    Train(cmd::train::Args),
+    /// Tokenizer utilities.
+    #[command(subcommand)]
+    Tokenizer(cmd::tokenizer::Command),
 }
 
 fn main() {
@@ -40,6 +45,8 @@ fn main() {
         Command::Init(a) => cmd::init::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Roundtrip(a) => cmd::roundtrip::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Tokenizer(c) => cmd::tokenizer::run(c),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod corpus;
 pub mod deps;
 pub mod error;
 pub mod generation;

@@ -138,6 +138,16 @@ impl C3Model {
         self.model.forward(embeds, &positions, &mask, Some(cache))
     }
 
+    /// Runs the decoder on a whole sequence without a cache (training): positions
+    /// 0..L-1, causal. Right padding needs no mask: real tokens never look right.
+    pub fn decoder_forward(&self, embeds: &Tensor) -> Tensor {
+        let (b, l) = (embeds.size()[0], embeds.size()[1]);
+        let dev = embeds.device();
+        let positions = Tensor::arange(l, (Kind::Int64, dev)).unsqueeze(0).expand([b, l], false);
+        let mask = attention_mask(&Tensor::ones([b, l], (Kind::Int64, dev)), l);
+        self.model.forward(embeds, &positions, &mask, None)
+    }
+
     /// Logits `[.., vocab]` for hidden states.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
         hidden.matmul(&self.lm_head.to_kind(hidden.kind()).tr())

@@ -3,3 +3,5 @@
 pub mod init;
 pub mod inspect;
 pub mod roundtrip;
+pub mod tokenizer;
+pub mod train;

@@ -10,9 +10,11 @@
 mod bytelevel;
 mod hf;
 mod tiktoken;
+mod train;
 
 pub use bytelevel::write_byte_level_tokenizer;
 pub use tiktoken::{QWEN_PATTERN, TiktokenBpe};
+pub use train::train_bpe;
 
 use std::path::{Path, PathBuf};
 
