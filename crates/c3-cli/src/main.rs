@@ -24,6 +24,8 @@ enum Command {
     Inspect(cmd::inspect::Args),
     /// Compress a text to latents and reconstruct it (tch reference path).
     Roundtrip(cmd::roundtrip::Args),
+    /// Reconstruct many passages; precision by length and compression, error positions.
+    Eval(cmd::eval::Args),
     /// Train or fine-tune a C3 model from a recipe (resumes the run if it has checkpoints).
     Train(cmd::train::Args),
     /// Tokenizer utilities.
@@ -46,6 +48,7 @@ fn main() {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Roundtrip(a) => cmd::roundtrip::run(a),
         Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
         Command::Tokenizer(c) => cmd::tokenizer::run(c),
     };
     if let Err(e) = result {

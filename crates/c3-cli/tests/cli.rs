@@ -100,3 +100,22 @@ fn bad_inputs_fail_with_one_clear_line() {
     // Unknown preset.
     assert_error(&c3(&["init", "--preset", "huge", tmp.path().join("x").to_str().unwrap()]), &["huge"]);
 }
+
+#[test]
+fn eval_writes_report_and_resumes_from_its_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = write(tmp.path(), "c.txt", "The quick brown fox jumps over the lazy dog. ".repeat(20).as_bytes());
+    let out = tmp.path().join("eval");
+    let args = ["eval", "--checkpoint", fixture().to_str().unwrap(), &corpus, "--min-tokens", "20", "--max-tokens", "30",
+        "--limit", "3", "--buckets", "0-16:8", "--out", out.to_str().unwrap(), "--json"];
+    let first = c3(&args);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(v["overall"]["passages"], 3);
+    assert!(out.join("report.md").is_file() && out.join("report.json").is_file());
+    // A second run finds every passage done and recomputes nothing new.
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+    assert_eq!(lines(&out.join("results.jsonl")), 3);
+    assert!(c3(&args).status.success());
+    assert_eq!(lines(&out.join("results.jsonl")), 3);
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod corpus;
 pub mod deps;
 pub mod error;
+pub mod eval;
 pub mod generation;
 pub mod metrics;
 pub mod presets;

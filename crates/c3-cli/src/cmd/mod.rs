@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod eval;
 pub mod init;
 pub mod inspect;
 pub mod roundtrip;

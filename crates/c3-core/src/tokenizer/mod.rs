@@ -129,8 +129,29 @@ impl C3Tokenizer {
         }
     }
 
-    /// Decodes ids to text; special tokens are rendered as their names.
+    /// Decodes ids to text; special tokens are rendered as their names. Ids past
+    /// the tokenizer's vocabulary (a model's embedding table is often padded beyond
+    /// it, and an untrained model may emit them) become U+FFFD, visibly.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        let vocab = self.vocab_size() as u32;
+        if ids.iter().any(|&i| i >= vocab) {
+            let mut out = String::new();
+            for run in ids.split_inclusive(|&i| i >= vocab) {
+                let (last, body) = run.split_last().map(|(l, b)| (Some(*l), b)).unwrap_or((None, run));
+                match last {
+                    Some(l) if l >= vocab => {
+                        out += &self.decode_valid(body)?;
+                        out.push('\u{fffd}');
+                    }
+                    _ => out += &self.decode_valid(run)?,
+                }
+            }
+            return Ok(out);
+        }
+        self.decode_valid(ids)
+    }
+
+    fn decode_valid(&self, ids: &[u32]) -> Result<String> {
         match &self.kind {
             Kind::Hf(t) => t.decode(ids, &self.path),
             Kind::Tiktoken(t) => t.decode(ids).map_err(|msg| Error::Tokenizer {

@@ -1,0 +1,107 @@
+//! `c3 eval`: reconstruct many passages and report precision by text length and
+//! compression ratio (the paper's Table 1/2 shape) and where errors fall.
+//! Per-passage results are appended to `OUT/results.jsonl` as they finish, so a
+//! killed evaluation resumes where it stopped.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use c3_core::eval::{PassageResult, Report, parse_buckets};
+use c3_core::{C3Tokenizer, GenerationConfig, deps};
+use c3_torch::TorchCascade;
+use c3_torch::tch::Device;
+use c3_train::{PassageSet, Recipe};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint to evaluate (tch reference path).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Evaluate the held-out split of this training recipe (never trained on).
+    #[arg(long, conflicts_with = "corpus")]
+    recipe: Option<PathBuf>,
+    /// Corpus files/directories, cut into passages of --min-tokens..--max-tokens model tokens.
+    corpus: Vec<PathBuf>,
+    #[arg(long, default_value_t = 16)]
+    min_tokens: usize,
+    #[arg(long, default_value_t = 64)]
+    max_tokens: usize,
+    /// Evaluate at most this many passages (chosen by seed).
+    #[arg(long, default_value_t = 256)]
+    limit: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Buckets of text length in Qwen tokens, LO-HI:STEP.
+    #[arg(long, default_value = "600-1300:100")]
+    buckets: String,
+    /// Output folder: results.jsonl (per passage, resumable), report.md, report.json.
+    #[arg(long, default_value = "runs/eval")]
+    out: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let buckets = parse_buckets(&a.buckets).map_err(anyhow::Error::msg)?;
+    let cascade = TorchCascade::load(&a.checkpoint, Device::Cpu)?;
+    let tok = &cascade.tokenizer;
+    let passages = match &a.recipe {
+        Some(r) => {
+            let r = Recipe::load(r)?;
+            PassageSet::build(&r.data, tok, r.seed)?.held_out
+        }
+        None if a.corpus.is_empty() => bail!("give --recipe or corpus paths"),
+        None => {
+            let mut d = Recipe::default().data;
+            (d.paths, d.min_tokens, d.max_tokens, d.held_out) = (a.corpus.clone(), a.min_tokens, a.max_tokens, a.limit.min(1 << 20));
+            PassageSet::build(&d, tok, a.seed)?.held_out
+        }
+    };
+    let passages: Vec<_> = passages.into_iter().take(a.limit).collect();
+    let qwen = C3Tokenizer::from_tiktoken(&deps::qwen_tiktoken()?)?;
+    std::fs::create_dir_all(&a.out).with_context(|| a.out.display().to_string())?;
+    let results_path = a.out.join("results.jsonl");
+    let mut results: Vec<PassageResult> = std::fs::read_to_string(&results_path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let done: HashSet<usize> = results.iter().map(|r| r.id).collect();
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&results_path)?;
+    let bar = ProgressBar::new(passages.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} passages [{elapsed_precise} < {eta_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_position(done.len() as u64);
+    let n = cascade.model.config.n_latents();
+    let todo: Vec<(usize, &c3_train::Passage)> = passages.iter().enumerate().filter(|(i, _)| !done.contains(i)).collect();
+    for chunk in todo.chunks(16) {
+        let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, p)| p.ids.clone()).collect();
+        let max_len = ids.iter().map(Vec::len).max().unwrap_or(1);
+        let cfg = GenerationConfig { max_new_tokens: (max_len + 32).min(4096), ..cascade.reference_generation() };
+        let latents = cascade.compress_ids(&ids)?;
+        let gens = c3_torch::generate(&cascade.model, &cascade.prompt, &latents, &cfg)?;
+        for ((i, p), g) in chunk.iter().zip(gens) {
+            let out = tok.decode(&g.ids)?;
+            let r = PassageResult::score(*i, format!("passage {i}"), &p.text, &out, p.ids.len(), qwen.encode(&p.text)?.len(), n);
+            writeln!(file, "{}", serde_json::to_string(&r)?)?;
+            results.push(r);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    results.sort_by_key(|r| r.id);
+    let report = Report::build(&results, &buckets);
+    let title = format!("{} — {} passages, N = {n}", a.checkpoint.display(), results.len());
+    let md = report.to_markdown(&title);
+    std::fs::write(a.out.join("report.md"), &md)?;
+    std::fs::write(a.out.join("report.json"), serde_json::to_string_pretty(&serde_json::json!({"report": report, "passages": results}))?)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("{md}");
+    }
+    Ok(())
+}
