@@ -106,7 +106,8 @@ fn eval_writes_report_and_resumes_from_its_results() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = write(tmp.path(), "c.txt", "The quick brown fox jumps over the lazy dog. ".repeat(20).as_bytes());
     let out = tmp.path().join("eval");
-    let args = ["eval", "--checkpoint", fixture().to_str().unwrap(), &corpus, "--min-tokens", "20", "--max-tokens", "30",
+    let fx = fixture();
+    let args = ["eval", "--checkpoint", fx.to_str().unwrap(), &corpus, "--min-tokens", "20", "--max-tokens", "30",
         "--limit", "3", "--buckets", "0-16:8", "--out", out.to_str().unwrap(), "--json"];
     let first = c3(&args);
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
