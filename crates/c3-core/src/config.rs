@@ -62,12 +62,17 @@ impl Qwen2Config {
             ));
         }
         if self.head_dim() % 2 != 0 {
-            return fail(format!("head dim {} must be even for RoPE", self.head_dim()));
+            return fail(format!(
+                "head dim {} must be even for RoPE",
+                self.head_dim()
+            ));
         }
         if let Some(act) = self.extra.get("hidden_act").and_then(Value::as_str)
             && act != "silu"
         {
-            return fail(format!("hidden_act `{act}` is not supported (Qwen2 uses silu)"));
+            return fail(format!(
+                "hidden_act `{act}` is not supported (Qwen2 uses silu)"
+            ));
         }
         Ok(())
     }
@@ -138,7 +143,10 @@ impl C3Config {
         if let Some(t) = self.decoder.extra.get("model_type").and_then(Value::as_str)
             && t != "C3"
         {
-            return Err(Error::config(root_path, format!("model_type is `{t}`, expected `C3`")));
+            return Err(Error::config(
+                root_path,
+                format!("model_type is `{t}`, expected `C3`"),
+            ));
         }
         if self.c3.contexts_compression_llm_hidden_size != self.encoder.hidden_size {
             return Err(Error::config(
@@ -267,7 +275,10 @@ mod tests {
         root.as_object_mut().unwrap().remove("latent_token_len");
         let d = write_dir(root, qwen(16));
         let e = C3Config::load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("latent_token_len") && e.contains("config.json"), "{e}");
+        assert!(
+            e.contains("latent_token_len") && e.contains("config.json"),
+            "{e}"
+        );
     }
 
     #[test]

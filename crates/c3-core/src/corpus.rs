@@ -26,7 +26,10 @@ pub fn list_files(roots: &[PathBuf], extensions: &[String]) -> Result<Vec<PathBu
         } else if r.is_dir() {
             walk(r, extensions, &mut out)?;
         } else {
-            return Err(Error::Input(format!("corpus path {} does not exist", r.display())));
+            return Err(Error::Input(format!(
+                "corpus path {} does not exist",
+                r.display()
+            )));
         }
     }
     out.sort();
@@ -55,17 +58,30 @@ pub fn read_documents(files: &[PathBuf]) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     for f in files {
         let bytes = std::fs::read(f).map_err(|e| Error::io(f, e))?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| Error::Input(format!("{}: not valid UTF-8 (byte {})", f.display(), e.utf8_error().valid_up_to())))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::Input(format!(
+                "{}: not valid UTF-8 (byte {})",
+                f.display(),
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         let source = f.display().to_string();
         if f.extension().is_some_and(|x| x == "jsonl") {
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| Error::Input(format!("{}:{}: invalid JSON: {e}", f.display(), i + 1)))?;
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                    Error::Input(format!("{}:{}: invalid JSON: {e}", f.display(), i + 1))
+                })?;
                 let t = v.get("text").and_then(|t| t.as_str()).ok_or_else(|| {
                     Error::Input(format!("{}:{}: no string field `text`", f.display(), i + 1))
                 })?;
-                docs.push(Document { source: format!("{source}:{}", i + 1), text: t.to_string() });
+                docs.push(Document {
+                    source: format!("{source}:{}", i + 1),
+                    text: t.to_string(),
+                });
             }
         } else if !text.trim().is_empty() {
             docs.push(Document { source, text });

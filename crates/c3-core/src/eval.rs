@@ -27,7 +27,15 @@ pub struct PassageResult {
 
 impl PassageResult {
     /// Scores `output` against `reference` (both whitespace-stripped first).
-    pub fn score(id: usize, source: String, reference: &str, output: &str, text_tokens: usize, qwen_tokens: usize, n_latents: usize) -> Self {
+    pub fn score(
+        id: usize,
+        source: String,
+        reference: &str,
+        output: &str,
+        text_tokens: usize,
+        qwen_tokens: usize,
+        n_latents: usize,
+    ) -> Self {
         let (r, o) = (reference.trim(), output.trim());
         PassageResult {
             id,
@@ -50,11 +58,18 @@ pub fn parse_buckets(spec: &str) -> Result<Vec<(usize, usize)>, String> {
     let bad = || format!("buckets `{spec}`: expected LO-HI:STEP, e.g. 600-1300:100");
     let (range, step) = spec.split_once(':').ok_or_else(bad)?;
     let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
-    let (lo, hi, step): (usize, usize, usize) = (lo.parse().map_err(|_| bad())?, hi.parse().map_err(|_| bad())?, step.parse().map_err(|_| bad())?);
+    let (lo, hi, step): (usize, usize, usize) = (
+        lo.parse().map_err(|_| bad())?,
+        hi.parse().map_err(|_| bad())?,
+        step.parse().map_err(|_| bad())?,
+    );
     if step == 0 || lo >= hi {
         return Err(bad());
     }
-    Ok((lo..hi).step_by(step).map(|a| (a, (a + step).min(hi))).collect())
+    Ok((lo..hi)
+        .step_by(step)
+        .map(|a| (a, (a + step).min(hi)))
+        .collect())
 }
 
 /// Aggregates of one bucket.
@@ -99,33 +114,63 @@ impl Report {
         let all: Vec<&PassageResult> = results.iter().collect();
         let bs: Vec<BucketStats> = buckets
             .iter()
-            .map(|&(lo, hi)| stats(lo, hi, &all.iter().copied().filter(|r| (lo..hi).contains(&r.qwen_tokens)).collect::<Vec<_>>()))
+            .map(|&(lo, hi)| {
+                stats(
+                    lo,
+                    hi,
+                    &all.iter()
+                        .copied()
+                        .filter(|r| (lo..hi).contains(&r.qwen_tokens))
+                        .collect::<Vec<_>>(),
+                )
+            })
             .collect();
         let unbucketed = results.len() - bs.iter().map(|b| b.passages).sum::<usize>();
         let k = results.len().max(1) as f64;
-        let decile_errors = std::array::from_fn(|d| results.iter().map(|r| r.decile_errors[d]).sum::<f64>() / k);
+        let decile_errors =
+            std::array::from_fn(|d| results.iter().map(|r| r.decile_errors[d]).sum::<f64>() / k);
         let lo = results.iter().map(|r| r.qwen_tokens).min().unwrap_or(0);
         let hi = results.iter().map(|r| r.qwen_tokens + 1).max().unwrap_or(0);
-        Report { buckets: bs, overall: stats(lo, hi, &all), decile_errors, unbucketed }
+        Report {
+            buckets: bs,
+            overall: stats(lo, hi, &all),
+            decile_errors,
+            unbucketed,
+        }
     }
 
     /// Markdown: our table, the error-position row, and the paper's published
     /// numbers (C3 and DeepSeek-OCR, Fox 600-1300 tokens) labelled as such.
     pub fn to_markdown(&self, title: &str) -> String {
-        let mut s = format!("### {title}\n\n| text tokens (Qwen) | passages | compression (Qwen tokens / N) | char precision | word precision | exact |\n|---|---|---|---|---|---|\n");
+        let mut s = format!(
+            "### {title}\n\n| text tokens (Qwen) | passages | compression (Qwen tokens / N) | char precision | word precision | exact |\n|---|---|---|---|---|---|\n"
+        );
         for b in self.buckets.iter().chain(std::iter::once(&self.overall)) {
-            let name = if std::ptr::eq(b, &self.overall) { "all".to_string() } else { format!("{}-{}", b.lo, b.hi) };
+            let name = if std::ptr::eq(b, &self.overall) {
+                "all".to_string()
+            } else {
+                format!("{}-{}", b.lo, b.hi)
+            };
             if b.passages == 0 {
                 s += &format!("| {name} | 0 | – | – | – | – |\n");
                 continue;
             }
             s += &format!(
                 "| {name} | {} | {:.1}x | {:.1}% | {:.1}% | {:.1}% |\n",
-                b.passages, b.mean_compression, 100.0 * b.char_precision, 100.0 * b.word_precision, 100.0 * b.exact_rate
+                b.passages,
+                b.mean_compression,
+                100.0 * b.char_precision,
+                100.0 * b.word_precision,
+                100.0 * b.exact_rate
             );
         }
         s += "\nError rate by decile of position in the reference (1st .. 10th):\n\n| ";
-        s += &self.decile_errors.iter().map(|e| format!("{:.1}%", 100.0 * e)).collect::<Vec<_>>().join(" | ");
+        s += &self
+            .decile_errors
+            .iter()
+            .map(|e| format!("{:.1}%", 100.0 * e))
+            .collect::<Vec<_>>()
+            .join(" | ");
         s += " |\n\nPublished (paper, Fox benchmark, not measured here): C3 N=64 99.7% at 10.5x .. 98.4% at 19.7x; \
 N=32 99.7% at 21.0x .. 93.3% at 39.4x; DeepSeek-OCR 64 tokens 96.5% at 10.5x .. 59.1% at 19.7x.\n";
         s
@@ -138,12 +183,28 @@ mod tests {
 
     #[test]
     fn bucket_edges_are_half_open() {
-        assert_eq!(parse_buckets("600-900:100").unwrap(), vec![(600, 700), (700, 800), (800, 900)]);
+        assert_eq!(
+            parse_buckets("600-900:100").unwrap(),
+            vec![(600, 700), (700, 800), (800, 900)]
+        );
         assert_eq!(parse_buckets("8-20:8").unwrap(), vec![(8, 16), (16, 20)]);
         assert!(parse_buckets("9-3:1").is_err() && parse_buckets("1-3").is_err());
-        let r = |q: usize, cp: f64| PassageResult { char_precision: cp, ..PassageResult::score(0, "x".into(), "a", "a", q, q, 4) };
-        let rep = Report::build(&[r(8, 1.0), r(15, 0.5), r(16, 0.0), r(99, 0.0)], &parse_buckets("8-24:8").unwrap());
-        assert_eq!((rep.buckets[0].passages, rep.buckets[1].passages, rep.unbucketed), (2, 1, 1));
+        let r = |q: usize, cp: f64| PassageResult {
+            char_precision: cp,
+            ..PassageResult::score(0, "x".into(), "a", "a", q, q, 4)
+        };
+        let rep = Report::build(
+            &[r(8, 1.0), r(15, 0.5), r(16, 0.0), r(99, 0.0)],
+            &parse_buckets("8-24:8").unwrap(),
+        );
+        assert_eq!(
+            (
+                rep.buckets[0].passages,
+                rep.buckets[1].passages,
+                rep.unbucketed
+            ),
+            (2, 1, 1)
+        );
         assert_eq!(rep.buckets[0].char_precision, 0.75);
         assert_eq!(rep.buckets[0].mean_compression, (2.0 + 15.0 / 4.0) / 2.0);
     }

@@ -139,3 +139,105 @@ mod tests {
         assert_eq!(greedy_pick(&[1.0, 3.0, 2.0], &[1]), 2);
     }
 }
+
+/// One decoded sequence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Generated {
+    /// Generated ids, stop token excluded.
+    pub ids: Vec<u32>,
+    pub finish: FinishReason,
+}
+
+/// Greedy decoding state of a batch of rows sharing one prompt, independent of the
+/// back-end: feed it each step's last-position logits, get the next tokens to feed.
+/// Rows that finished keep receiving the first stop id (their outputs are ignored)
+/// so the batch stays rectangular.
+#[derive(Debug)]
+pub struct BatchGreedy {
+    cfg: GenerationConfig,
+    context: usize,
+    /// Position of the next token to be fed.
+    pos: usize,
+    rules: Vec<NoRepeatNGram>,
+    ids: Vec<Vec<u32>>,
+    done: Vec<Option<Generated>>,
+}
+
+impl BatchGreedy {
+    /// `rows` sequences after `prompt`, in a decoder of `context` positions.
+    pub fn new(rows: usize, prompt: &[u32], context: usize, cfg: &GenerationConfig) -> Self {
+        BatchGreedy {
+            cfg: cfg.clone(),
+            context,
+            pos: prompt.len(),
+            rules: (0..rows)
+                .map(|_| NoRepeatNGram::new(cfg.no_repeat_ngram_size, prompt))
+                .collect(),
+            ids: vec![Vec::new(); rows],
+            done: vec![None; rows],
+        }
+    }
+
+    /// Chooses each row's next token from `logits(row)` and records finished rows.
+    /// Returns the tokens to feed next (one per row), or `None` when all rows are done.
+    /// `on_token(row, id)` sees every kept token as it is chosen (streaming).
+    pub fn step<'a>(
+        &mut self,
+        logits: impl Fn(usize) -> &'a [f32],
+        on_token: &mut dyn FnMut(usize, u32),
+    ) -> Option<Vec<u32>> {
+        let filler = self.cfg.stop_ids.first().copied().unwrap_or(0);
+        let mut next = vec![filler; self.rules.len()];
+        for (r, slot) in next.iter_mut().enumerate() {
+            if self.done[r].is_some() {
+                continue;
+            }
+            let tok = greedy_pick(logits(r), self.rules[r].banned());
+            *slot = tok;
+            if self.cfg.stop_ids.contains(&tok) {
+                self.finish(r, FinishReason::Stop);
+                continue;
+            }
+            self.ids[r].push(tok);
+            self.rules[r].push(tok);
+            on_token(r, tok);
+            if self.ids[r].len() >= self.cfg.max_new_tokens {
+                self.finish(r, FinishReason::Length);
+            } else if self.pos + 1 >= self.context {
+                self.finish(r, FinishReason::Context);
+            }
+        }
+        self.pos += 1;
+        if self.done.iter().all(Option::is_some) {
+            None
+        } else {
+            Some(next)
+        }
+    }
+
+    fn finish(&mut self, r: usize, finish: FinishReason) {
+        self.done[r] = Some(Generated {
+            ids: std::mem::take(&mut self.ids[r]),
+            finish,
+        });
+    }
+
+    /// Whether row `r` has finished.
+    pub fn is_done(&self, r: usize) -> bool {
+        self.done[r].is_some()
+    }
+
+    /// The results, one per row (rows not finished yet end with `Length`).
+    pub fn into_results(self) -> Vec<Generated> {
+        self.done
+            .into_iter()
+            .zip(self.ids)
+            .map(|(d, ids)| {
+                d.unwrap_or(Generated {
+                    ids,
+                    finish: FinishReason::Length,
+                })
+            })
+            .collect()
+    }
+}

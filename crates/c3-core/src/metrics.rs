@@ -12,7 +12,11 @@ pub fn edit_distance(a: &[char], b: &[char]) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let up = row[j + 1];
-            row[j + 1] = if ca == cb { diag } else { 1 + diag.min(up).min(row[j]) };
+            row[j + 1] = if ca == cb {
+                diag
+            } else {
+                1 + diag.min(up).min(row[j])
+            };
             diag = up;
         }
     }
@@ -104,7 +108,10 @@ pub fn reference_errors(reference: &str, output: &str) -> Vec<bool> {
     }
     let (mut i, mut j) = (n, m);
     while i > 0 || j > 0 {
-        if i > 0 && j > 0 && d[i * w + j] == d[(i - 1) * w + j - 1] + u32::from(r[i - 1] != o[j - 1]) {
+        if i > 0
+            && j > 0
+            && d[i * w + j] == d[(i - 1) * w + j - 1] + u32::from(r[i - 1] != o[j - 1])
+        {
             errs[i - 1] |= r[i - 1] != o[j - 1];
             (i, j) = (i - 1, j - 1);
         } else if i > 0 && d[i * w + j] == d[(i - 1) * w + j] + 1 {
@@ -129,7 +136,13 @@ pub fn decile_error_rates(errors: &[bool]) -> [f64; 10] {
         tot[k] += 1;
         hit[k] += usize::from(e);
     }
-    std::array::from_fn(|k| if tot[k] == 0 { 0.0 } else { hit[k] as f64 / tot[k] as f64 })
+    std::array::from_fn(|k| {
+        if tot[k] == 0 {
+            0.0
+        } else {
+            hit[k] as f64 / tot[k] as f64
+        }
+    })
 }
 
 #[cfg(test)]
@@ -139,9 +152,15 @@ mod position_tests {
     #[test]
     fn errors_are_located_in_the_reference() {
         assert_eq!(reference_errors("abcd", "abcd"), vec![false; 4]);
-        assert_eq!(reference_errors("abcd", "abxd"), vec![false, false, true, false]);
+        assert_eq!(
+            reference_errors("abcd", "abxd"),
+            vec![false, false, true, false]
+        );
         // Output stops early: the tail is lost.
-        assert_eq!(reference_errors("abcdef", "abc"), vec![false, false, false, true, true, true]);
+        assert_eq!(
+            reference_errors("abcdef", "abc"),
+            vec![false, false, false, true, true, true]
+        );
         // An insertion is charged to the character it precedes.
         assert_eq!(reference_errors("abc", "aXbc"), vec![false, true, false]);
     }

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::checkpoint::{DType, SaveOptions, TensorSpec, WriteTensor, decoder_tensors, encoder_tensors_to_write, save_checkpoint};
+use crate::checkpoint::{
+    DType, SaveOptions, TensorSpec, WriteTensor, decoder_tensors, encoder_tensors_to_write,
+    save_checkpoint,
+};
 use crate::config::{C3Config, C3Fields, Qwen2Config};
 use crate::error::{Error, Result};
 use crate::tokenizer::{QWEN_TIKTOKEN, TOKENIZER_JSON, write_byte_level_tokenizer};
@@ -100,7 +103,9 @@ pub fn stamp_config(cfg: &mut C3Config, dtype: DType) {
     d.insert("model_type".into(), "C3".into());
     d.insert("architectures".into(), json!(["C3QwenForCausalLM"]));
     d.insert("torch_dtype".into(), dtype.torch_name().into());
-    cfg.encoder.extra.insert("torch_dtype".into(), dtype.torch_name().into());
+    cfg.encoder
+        .extra
+        .insert("torch_dtype".into(), dtype.torch_name().into());
 }
 
 /// Initial value of a parameter, by its role in the architecture.
@@ -136,7 +141,13 @@ pub fn init_values(seed: u64, spec: &TensorSpec) -> Vec<f32> {
 }
 
 /// Writes a random checkpoint for `preset` to `out`.
-pub fn init_checkpoint(preset: Preset, seed: u64, dtype: DType, out: &Path, overwrite: bool) -> Result<C3Config> {
+pub fn init_checkpoint(
+    preset: Preset,
+    seed: u64,
+    dtype: DType,
+    out: &Path,
+    overwrite: bool,
+) -> Result<C3Config> {
     let mut cfg = preset.config();
     stamp_config(&mut cfg, dtype);
     let lazy = |spec: TensorSpec| {
@@ -145,7 +156,10 @@ pub fn init_checkpoint(preset: Preset, seed: u64, dtype: DType, out: &Path, over
         })
     };
     let root: Vec<WriteTensor> = decoder_tensors(&cfg).into_iter().map(lazy).collect();
-    let llm1: Vec<WriteTensor> = encoder_tensors_to_write(&cfg.encoder).into_iter().map(lazy).collect();
+    let llm1: Vec<WriteTensor> = encoder_tensors_to_write(&cfg.encoder)
+        .into_iter()
+        .map(lazy)
+        .collect();
     let tmp_tok;
     let root_files = match preset {
         Preset::Tiny => {
@@ -179,7 +193,9 @@ impl Drop for TempFile {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// SplitMix64: tiny, fast and good enough for initial weights; owning it keeps the
@@ -210,5 +226,7 @@ impl SplitMix64 {
 
 /// An error for a preset name that does not exist.
 pub fn unknown_preset(name: &str) -> Error {
-    Error::Input(format!("unknown preset `{name}` (expected tiny or c3-release-shape)"))
+    Error::Input(format!(
+        "unknown preset `{name}` (expected tiny or c3-release-shape)"
+    ))
 }

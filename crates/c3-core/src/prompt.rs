@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::tokenizer::{C3Tokenizer, SpecialTokens};
 
 /// The reference system prompt.
-pub const SYSTEM_PROMPT: &str = "You should follow the instructions carefully and explain your answers in detail.";
+pub const SYSTEM_PROMPT: &str =
+    "You should follow the instructions carefully and explain your answers in detail.";
 /// The reference reconstruction task (note the trailing space).
 pub const REPEAT_TASK: &str = "Repeat the text: ";
 

@@ -9,12 +9,17 @@ use c3_core::C3Tokenizer;
 use serde_json::Value;
 
 fn golden() -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/golden/tokenizer_golden.json");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/golden/tokenizer_golden.json");
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 #[test]
@@ -25,13 +30,25 @@ fn tiktoken_ids_and_specials_match_the_goldens() {
         let text = case["text"].as_str().unwrap();
         let got = tok.encode(text).unwrap();
         assert_eq!(got, ids(&case["tiktoken_ids"]), "{}", case["name"]);
-        assert_eq!(tok.decode(&got).unwrap(), case["nfc_text"].as_str().unwrap());
+        assert_eq!(
+            tok.decode(&got).unwrap(),
+            case["nfc_text"].as_str().unwrap()
+        );
     }
     for (name, id) in g["special_tokens"].as_object().unwrap() {
         assert_eq!(tok.decode(&[id.as_u64().unwrap() as u32]).unwrap(), *name);
     }
     let sp = tok.specials();
-    assert_eq!((sp.endoftext, sp.im_end, sp.img_start, sp.img_end, sp.img_pad), (151643, 151645, 151857, 151858, 151859));
+    assert_eq!(
+        (
+            sp.endoftext,
+            sp.im_end,
+            sp.img_start,
+            sp.img_end,
+            sp.img_pad
+        ),
+        (151643, 151645, 151857, 151858, 151859)
+    );
     assert_eq!(tok.vocab_size(), 151860);
 }
 
@@ -41,8 +58,10 @@ fn qwen_json_with_c3_specials(dir: &std::path::Path) -> PathBuf {
     let mut j: Value = serde_json::from_slice(&std::fs::read(src).unwrap()).unwrap();
     let added = j["added_tokens"].as_array_mut().unwrap();
     for (i, name) in ["<img>", "</img>", "<imgpad>"].iter().enumerate() {
-        added.push(serde_json::json!({"id": 151857 + i, "content": name, "single_word": false,
-            "lstrip": false, "rstrip": false, "normalized": false, "special": true}));
+        added.push(
+            serde_json::json!({"id": 151857 + i, "content": name, "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}),
+        );
     }
     let p = dir.join("tokenizer.json");
     std::fs::write(&p, j.to_string()).unwrap();

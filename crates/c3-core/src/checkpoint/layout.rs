@@ -22,7 +22,10 @@ fn spec(name: String, shape: &[usize]) -> TensorSpec {
 fn qwen2_body(cfg: &Qwen2Config) -> Vec<TensorSpec> {
     let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
     let kv = cfg.num_key_value_heads * cfg.head_dim();
-    let mut v = vec![spec("model.embed_tokens.weight".into(), &[cfg.vocab_size, h])];
+    let mut v = vec![spec(
+        "model.embed_tokens.weight".into(),
+        &[cfg.vocab_size, h],
+    )];
     for l in 0..cfg.num_hidden_layers {
         let p = format!("model.layers.{l}");
         v.extend([

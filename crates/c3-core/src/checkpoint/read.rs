@@ -113,7 +113,9 @@ impl TensorStore {
                 end: data_start + e,
             };
             if self.index.insert(name.clone(), entry).is_some() {
-                return Err(bad(format!("tensor `{name}` appears in more than one shard")));
+                return Err(bad(format!(
+                    "tensor `{name}` appears in more than one shard"
+                )));
             }
         }
         self.shards.push(Shard { path, mmap, meta });
@@ -199,12 +201,15 @@ fn shard_files(index_path: &Path) -> Result<Vec<String>> {
         .ok_or_else(|| Error::config(index_path, "no `weight_map` object"))?;
     let mut files: Vec<String> = Vec::new();
     for (name, f) in map {
-        let f = f
-            .as_str()
-            .ok_or_else(|| Error::config(index_path, format!("weight_map[`{name}`] is not a string")))?;
+        let f = f.as_str().ok_or_else(|| {
+            Error::config(index_path, format!("weight_map[`{name}`] is not a string"))
+        })?;
         // A shard name is a file beside the index, never a path elsewhere.
         if f.contains('/') || f.contains('\\') || f.starts_with('.') {
-            return Err(Error::config(index_path, format!("shard name `{f}` is not a plain file name")));
+            return Err(Error::config(
+                index_path,
+                format!("shard name `{f}` is not a plain file name"),
+            ));
         }
         if !files.iter().any(|x| x == f) {
             files.push(f.to_string());

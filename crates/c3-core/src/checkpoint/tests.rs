@@ -27,7 +27,14 @@ fn resave(src: &Checkpoint, dst: &Path, shard_bytes: Option<u64>) {
         root_files: vec![],
         overwrite: false,
     };
-    save_checkpoint(dst, &src.config, &collect(&src.root), &collect(&src.llm1), &opts).unwrap();
+    save_checkpoint(
+        dst,
+        &src.config,
+        &collect(&src.root),
+        &collect(&src.llm1),
+        &opts,
+    )
+    .unwrap();
 }
 
 fn assert_same(a: &Checkpoint, b: &Checkpoint) {
@@ -64,8 +71,14 @@ fn tied_and_untied_heads_follow_the_config() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tiny(tmp.path().join("t").as_path(), DType::F32);
     let ck = Checkpoint::open(&tmp.path().join("t")).unwrap();
-    assert_eq!(ck.root.contains("lm_head.weight"), !cfg.decoder.tie_word_embeddings);
-    assert_eq!(ck.llm1.contains("lm_head.weight"), !cfg.encoder.tie_word_embeddings);
+    assert_eq!(
+        ck.root.contains("lm_head.weight"),
+        !cfg.decoder.tie_word_embeddings
+    );
+    assert_eq!(
+        ck.llm1.contains("lm_head.weight"),
+        !cfg.encoder.tie_word_embeddings
+    );
 }
 
 /// Rewrites one folder of a checkpoint with `edit` applied to its tensor list.
@@ -109,7 +122,10 @@ fn misshaped_tensor_is_named_with_file() {
         t.2 = vec![t.2[0] / 2, 2];
     });
     let e = Checkpoint::open(&d).err().unwrap().to_string();
-    assert!(e.contains("model.norm.weight") && e.contains("llm1/model.safetensors"), "{e}");
+    assert!(
+        e.contains("model.norm.weight") && e.contains("llm1/model.safetensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -122,7 +138,10 @@ fn truncated_file_is_refused_with_its_path() {
     let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
     file.set_len(len - 100).unwrap();
     let e = Checkpoint::open(&d).err().unwrap().to_string();
-    assert!(e.contains("model.safetensors") && e.contains("not a valid safetensors"), "{e}");
+    assert!(
+        e.contains("model.safetensors") && e.contains("not a valid safetensors"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -152,9 +171,19 @@ fn interrupted_write_leaves_nothing_that_loads() {
         save_checkpoint(&dst, &ck.config, &root, &[], &SaveOptions::default())
     }));
     assert!(r.is_err());
-    assert!(!dst.exists(), "a half checkpoint appeared under the final name");
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(leftovers.len(), 1, "staging folder not cleaned: {leftovers:?}");
+    assert!(
+        !dst.exists(),
+        "a half checkpoint appeared under the final name"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        1,
+        "staging folder not cleaned: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -162,7 +191,9 @@ fn overwrite_replaces_atomically_and_refuses_without_flag() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("c");
     tiny(&d, DType::F32);
-    let e = init_checkpoint(Preset::Tiny, 7, DType::F32, &d, false).unwrap_err().to_string();
+    let e = init_checkpoint(Preset::Tiny, 7, DType::F32, &d, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("already exists"), "{e}");
     init_checkpoint(Preset::Tiny, 8, DType::BF16, &d, true).unwrap();
     assert_eq!(Checkpoint::open(&d).unwrap().dtype(), DType::BF16);

@@ -42,12 +42,24 @@ impl<'a> WriteTensor<'a> {
     }
 
     /// A tensor from f32 values, stored as `dtype`.
-    pub fn from_f32(name: impl Into<String>, dtype: DType, shape: Vec<usize>, values: Vec<f32>) -> Self {
-        Self::lazy(name, dtype, shape, move || Cow::Owned(dtype.f32_to_bytes(&values)))
+    pub fn from_f32(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<usize>,
+        values: Vec<f32>,
+    ) -> Self {
+        Self::lazy(name, dtype, shape, move || {
+            Cow::Owned(dtype.f32_to_bytes(&values))
+        })
     }
 
     /// A tensor borrowing bytes already in `dtype`.
-    pub fn borrowed(name: impl Into<String>, dtype: DType, shape: Vec<usize>, data: &'a [u8]) -> Self {
+    pub fn borrowed(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<usize>,
+        data: &'a [u8],
+    ) -> Self {
         Self::lazy(name, dtype, shape, move || Cow::Borrowed(data))
     }
 
@@ -126,9 +138,16 @@ fn sibling(dest: &Path, kind: &str) -> Result<PathBuf> {
     let name = dest
         .file_name()
         .ok_or_else(|| Error::Input(format!("{}: not a folder name", dest.display())))?;
-    let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    Ok(parent.join(format!(".{}.{kind}-{}", name.to_string_lossy(), std::process::id())))
+    Ok(parent.join(format!(
+        ".{}.{kind}-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -141,7 +160,11 @@ impl Drop for RemoveOnDrop {
 
 fn write_folder(dir: &Path, tensors: &[WriteTensor<'_>], shard_bytes: Option<u64>) -> Result<()> {
     let shards = split_shards(tensors, shard_bytes);
-    let meta = Some([("format".to_string(), "pt".to_string())].into_iter().collect());
+    let meta = Some(
+        [("format".to_string(), "pt".to_string())]
+            .into_iter()
+            .collect(),
+    );
     if shards.len() <= 1 {
         let path = dir.join(WEIGHTS_FILE);
         let items = tensors.iter().map(|t| (t.name.as_str(), t));
@@ -162,12 +185,18 @@ fn write_folder(dir: &Path, tensors: &[WriteTensor<'_>], shard_bytes: Option<u64
     }
     let index = serde_json::json!({"metadata": {"total_size": total}, "weight_map": weight_map});
     let path = dir.join(INDEX_FILE);
-    std::fs::write(&path, serde_json::to_string_pretty(&index).unwrap_or_default())
-        .map_err(|e| Error::io(&path, e))
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&index).unwrap_or_default(),
+    )
+    .map_err(|e| Error::io(&path, e))
 }
 
 /// Greedy split in the given order: a shard closes when the next tensor would overflow it.
-fn split_shards<'t, 'a>(tensors: &'t [WriteTensor<'a>], limit: Option<u64>) -> Vec<Vec<&'t WriteTensor<'a>>> {
+fn split_shards<'t, 'a>(
+    tensors: &'t [WriteTensor<'a>],
+    limit: Option<u64>,
+) -> Vec<Vec<&'t WriteTensor<'a>>> {
     let Some(limit) = limit else {
         return vec![tensors.iter().collect()];
     };
@@ -199,8 +228,12 @@ fn sync_dir_tree(dir: &Path) -> Result<()> {
         if path.is_dir() {
             sync_dir_tree(&path)?;
         } else {
-            File::open(&path).and_then(|f| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&path, e))?;
         }
     }
-    File::open(dir).and_then(|f| f.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }

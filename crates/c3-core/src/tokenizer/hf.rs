@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use tokenizers::{OffsetType, PreTokenizedString, Tokenizer};
 use tokenizers::{Model, Normalizer, PreTokenizer};
+use tokenizers::{OffsetType, PreTokenizedString, Tokenizer};
 
 use super::{ENDOFTEXT, IM_END, IM_START, IMG_END, IMG_PAD, IMG_START, SpecialTokens};
 use crate::error::{Error, Result};
@@ -21,13 +21,18 @@ fn err(path: &Path, e: impl std::fmt::Display) -> Error {
 
 impl HfTokenizer {
     pub fn load(path: &Path) -> Result<Self> {
-        Tokenizer::from_file(path).map(HfTokenizer).map_err(|e| err(path, e))
+        Tokenizer::from_file(path)
+            .map(HfTokenizer)
+            .map_err(|e| err(path, e))
     }
 
     pub fn specials(&self, path: &Path) -> Result<SpecialTokens> {
         let id = |name: &str| {
             self.0.token_to_id(name).ok_or_else(|| {
-                err(path, format!("the special token {name} is not defined (C3 needs it)"))
+                err(
+                    path,
+                    format!("the special token {name} is not defined (C3 needs it)"),
+                )
             })
         };
         Ok(SpecialTokens {
@@ -43,13 +48,15 @@ impl HfTokenizer {
     pub fn encode(&self, text: &str, path: &Path) -> Result<Vec<u32>> {
         let mut pre = PreTokenizedString::from(text);
         if let Some(n) = self.0.get_normalizer() {
-            pre.normalize(|s| n.normalize(s)).map_err(|e| err(path, e))?;
+            pre.normalize(|s| n.normalize(s))
+                .map_err(|e| err(path, e))?;
         }
         if let Some(p) = self.0.get_pre_tokenizer() {
             p.pre_tokenize(&mut pre).map_err(|e| err(path, e))?;
         }
         let model = self.0.get_model();
-        pre.tokenize(|s| model.tokenize(s.get())).map_err(|e| err(path, e))?;
+        pre.tokenize(|s| model.tokenize(s.get()))
+            .map_err(|e| err(path, e))?;
         let enc = pre
             .into_encoding(None, 0, OffsetType::None)
             .map_err(|e| err(path, e))?;
@@ -59,7 +66,10 @@ impl HfTokenizer {
     pub fn decode(&self, ids: &[u32], path: &Path) -> Result<String> {
         let vocab = self.vocab_size();
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-            return Err(err(path, format!("token id {bad} is outside the vocabulary ({vocab})")));
+            return Err(err(
+                path,
+                format!("token id {bad} is outside the vocabulary ({vocab})"),
+            ));
         }
         self.0.decode(ids, false).map_err(|e| err(path, e))
     }

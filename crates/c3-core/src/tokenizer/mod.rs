@@ -48,9 +48,19 @@ impl SpecialTokens {
     /// Refuses a tokenizer whose `<img>`/`</img>`/`<imgpad>` ids differ from the config's.
     pub fn check_config(&self, cfg: &C3Config, tokenizer: &Path) -> Result<()> {
         let pairs = [
-            ("im_start_token", IMG_START, cfg.c3.im_start_token, self.img_start),
+            (
+                "im_start_token",
+                IMG_START,
+                cfg.c3.im_start_token,
+                self.img_start,
+            ),
             ("im_end_token", IMG_END, cfg.c3.im_end_token, self.img_end),
-            ("im_patch_token", IMG_PAD, cfg.c3.im_patch_token, self.img_pad),
+            (
+                "im_patch_token",
+                IMG_PAD,
+                cfg.c3.im_patch_token,
+                self.img_pad,
+            ),
         ];
         for (field, name, want, got) in pairs {
             if want != got {
@@ -137,7 +147,10 @@ impl C3Tokenizer {
         if ids.iter().any(|&i| i >= vocab) {
             let mut out = String::new();
             for run in ids.split_inclusive(|&i| i >= vocab) {
-                let (last, body) = run.split_last().map(|(l, b)| (Some(*l), b)).unwrap_or((None, run));
+                let (last, body) = run
+                    .split_last()
+                    .map(|(l, b)| (Some(*l), b))
+                    .unwrap_or((None, run));
                 match last {
                     Some(l) if l >= vocab => {
                         out += &self.decode_valid(body)?;

@@ -21,9 +21,15 @@ pub const QWEN_PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?
 
 /// Special tokens in id order from the first id after the ranks (spec §4).
 fn special_names() -> Vec<String> {
-    let mut v: Vec<String> = vec!["<|endoftext|>".into(), "<|im_start|>".into(), "<|im_end|>".into()];
+    let mut v: Vec<String> = vec![
+        "<|endoftext|>".into(),
+        "<|im_start|>".into(),
+        "<|im_end|>".into(),
+    ];
     v.extend((0..=204).map(|i| format!("<|extra_{i}|>")));
-    for s in ["<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"] {
+    for s in [
+        "<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>",
+    ] {
         v.push(s.into());
     }
     v
@@ -48,11 +54,16 @@ impl TiktokenBpe {
         };
         let mut tokens: Vec<Vec<u8>> = Vec::new();
         for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
-            let (b64, rank) = line.split_once(' ').ok_or_else(|| bad(i + 1, "expected `base64 rank`"))?;
+            let (b64, rank) = line
+                .split_once(' ')
+                .ok_or_else(|| bad(i + 1, "expected `base64 rank`"))?;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64)
                 .map_err(|_| bad(i + 1, "invalid base64"))?;
-            let rank: usize = rank.trim().parse().map_err(|_| bad(i + 1, "invalid rank"))?;
+            let rank: usize = rank
+                .trim()
+                .parse()
+                .map_err(|_| bad(i + 1, "invalid rank"))?;
             if rank != tokens.len() {
                 return Err(bad(i + 1, "ranks must be consecutive from 0"));
             }
@@ -66,11 +77,16 @@ impl TiktokenBpe {
 
     fn from_tokens(mut tokens: Vec<Vec<u8>>) -> std::result::Result<Self, String> {
         let n_ordinary = tokens.len();
-        let ranks: FxHashMap<Vec<u8>, u32> =
-            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let ranks: FxHashMap<Vec<u8>, u32> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         for b in 0..=255u8 {
             if !ranks.contains_key(&vec![b]) {
-                return Err(format!("byte {b:#04x} has no token: not a byte-level vocabulary"));
+                return Err(format!(
+                    "byte {b:#04x} has no token: not a byte-level vocabulary"
+                ));
             }
         }
         tokens.extend(special_names().into_iter().map(String::into_bytes));
@@ -152,10 +168,14 @@ impl TiktokenBpe {
                 prev[next[i]] = i;
             }
             let p = prev[i];
-            if p < n && let Some(r) = rank(p, end[i]) {
+            if p < n
+                && let Some(r) = rank(p, end[i])
+            {
                 heap.push(Reverse((r, p, end[i])));
             }
-            if next[i] < n && let Some(r) = rank(i, end[next[i]]) {
+            if next[i] < n
+                && let Some(r) = rank(i, end[next[i]])
+            {
                 heap.push(Reverse((r, i, end[next[i]])));
             }
         }
@@ -172,10 +192,12 @@ impl TiktokenBpe {
     pub fn decode(&self, ids: &[u32]) -> std::result::Result<String, String> {
         let mut bytes = Vec::new();
         for &id in ids {
-            let t = self
-                .tokens
-                .get(id as usize)
-                .ok_or_else(|| format!("token id {id} is outside the vocabulary ({})", self.tokens.len()))?;
+            let t = self.tokens.get(id as usize).ok_or_else(|| {
+                format!(
+                    "token id {id} is outside the vocabulary ({})",
+                    self.tokens.len()
+                )
+            })?;
             bytes.extend_from_slice(t);
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())

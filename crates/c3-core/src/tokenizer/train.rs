@@ -10,13 +10,21 @@ use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, SplitDelimiterBehavior, TokenizerBuilder, TokenizerImpl};
-use tokenizers::{DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper};
+use tokenizers::{
+    DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper,
+};
 
 use super::QWEN_PATTERN;
 use super::bytelevel::BYTE_LEVEL_SPECIALS;
 use crate::error::{Error, Result};
 
-type Tok = TokenizerImpl<ModelWrapper, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+type Tok = TokenizerImpl<
+    ModelWrapper,
+    NormalizerWrapper,
+    PreTokenizerWrapper,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
 
 /// Trains a BPE of `vocab_size` ids (specials and the 256-byte alphabet included)
 /// on `texts` and writes it to `out`.
@@ -24,14 +32,26 @@ pub fn train_bpe<I>(texts: I, vocab_size: usize, min_frequency: u64, out: &Path)
 where
     I: Iterator<Item = String> + Send,
 {
-    let err = |e: String| Error::Tokenizer { path: out.into(), msg: e };
+    let err = |e: String| Error::Tokenizer {
+        path: out.into(),
+        msg: e,
+    };
     let floor = 256 + BYTE_LEVEL_SPECIALS.len();
     if vocab_size < floor {
-        return Err(err(format!("vocab size {vocab_size} is below {floor} (bytes + specials)")));
+        return Err(err(format!(
+            "vocab size {vocab_size} is below {floor} (bytes + specials)"
+        )));
     }
-    let split = Split::new(SplitPattern::Regex(QWEN_PATTERN.into()), SplitDelimiterBehavior::Isolated, false)
-        .map_err(|e| err(e.to_string()))?;
-    let pre = Sequence::new(vec![split.into(), ByteLevel::new(false, false, false).into()]);
+    let split = Split::new(
+        SplitPattern::Regex(QWEN_PATTERN.into()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map_err(|e| err(e.to_string()))?;
+    let pre = Sequence::new(vec![
+        split.into(),
+        ByteLevel::new(false, false, false).into(),
+    ]);
     let mut tok: Tok = TokenizerBuilder::new()
         .with_model(BPE::default().into())
         .with_normalizer(Some(NFC.into()))
@@ -40,7 +60,10 @@ where
         .with_post_processor(None)
         .build()
         .map_err(|e| err(e.to_string()))?;
-    let specials: Vec<AddedToken> = BYTE_LEVEL_SPECIALS.iter().map(|s| AddedToken::from(*s, true)).collect();
+    let specials: Vec<AddedToken> = BYTE_LEVEL_SPECIALS
+        .iter()
+        .map(|s| AddedToken::from(*s, true))
+        .collect();
     let mut trainer: tokenizers::models::TrainerWrapper = BpeTrainerBuilder::new()
         .vocab_size(vocab_size)
         .min_frequency(min_frequency)
@@ -49,6 +72,7 @@ where
         .show_progress(false)
         .build()
         .into();
-    tok.train(&mut trainer, texts).map_err(|e| err(e.to_string()))?;
+    tok.train(&mut trainer, texts)
+        .map_err(|e| err(e.to_string()))?;
     tok.save(out, true).map_err(|e| err(e.to_string()))
 }

@@ -1,0 +1,289 @@
+//! The export manifest `c3-export.json` (export/CONTRACT.md): what an export folder
+//! holds and how to drive it. The exporter writes it; the runtime and the TensorRT
+//! builder read it and refuse folders whose manifest does not match what they expect.
+//! Its identity is the sha256 of the file's bytes: latent files and engine plans
+//! record that hash, so artifacts of different exports are never mixed.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::generation::GenerationConfig;
+
+/// Manifest file name inside an export folder.
+pub const MANIFEST_FILE: &str = "c3-export.json";
+/// The `format` value this code writes and reads.
+pub const MANIFEST_FORMAT: &str = "c3-export/1";
+
+/// `c3-export.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportManifest {
+    pub format: String,
+    pub source: SourceInfo,
+    /// The root and `llm1` configs exactly as loaded (unknown fields kept).
+    pub config: ConfigPair,
+    /// `fp32`, `fp16` or `bf16`: the dtype of weights, latents and the KV cache.
+    pub dtype: String,
+    /// `ort` (may use ONNX Runtime contrib ops) or `tensorrt` (standard ops only).
+    pub target: String,
+    /// Weight-only quantization of the decoder's linear layers, if any.
+    pub quantize: Option<String>,
+    pub opset: i64,
+    pub ir_version: i64,
+    pub n_latents: usize,
+    /// Longest document (model tokens) the encoder accepts.
+    pub max_text_tokens: usize,
+    /// Decoder max positions (prompt + generated).
+    pub max_context: usize,
+    pub pad_id: u32,
+    pub special_tokens: SpecialIds,
+    pub prompt: PromptInfo,
+    pub generation: GenerationConfig,
+    pub tokenizer: FileRef,
+    pub models: Models,
+    /// Decoder geometry, for KV-cache allocation.
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub hidden: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub checkpoint: String,
+    /// sha256 over the checkpoint's config and safetensors files (see [`checkpoint_hash`]).
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigPair {
+    pub root: serde_json::Value,
+    pub llm1: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecialIds {
+    pub endoftext: u32,
+    pub im_start: u32,
+    pub im_end: u32,
+    pub img_start: u32,
+    pub img_end: u32,
+    pub img_pad: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptInfo {
+    pub ids: Vec<u32>,
+    pub latent_start: usize,
+    pub template: String,
+}
+
+/// A file in the export folder and its sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRef {
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Models {
+    pub encoder: ModelInfo,
+    pub decoder: ModelInfo,
+    pub embed_tokens: ModelInfo,
+}
+
+/// One ONNX model of the export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub file: String,
+    pub sha256: String,
+    pub data_file: Option<String>,
+    pub data_bytes: u64,
+    pub inputs: Vec<IoSpec>,
+    pub outputs: Vec<IoSpec>,
+    /// Operator types used, with their domain (`com.microsoft:MatMulNBits`).
+    pub op_types: Vec<String>,
+}
+
+/// A graph input or output: name, dtype (`float32`, `int64`, ...) and shape, with
+/// symbolic dims as strings (`"batch"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoSpec {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<serde_json::Value>,
+}
+
+impl ExportManifest {
+    /// Reads `DIR/c3-export.json`, checking the format, and returns it with its hash.
+    pub fn load(dir: &Path) -> Result<(Self, String)> {
+        let path = dir.join(MANIFEST_FILE);
+        if !dir.is_dir() {
+            return Err(Error::Input(format!(
+                "export folder {} does not exist (make one with `c3 export CKPT --out DIR`)",
+                dir.display()
+            )));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Error::Input(format!(
+                "{}: cannot read the export manifest ({e}); is {} an export folder made by `c3 export`?",
+                path.display(),
+                dir.display()
+            ))
+        })?;
+        let m: ExportManifest = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(Error::config(
+                &path,
+                format!(
+                    "format is `{}`, this build reads `{MANIFEST_FORMAT}`",
+                    m.format
+                ),
+            ));
+        }
+        Ok((m, sha256_hex(&bytes)))
+    }
+
+    /// Writes the manifest atomically into `dir` and returns its hash.
+    pub fn save(&self, dir: &Path) -> Result<String> {
+        let path = dir.join(MANIFEST_FILE);
+        let mut bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
+            path: path.clone(),
+            source,
+        })?;
+        bytes.push(b'\n');
+        let tmp = dir.join(format!(".{MANIFEST_FILE}.partial-{}", std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        Ok(sha256_hex(&bytes))
+    }
+
+    /// Checks every model file (and its data file) against the recorded sha256, so a
+    /// truncated or swapped ONNX file is named before ONNX Runtime sees it.
+    pub fn verify_files(&self, dir: &Path) -> Result<()> {
+        for m in [
+            &self.models.encoder,
+            &self.models.decoder,
+            &self.models.embed_tokens,
+        ] {
+            let path = dir.join(&m.file);
+            let got = sha256_file(&path)?;
+            if got != m.sha256 {
+                return Err(Error::Input(format!(
+                    "{}: sha256 {got} differs from the manifest's {} (file changed or truncated since export)",
+                    path.display(),
+                    m.sha256
+                )));
+            }
+            if let Some(d) = &m.data_file {
+                let dpath = dir.join(d);
+                let len = std::fs::metadata(&dpath)
+                    .map_err(|e| Error::io(&dpath, e))?
+                    .len();
+                if len != m.data_bytes {
+                    return Err(Error::Input(format!(
+                        "{}: {len} bytes, the manifest says {} (truncated?)",
+                        dpath.display(),
+                        m.data_bytes
+                    )));
+                }
+            }
+        }
+        let tpath = dir.join(&self.tokenizer.file);
+        let got = sha256_file(&tpath)?;
+        if got != self.tokenizer.sha256 {
+            return Err(Error::Input(format!(
+                "{}: sha256 differs from the manifest's (tokenizer replaced after export)",
+                tpath.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex sha256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// sha256 identifying a checkpoint: over the sorted relative paths and contents of its
+/// `config.json` and `*.safetensors`/index files in the root and `llm1/`.
+pub fn checkpoint_hash(dir: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    for sub in ["", crate::config::ENCODER_DIR] {
+        let d = dir.join(sub);
+        let rd = std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| Error::io(&d, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let keep = name == crate::config::CONFIG_FILE
+                || name.ends_with(".safetensors")
+                || name.ends_with(".safetensors.index.json");
+            if keep && entry.path().is_file() {
+                files.push(if sub.is_empty() {
+                    name
+                } else {
+                    format!("{sub}/{name}")
+                });
+            }
+        }
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for rel in files {
+        h.update(rel.as_bytes());
+        h.update(sha256_file(&dir.join(&rel))?.as_bytes());
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_empty_input() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn missing_manifest_names_the_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = ExportManifest::load(dir.path())
+            .expect_err("no manifest")
+            .to_string();
+        assert!(
+            err.contains(MANIFEST_FILE) && err.contains("c3 export"),
+            "{err}"
+        );
+    }
+}

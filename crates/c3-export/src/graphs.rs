@@ -1,0 +1,225 @@
+//! The three exported graphs (export/CONTRACT.md): `encoder.onnx` (text ids ->
+//! projected latents), `decoder.onnx` (embeddings + KV cache -> logits + present) and
+//! `embed_tokens.onnx` (decoder token embedding).
+
+use anyhow::Result;
+use c3_core::C3Config;
+use c3_onnx::{DType, Dim, GraphBuilder, Model};
+
+use crate::qwen2::{self, LayerCache, Shared};
+use crate::weights::{Folder, Weights};
+
+/// `encoder.onnx`: `input_ids`/`attention_mask` `[batch, text_len]` (left-padded) ->
+/// `latents` `[batch, N, D_dec]`. Inside: `<img>` and the N rows of `model.Q.weight`
+/// appended after the text, positions `max(cumsum(mask) - 1, 0)`, the encoder
+/// (`llm1.model`), its final norm, the last N rows, `model.mm_projector`.
+pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
+    let enc = &cfg.encoder;
+    let (n, de) = (cfg.n_latents() as i64, enc.hidden_size as i64);
+    let mut g = GraphBuilder::new("c3_encoder");
+    let text = [Dim::sym("batch"), Dim::sym("text_len")];
+    let ids = g.input("input_ids", DType::I64, &text)?;
+    let mask = g.input("attention_mask", DType::I64, &text)?;
+    let embed = w.plain(&mut g, Folder::Llm1, "model.embed_tokens.weight")?;
+    let q_weight = w.plain(&mut g, Folder::Root, "model.Q.weight")?;
+    let (x, full_mask, positions) = g.scoped("model", |g| -> Result<_> {
+        let emb = g.gather(&embed, &ids, 0)?;
+        let shape = g.shape_of(&ids)?;
+        let (s0, s1) = (g.const_i64s(&[0])?, g.const_i64s(&[1])?);
+        let b = g.slice(&shape, &s0, &s1, None, None)?;
+        // `<img>` row, then Q, broadcast over the batch.
+        let img_id = g.const_i64s(&[img_start as i64])?;
+        let img = g.gather(&embed, &img_id, 0)?;
+        let img = g.unsqueeze(&img, &[0])?;
+        let d = g.const_i64s(&[de])?;
+        let img_shape = g.concat(&[&b, &s1, &d], 0)?;
+        let img = g.expand(&img, &img_shape)?;
+        let q = g.unsqueeze(&q_weight, &[0])?;
+        let nn = g.const_i64s(&[n])?;
+        let q_shape = g.concat(&[&b, &nn, &d], 0)?;
+        let q = g.expand(&q, &q_shape)?;
+        let x = g.concat(&[&emb, &img, &q], 1)?;
+        let extra = g.const_i64s(&[n + 1])?;
+        let ones_shape = g.concat(&[&b, &extra], 0)?;
+        let ones = g.constant_of_shape(&ones_shape, DType::I64, 1.0)?;
+        let full_mask = g.concat(&[&mask, &ones], 1)?;
+        let pos = g.cumsum(&full_mask, 1)?;
+        let one = g.const_i64(1)?;
+        let pos = g.sub(&pos, &one)?;
+        let zero = g.const_i64(0)?;
+        let positions = g.max(&pos, &zero)?;
+        Ok((x, full_mask, positions))
+    })?;
+    let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.dtype)?;
+    let mut h = x;
+    for i in 0..enc.num_hidden_layers {
+        h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &shared, None)?;
+    }
+    let h = qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &h, enc.rms_norm_eps)?;
+    let last = g.scoped("model", |g| -> Result<String> {
+        let (start, end, axis) = (
+            g.const_i64s(&[-n])?,
+            g.const_i64s(&[i64::MAX])?,
+            g.const_i64s(&[1])?,
+        );
+        Ok(g.slice(&h, &start, &end, Some(&axis), None)?)
+    })?;
+    let latents = qwen2::linear(&mut g, w, Folder::Root, "model.mm_projector", &last, true)?;
+    let latents = g
+        .node("Identity", &[&latents])
+        .output_names(&["latents"])
+        .output()?;
+    let d_dec = cfg.decoder.hidden_size as i64;
+    g.output(
+        &latents,
+        w.dtype,
+        &[Dim::sym("batch"), Dim::Fixed(n), Dim::Fixed(d_dec)],
+    )?;
+    Ok(g.finish())
+}
+
+fn shared(
+    g: &mut GraphBuilder,
+    cfg: &c3_core::Qwen2Config,
+    positions: &str,
+    key_mask: &str,
+    x: &str,
+    dtype: DType,
+) -> Result<Shared> {
+    let (cos, sin) = g.scoped("model", |g| qwen2::rope_tables(g, cfg, positions, dtype))?;
+    let mask = g.scoped("model", |g| qwen2::attention_mask(g, key_mask, x))?;
+    Ok(Shared { cos, sin, mask })
+}
+
+/// `decoder.onnx`: one graph for prefill (past_len 0) and KV-cached steps.
+pub fn decoder(cfg: &C3Config, w: &Weights) -> Result<Model> {
+    let dec = &cfg.decoder;
+    let (kv, hd) = (dec.num_key_value_heads as i64, dec.head_dim() as i64);
+    let mut g = GraphBuilder::new("c3_decoder");
+    let seq = [Dim::sym("batch"), Dim::sym("seq")];
+    let embeds = g.input(
+        "inputs_embeds",
+        w.dtype,
+        &[
+            Dim::sym("batch"),
+            Dim::sym("seq"),
+            Dim::Fixed(dec.hidden_size as i64),
+        ],
+    )?;
+    let mask = g.input(
+        "attention_mask",
+        DType::I64,
+        &[Dim::sym("batch"), Dim::sym("total_len")],
+    )?;
+    let positions = g.input("position_ids", DType::I64, &seq)?;
+    let cache_dims = |len: &str| {
+        [
+            Dim::sym("batch"),
+            Dim::Fixed(kv),
+            Dim::sym(len),
+            Dim::Fixed(hd),
+        ]
+    };
+    let mut past = Vec::new();
+    for i in 0..dec.num_hidden_layers {
+        let k = g.input(
+            &format!("past_key_values.{i}.key"),
+            w.dtype,
+            &cache_dims("past_len"),
+        )?;
+        let v = g.input(
+            &format!("past_key_values.{i}.value"),
+            w.dtype,
+            &cache_dims("past_len"),
+        )?;
+        past.push((k, v));
+    }
+    let shared = shared(&mut g, dec, &positions, &mask, &embeds, w.dtype)?;
+    let mut h = embeds;
+    for (i, (pk, pv)) in past.iter().enumerate() {
+        let (ok, ov) = (format!("present.{i}.key"), format!("present.{i}.value"));
+        let cache = LayerCache {
+            past_key: pk,
+            past_value: pv,
+            present_key: &ok,
+            present_value: &ov,
+        };
+        h = qwen2::layer(
+            &mut g,
+            w,
+            Folder::Root,
+            dec,
+            "model",
+            i,
+            &h,
+            &shared,
+            Some(cache),
+        )?;
+    }
+    let h = qwen2::rms_norm(&mut g, w, Folder::Root, "model.norm", &h, dec.rms_norm_eps)?;
+    let head_key = if dec.tie_word_embeddings {
+        "model.embed_tokens.weight"
+    } else {
+        "lm_head.weight"
+    };
+    let head = w.transposed(&mut g, Folder::Root, head_key)?;
+    let logits = g.scoped("lm_head", |g| -> Result<String> {
+        let y = g.matmul(&h, &head)?;
+        // Logits are f32 whatever the dtype: the greedy choice must not hinge on
+        // half-precision rounding of the output.
+        let y = if w.dtype == DType::F32 {
+            y
+        } else {
+            g.cast(&y, DType::F32)?
+        };
+        Ok(g.node("Identity", &[&y])
+            .output_names(&["logits"])
+            .output()?)
+    })?;
+    g.output(
+        &logits,
+        DType::F32,
+        &[
+            Dim::sym("batch"),
+            Dim::sym("seq"),
+            Dim::Fixed(dec.vocab_size as i64),
+        ],
+    )?;
+    for i in 0..dec.num_hidden_layers {
+        g.output(
+            &format!("present.{i}.key"),
+            w.dtype,
+            &cache_dims("total_len"),
+        )?;
+        g.output(
+            &format!("present.{i}.value"),
+            w.dtype,
+            &cache_dims("total_len"),
+        )?;
+    }
+    Ok(g.finish())
+}
+
+/// `embed_tokens.onnx`: `input_ids` `[batch, seq]` -> `inputs_embeds` `[batch, seq, D_dec]`.
+pub fn embed_tokens(cfg: &C3Config, w: &Weights) -> Result<Model> {
+    let mut g = GraphBuilder::new("c3_embed_tokens");
+    let ids = g.input(
+        "input_ids",
+        DType::I64,
+        &[Dim::sym("batch"), Dim::sym("seq")],
+    )?;
+    let table = w.plain(&mut g, Folder::Root, "model.embed_tokens.weight")?;
+    let out = g.scoped("model.embed_tokens", |g| -> Result<String> {
+        Ok(g.node("Gather", &[&table, &ids])
+            .attr("axis", 0i64)
+            .output_names(&["inputs_embeds"])
+            .output()?)
+    })?;
+    let d = cfg.decoder.hidden_size as i64;
+    g.output(
+        &out,
+        w.dtype,
+        &[Dim::sym("batch"), Dim::sym("seq"), Dim::Fixed(d)],
+    )?;
+    Ok(g.finish())
+}

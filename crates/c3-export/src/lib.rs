@@ -1,0 +1,22 @@
+//! ONNX export of C3 checkpoints, without libtorch: the release layout is read
+//! through memory-mapped safetensors and each tensor streams into the ONNX file as it
+//! is written. Three models per export (export/CONTRACT.md):
+//!
+//! - `encoder.onnx`: documents' ids -> latents projected to the decoder width;
+//! - `decoder.onnx`: one graph for prefill and KV-cached steps (Optimum naming);
+//! - `embed_tokens.onnx`: the decoder's token embedding, so the runtime builds the
+//!   prefill `inputs_embeds` with the latents in their slots.
+//!
+//! `--verify` runs the export in ONNX Runtime (through `c3-runtime`) and compares it
+//! with the tch reference, obtained from the `c3 reference` command in a separate
+//! process so this crate never links libtorch.
+
+pub mod args;
+pub mod export;
+pub mod graphs;
+pub mod qwen2;
+pub mod verify;
+pub mod weights;
+
+pub use args::ExportArgs;
+pub use export::{ExportReport, run};

@@ -1,0 +1,290 @@
+//! Qwen2 blocks as ONNX subgraphs, standard ops only (TensorRT-friendly): RMSNorm
+//! computed in fp32, RoPE (rotate-half) from position ids, grouped-query attention
+//! without materialising repeated K/V, SwiGLU MLP. Node scopes and initializer names
+//! follow the checkpoint keys (`model.layers.3.self_attn.q_proj.weight.T`).
+//!
+//! Precision: weights, activations and the KV cache are in the export dtype; norms
+//! and softmax run in fp32 and are cast back, as the reference does.
+
+use anyhow::Result;
+use c3_core::Qwen2Config;
+use c3_onnx::{DType, GraphBuilder};
+
+use crate::weights::{Folder, Weights};
+
+/// Most negative f32: the additive mask value of the reference (HF uses dtype min).
+pub const MASK_MIN: f32 = f32::MIN;
+
+/// Values shared by every layer of one graph.
+pub struct Shared {
+    /// RoPE cos/sin `[B, 1, L, head_dim]` in the export dtype.
+    pub cos: String,
+    pub sin: String,
+    /// Additive mask `[B, 1, 1, L, T]` f32 (T = past + L): causal and key padding.
+    pub mask: String,
+}
+
+/// Casts `x` to `to` unless the export dtype already is `to`.
+fn cast_if(g: &mut GraphBuilder, x: &str, from: DType, to: DType) -> Result<String> {
+    Ok(if from == to {
+        x.to_owned()
+    } else {
+        g.cast(x, to)?
+    })
+}
+
+/// `Qwen2RMSNorm` at scope `key` (its `.weight`): fp32 statistics, output in dtype.
+pub fn rms_norm(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    key: &str,
+    x: &str,
+    eps: f64,
+) -> Result<String> {
+    let weight = w.plain(g, folder, &format!("{key}.weight"))?;
+    g.scoped(key, |g| -> Result<String> {
+        let xf = cast_if(g, x, w.dtype, DType::F32)?;
+        let sq = g.mul(&xf, &xf)?;
+        let var = g.reduce_mean(&sq, &[-1], true)?;
+        let eps = g.scalar(eps as f32)?;
+        let var = g.add(&var, &eps)?;
+        let rms = g.sqrt(&var)?;
+        let inv = g.reciprocal(&rms)?;
+        let y = g.mul(&xf, &inv)?;
+        let y = cast_if(g, &y, DType::F32, w.dtype)?;
+        Ok(g.mul(&weight, &y)?)
+    })
+}
+
+/// `nn.Linear` at scope `key`: `x @ W^T (+ b)`.
+pub fn linear(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    key: &str,
+    x: &str,
+    bias: bool,
+) -> Result<String> {
+    let wt = w.transposed(g, folder, &format!("{key}.weight"))?;
+    let b = if bias {
+        Some(w.plain(g, folder, &format!("{key}.bias"))?)
+    } else {
+        None
+    };
+    g.scoped(key, |g| -> Result<String> {
+        let y = g.matmul(x, &wt)?;
+        Ok(match b {
+            Some(b) => g.add(&y, &b)?,
+            None => y,
+        })
+    })
+}
+
+/// cos/sin `[B, 1, L, head_dim]` for `positions` `[B, L]` int64: frequencies in f32
+/// (`theta^(-2i/d)`), duplicated halves, cast to the export dtype.
+pub fn rope_tables(
+    g: &mut GraphBuilder,
+    cfg: &Qwen2Config,
+    positions: &str,
+    dtype: DType,
+) -> Result<(String, String)> {
+    let hd = cfg.head_dim();
+    let inv_freq: Vec<f32> = (0..hd / 2)
+        .map(|i| {
+            let exp = (2 * i) as f32 / hd as f32;
+            1.0 / (cfg.rope_theta as f32).powf(exp)
+        })
+        .collect();
+    g.scoped("rotary_emb", |g| -> Result<(String, String)> {
+        let inv = g.constant(&[(hd / 2) as i64], &inv_freq)?;
+        let pos = g.cast(positions, DType::F32)?;
+        let pos = g.unsqueeze(&pos, &[-1])?;
+        let freqs = g.mul(&pos, &inv)?;
+        let emb = g.concat(&[&freqs, &freqs], -1)?;
+        let emb = g.unsqueeze(&emb, &[1])?;
+        let cos = g.cos(&emb)?;
+        let sin = g.sin(&emb)?;
+        Ok((
+            cast_if(g, &cos, DType::F32, dtype)?,
+            cast_if(g, &sin, DType::F32, dtype)?,
+        ))
+    })
+}
+
+/// The f32 additive mask `[B, 1, 1, L, T]` from `attention_mask` `[B, T]` (1 = real
+/// key) and the query length of `x` `[B, L, D]`: query i sits at position T - L + i
+/// and sees keys j <= T - L + i that are real.
+pub fn attention_mask(g: &mut GraphBuilder, key_mask: &str, x: &str) -> Result<String> {
+    g.scoped("mask", |g| -> Result<String> {
+        let kshape = g.shape_of(key_mask)?;
+        let xshape = g.shape_of(x)?;
+        let one_i = g.const_i64s(&[1])?;
+        let two_i = g.const_i64s(&[2])?;
+        let t = g.slice(&kshape, &one_i, &two_i, None, None)?;
+        let l = g.slice(&xshape, &one_i, &two_i, None, None)?;
+        let t = g.squeeze(&t, &[0])?;
+        let l = g.squeeze(&l, &[0])?;
+        let past = g.sub(&t, &l)?;
+        let zero = g.const_i64(0)?;
+        let step = g.const_i64(1)?;
+        let kpos = g.range(&zero, &t, &step)?;
+        let qpos = g.range(&past, &t, &step)?;
+        let kpos = g.unsqueeze(&kpos, &[0])?;
+        let qpos = g.unsqueeze(&qpos, &[1])?;
+        let causal = g.node("LessOrEqual", &[&kpos, &qpos]).output()?;
+        let causal = g.unsqueeze(&causal, &[0])?;
+        let valid = g.cast(key_mask, DType::Bool)?;
+        let valid = g.unsqueeze(&valid, &[1])?;
+        let allowed = g.and(&causal, &valid)?;
+        let zero_f = g.scalar(0f32)?;
+        let min_f = g.scalar(MASK_MIN)?;
+        let mask = g.where_(&allowed, &zero_f, &min_f)?;
+        Ok(g.unsqueeze(&mask, &[1, 2])?)
+    })
+}
+
+fn rotate_half(g: &mut GraphBuilder, x: &str, hd: i64) -> Result<String> {
+    let axis = g.const_i64s(&[3])?;
+    let (s0, mid, end) = (
+        g.const_i64s(&[0])?,
+        g.const_i64s(&[hd / 2])?,
+        g.const_i64s(&[hd])?,
+    );
+    let x1 = g.slice(x, &s0, &mid, Some(&axis), None)?;
+    let x2 = g.slice(x, &mid, &end, Some(&axis), None)?;
+    let nx2 = g.neg(&x2)?;
+    Ok(g.concat(&[&nx2, &x1], 3)?)
+}
+
+fn apply_rope(g: &mut GraphBuilder, x: &str, s: &Shared, hd: i64) -> Result<String> {
+    let a = g.mul(x, &s.cos)?;
+    let r = rotate_half(g, x, hd)?;
+    let b = g.mul(&r, &s.sin)?;
+    Ok(g.add(&a, &b)?)
+}
+
+/// `[B, L, n*hd]` -> `[B, n, L, hd]`.
+fn split_heads(g: &mut GraphBuilder, x: &str, n: i64, hd: i64) -> Result<String> {
+    let shape = g.const_i64s(&[0, 0, n, hd])?;
+    let x = g.reshape(x, &shape)?;
+    Ok(g.transpose(&x, &[0, 2, 1, 3])?)
+}
+
+/// Past K/V fed to a layer and the present K/V it returns, `[B, kv_heads, T, hd]`.
+pub struct LayerCache<'a> {
+    pub past_key: &'a str,
+    pub past_value: &'a str,
+    pub present_key: &'a str,
+    pub present_value: &'a str,
+}
+
+/// `self_attn` at scope `key`. Query heads are grouped by KV head (`[B, kv, rep, L,
+/// hd]`) so K/V are broadcast, never copied `rep` times: what a decode step reads
+/// grows with the cache only once per KV head.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    cfg: &Qwen2Config,
+    key: &str,
+    x: &str,
+    s: &Shared,
+    cache: Option<LayerCache<'_>>,
+) -> Result<String> {
+    let (h, kv, hd) = (
+        cfg.num_attention_heads as i64,
+        cfg.num_key_value_heads as i64,
+        cfg.head_dim() as i64,
+    );
+    let q = linear(g, w, folder, &format!("{key}.q_proj"), x, true)?;
+    let k = linear(g, w, folder, &format!("{key}.k_proj"), x, true)?;
+    let v = linear(g, w, folder, &format!("{key}.v_proj"), x, true)?;
+    let ctx = g.scoped(key, |g| -> Result<String> {
+        let q = split_heads(g, &q, h, hd)?;
+        let q = apply_rope(g, &q, s, hd)?;
+        let k = split_heads(g, &k, kv, hd)?;
+        let mut k = apply_rope(g, &k, s, hd)?;
+        let mut v = split_heads(g, &v, kv, hd)?;
+        if let Some(c) = &cache {
+            k = g
+                .node("Concat", &[c.past_key, &k])
+                .attr("axis", 2i64)
+                .output_names(&[c.present_key])
+                .output()?;
+            v = g
+                .node("Concat", &[c.past_value, &v])
+                .attr("axis", 2i64)
+                .output_names(&[c.present_value])
+                .output()?;
+        }
+        let q5_shape = g.const_i64s(&[0, kv, h / kv, -1, hd])?;
+        let q5 = g.reshape(&q, &q5_shape)?;
+        let k5 = g.unsqueeze(&k, &[2])?;
+        let kt = g.transpose(&k5, &[0, 1, 2, 4, 3])?;
+        let scores = g.matmul(&q5, &kt)?;
+        let scale = g.scalar_as(w.dtype, (hd as f64).powf(-0.5))?;
+        let scores = g.mul(&scores, &scale)?;
+        let scores = cast_if(g, &scores, w.dtype, DType::F32)?;
+        let scores = g.add(&scores, &s.mask)?;
+        let probs = g.softmax(&scores, -1)?;
+        let probs = cast_if(g, &probs, DType::F32, w.dtype)?;
+        let v5 = g.unsqueeze(&v, &[2])?;
+        let ctx = g.matmul(&probs, &v5)?;
+        let heads_shape = g.const_i64s(&[0, h, -1, hd])?;
+        let ctx = g.reshape(&ctx, &heads_shape)?;
+        let ctx = g.transpose(&ctx, &[0, 2, 1, 3])?;
+        let flat = g.const_i64s(&[0, 0, h * hd])?;
+        Ok(g.reshape(&ctx, &flat)?)
+    })?;
+    linear(g, w, folder, &format!("{key}.o_proj"), &ctx, false)
+}
+
+/// `mlp` at scope `key`: `down(silu(gate(x)) * up(x))`.
+pub fn mlp(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    key: &str,
+    x: &str,
+) -> Result<String> {
+    let gate = linear(g, w, folder, &format!("{key}.gate_proj"), x, false)?;
+    let up = linear(g, w, folder, &format!("{key}.up_proj"), x, false)?;
+    let act = g.scoped(key, |g| -> Result<String> {
+        let sig = g.sigmoid(&gate)?;
+        let silu = g.mul(&gate, &sig)?;
+        Ok(g.mul(&silu, &up)?)
+    })?;
+    linear(g, w, folder, &format!("{key}.down_proj"), &act, false)
+}
+
+/// One pre-norm decoder layer `{prefix}.layers.{i}`.
+#[allow(clippy::too_many_arguments)]
+pub fn layer(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    cfg: &Qwen2Config,
+    prefix: &str,
+    i: usize,
+    x: &str,
+    s: &Shared,
+    cache: Option<LayerCache<'_>>,
+) -> Result<String> {
+    let key = format!("{prefix}.layers.{i}");
+    let eps = cfg.rms_norm_eps;
+    let h = rms_norm(g, w, folder, &format!("{key}.input_layernorm"), x, eps)?;
+    let a = attention(g, w, folder, cfg, &format!("{key}.self_attn"), &h, s, cache)?;
+    let x = g.scoped(&key, |g| g.add(x, &a))?;
+    let h = rms_norm(
+        g,
+        w,
+        folder,
+        &format!("{key}.post_attention_layernorm"),
+        &x,
+        eps,
+    )?;
+    let m = mlp(g, w, folder, &format!("{key}.mlp"), &h)?;
+    Ok(g.scoped(&key, |g| g.add(&x, &m))?)
+}

@@ -1,0 +1,218 @@
+//! `--verify`: the exported models, run by ONNX Runtime through `c3-runtime`, against
+//! the tch reference on the same document ids: projected latents and prefill logits
+//! within a dtype-aware tolerance, greedy tokens identical in fp32.
+//!
+//! The reference comes from `c3 reference` in a child process (the `c3` binary links
+//! libtorch; this crate must not). The binary is `$C3_BIN`, else `c3` beside this
+//! executable, else `c3` on PATH.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use c3_core::C3Config;
+use c3_runtime::{C3Runtime, RuntimeOptions};
+use safetensors::SafeTensors;
+use serde::Serialize;
+
+/// The document verification reconstructs (cut to the encoder's limit).
+pub const SAMPLE_TEXT: &str = "Context cascade compression squeezes a long text into a few latent vectors, \
+and a second, larger model reads the text back from them. The quick brown fox jumps over the lazy dog.";
+/// Tokens generated for the greedy comparison.
+pub const VERIFY_NEW_TOKENS: usize = 32;
+
+/// What verification measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub dtype: String,
+    pub text_tokens: usize,
+    pub latents_max_abs_diff: f32,
+    pub prefill_logits_max_abs_diff: f32,
+    /// Allowed max abs difference (scaled by the reference's magnitude for fp16/bf16).
+    pub latents_tolerance: f32,
+    pub logits_tolerance: f32,
+    pub greedy_tokens: usize,
+    /// First position where ONNX Runtime's greedy tokens differ from the reference's.
+    pub greedy_first_difference: Option<usize>,
+    /// Whether identical greedy tokens are required (fp32) or only reported.
+    pub greedy_must_match: bool,
+    pub pass: bool,
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "verify ({}, {} text tokens): {}",
+            self.dtype,
+            self.text_tokens,
+            if self.pass { "PASS" } else { "FAIL" }
+        )?;
+        writeln!(
+            f,
+            "  latents        max |ort - tch| = {:.3e} (tolerance {:.1e})",
+            self.latents_max_abs_diff, self.latents_tolerance
+        )?;
+        writeln!(
+            f,
+            "  prefill logits max |ort - tch| = {:.3e} (tolerance {:.1e})",
+            self.prefill_logits_max_abs_diff, self.logits_tolerance
+        )?;
+        match self.greedy_first_difference {
+            None => write!(f, "  greedy: {} tokens identical", self.greedy_tokens),
+            Some(i) => write!(
+                f,
+                "  greedy: first difference at token {i} of {}{}",
+                self.greedy_tokens,
+                if self.greedy_must_match {
+                    ""
+                } else {
+                    " (reported only for half precision)"
+                }
+            ),
+        }
+    }
+}
+
+/// Runs the comparison for the export at `export` of checkpoint `ckpt`.
+pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport> {
+    let rt = C3Runtime::load(export, RuntimeOptions::default())?;
+    let mut ids = rt.tokenizer.encode(SAMPLE_TEXT)?;
+    ids.truncate(cfg.max_text_tokens().max(1));
+    let reference = run_reference(ckpt, &ids)?;
+    let lat = rt.compress(std::slice::from_ref(&ids))?.remove(0);
+    let logits = rt.prefill_logits(&lat)?;
+    let mut gen_cfg = rt.reference_generation();
+    gen_cfg.max_new_tokens = VERIFY_NEW_TOKENS;
+    let got = rt
+        .generate(&[&lat], &gen_cfg, &mut |_, _| {})?
+        .remove(0)
+        .ids;
+
+    let lat_diff = max_abs_diff(&lat.data, &reference.latents)?;
+    let logit_diff = max_abs_diff(&logits, &reference.logits)?;
+    let dtype = rt.manifest.dtype.clone();
+    let (rel, must_match) = match dtype.as_str() {
+        "fp32" => (0.0, true),
+        "fp16" => (1e-2, false),
+        _ => (4e-2, false),
+    };
+    let tol = |r: &[f32]| {
+        if rel == 0.0 {
+            1e-4
+        } else {
+            rel * r.iter().fold(1f32, |m, v| m.max(v.abs()))
+        }
+    };
+    let (lat_tol, logit_tol) = (tol(&reference.latents), tol(&reference.logits));
+    let first_diff =
+        (0..got.len().max(reference.greedy.len())).find(|&i| got.get(i) != reference.greedy.get(i));
+    let pass =
+        lat_diff <= lat_tol && logit_diff <= logit_tol && (!must_match || first_diff.is_none());
+    let report = VerifyReport {
+        dtype,
+        text_tokens: ids.len(),
+        latents_max_abs_diff: lat_diff,
+        prefill_logits_max_abs_diff: logit_diff,
+        latents_tolerance: lat_tol,
+        logits_tolerance: logit_tol,
+        greedy_tokens: reference.greedy.len(),
+        greedy_first_difference: first_diff,
+        greedy_must_match: must_match,
+        pass,
+    };
+    if !pass {
+        bail!("verification failed: the export does not match the tch reference\n{report}");
+    }
+    Ok(report)
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> Result<f32> {
+    ensure!(
+        a.len() == b.len(),
+        "ONNX Runtime produced {} values, the reference {}",
+        a.len(),
+        b.len()
+    );
+    Ok(a.iter().zip(b).fold(0f32, |m, (x, y)| {
+        let d = (x - y).abs();
+        if d.is_nan() { f32::INFINITY } else { m.max(d) }
+    }))
+}
+
+struct Reference {
+    latents: Vec<f32>,
+    logits: Vec<f32>,
+    greedy: Vec<u32>,
+}
+
+/// The `c3` binary that provides `c3 reference`.
+pub fn reference_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("C3_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if let Some(sibling) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("c3")))
+        && sibling.is_file()
+    {
+        return sibling;
+    }
+    PathBuf::from("c3")
+}
+
+fn run_reference(ckpt: &Path, ids: &[u32]) -> Result<Reference> {
+    let dir = tempfile::tempdir()?;
+    let out = dir.path().join("reference.safetensors");
+    let bin = reference_binary();
+    let ids_arg = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let status = Command::new(&bin)
+        .arg("reference")
+        .arg("--checkpoint")
+        .arg(ckpt)
+        .args([
+            "--ids",
+            &ids_arg,
+            "--max-new-tokens",
+            &VERIFY_NEW_TOKENS.to_string(),
+            "--out",
+        ])
+        .arg(&out)
+        .status()
+        .with_context(|| {
+            format!(
+                "running the tch reference `{} reference` (set C3_BIN to the c3 binary)",
+                bin.display()
+            )
+        })?;
+    ensure!(
+        status.success(),
+        "the tch reference `{} reference` failed ({status})",
+        bin.display()
+    );
+    let bytes = std::fs::read(&out).with_context(|| out.display().to_string())?;
+    let st = SafeTensors::deserialize(&bytes)?;
+    let f32s = |k: &str| -> Result<Vec<f32>> {
+        let t = st
+            .tensor(k)
+            .with_context(|| format!("reference output has no `{k}`"))?;
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    };
+    let g = st
+        .tensor("greedy")
+        .context("reference output has no `greedy`")?;
+    let greedy = g
+        .data()
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as u32)
+        .collect();
+    Ok(Reference {
+        latents: f32s("latents")?,
+        logits: f32s("prefill_logits")?,
+        greedy,
+    })
+}

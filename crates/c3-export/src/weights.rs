@@ -1,0 +1,166 @@
+//! Checkpoint tensors as ONNX initializers, streamed from the memory-mapped
+//! safetensors straight into the output file at write time (converted to the export
+//! dtype, transposed for `MatMul` where needed), so the weights are never held in RAM
+//! a second time.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use c3_core::checkpoint::DType as CkDType;
+use c3_core::{Checkpoint, TensorView};
+use c3_onnx::{DType, GraphBuilder, TensorData};
+use half::{bf16, f16};
+
+use anyhow::Result;
+
+/// Which folder of the release layout a tensor lives in.
+#[derive(Clone, Copy, Debug)]
+pub enum Folder {
+    /// Root: decoder, `model.Q.weight`, `model.mm_projector.*`.
+    Root,
+    /// `llm1/`: the encoder.
+    Llm1,
+}
+
+/// Adds checkpoint tensors to graphs as streamed initializers of one dtype.
+#[derive(Clone)]
+pub struct Weights {
+    ck: Arc<Checkpoint>,
+    pub dtype: DType,
+}
+
+impl Weights {
+    pub fn new(ck: Arc<Checkpoint>, dtype: DType) -> Self {
+        Weights { ck, dtype }
+    }
+
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.ck
+    }
+
+    fn view<'a>(ck: &'a Checkpoint, folder: Folder, key: &str) -> c3_core::Result<TensorView<'a>> {
+        match folder {
+            Folder::Root => ck.root.get(key),
+            Folder::Llm1 => ck.llm1.get(key),
+        }
+    }
+
+    /// `key` as an initializer named `key`, same shape.
+    pub fn plain(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<String> {
+        self.add(g, folder, key, key, false)
+    }
+
+    /// The `[out, in]` Linear weight `key` as a `[in, out]` initializer named `<key>.T`,
+    /// the right operand of `MatMul` (no runtime Transpose node, no constant folding).
+    pub fn transposed(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<String> {
+        self.add(g, folder, key, &format!("{key}.T"), true)
+    }
+
+    fn add(
+        &self,
+        g: &mut GraphBuilder,
+        folder: Folder,
+        key: &str,
+        name: &str,
+        transpose: bool,
+    ) -> Result<String> {
+        let view = Self::view(&self.ck, folder, key)?;
+        let mut shape: Vec<i64> = view.shape.iter().map(|&d| d as i64).collect();
+        if transpose {
+            shape.reverse();
+        }
+        let (ck, key, to) = (Arc::clone(&self.ck), key.to_owned(), self.dtype);
+        let source = move |out: &mut dyn Write| -> std::io::Result<()> {
+            let view = Self::view(&ck, folder, &key).map_err(std::io::Error::other)?;
+            if transpose {
+                write_transposed(&view, to, out)
+            } else {
+                write_converted(&view, to, out)
+            }
+        };
+        // A weight name already present (tied embeddings) is reused, not duplicated.
+        if g.is_defined(name) {
+            return Ok(name.to_owned());
+        }
+        Ok(g.initializer(name, self.dtype, &shape, TensorData::stream(source))?)
+    }
+}
+
+/// Element `i` of raw little-endian `bytes` of dtype `dt` as f32 (exact).
+fn get(dt: CkDType, bytes: &[u8], i: usize) -> f32 {
+    match dt {
+        CkDType::F32 => f32::from_le_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ]),
+        CkDType::F16 => f16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
+        CkDType::BF16 => bf16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
+    }
+}
+
+/// Appends `v` encoded as `to` (round to nearest even).
+fn put(to: DType, v: f32, out: &mut Vec<u8>) {
+    match to {
+        DType::F16 => out.extend(f16::from_f32(v).to_le_bytes()),
+        DType::BF16 => out.extend(bf16::from_f32(v).to_le_bytes()),
+        _ => out.extend(v.to_le_bytes()),
+    }
+}
+
+fn same_dtype(from: CkDType, to: DType) -> bool {
+    matches!(
+        (from, to),
+        (CkDType::F32, DType::F32) | (CkDType::F16, DType::F16) | (CkDType::BF16, DType::BF16)
+    )
+}
+
+/// Writes the tensor in dtype `to`, in chunks (raw bytes when the dtype already matches).
+fn write_converted(view: &TensorView<'_>, to: DType, out: &mut dyn Write) -> std::io::Result<()> {
+    if same_dtype(view.dtype, to) {
+        return out.write_all(view.data);
+    }
+    const CHUNK: usize = 1 << 16;
+    let n = view.numel();
+    let mut buf = Vec::with_capacity(CHUNK * 4);
+    for start in (0..n).step_by(CHUNK) {
+        buf.clear();
+        for i in start..(start + CHUNK).min(n) {
+            put(to, get(view.dtype, view.data, i), &mut buf);
+        }
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+/// Writes the transpose of a 2-D `[r, c]` tensor as `[c, r]` in dtype `to`. Output
+/// rows are produced in blocks so each source row is read in contiguous runs.
+fn write_transposed(view: &TensorView<'_>, to: DType, out: &mut dyn Write) -> std::io::Result<()> {
+    let (r, c) = match view.shape {
+        [r, c] => (*r, *c),
+        s => {
+            return Err(std::io::Error::other(format!(
+                "`{}`: cannot transpose shape {s:?}",
+                view.name
+            )));
+        }
+    };
+    const BLOCK: usize = 64;
+    let mut vals = vec![0f32; BLOCK * r];
+    let mut buf = Vec::with_capacity(BLOCK * r * 4);
+    for c0 in (0..c).step_by(BLOCK) {
+        let bs = BLOCK.min(c - c0);
+        for i in 0..r {
+            for k in 0..bs {
+                vals[k * r + i] = get(view.dtype, view.data, i * c + c0 + k);
+            }
+        }
+        buf.clear();
+        for &v in &vals[..bs * r] {
+            put(to, v, &mut buf);
+        }
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The deployed C3 cascade on ONNX Runtime (`ort`, load-dynamic): no libtorch, no
+//! Python. Load an export folder ([`C3Runtime::load`], manifest and file hashes
+//! checked), compress documents to latents in length-sorted batches
+//! ([`C3Runtime::compress`]), decode latents back to text with a KV cache, greedy with
+//! the shared generation rules, streaming and batched ([`C3Runtime::generate`]), and
+//! keep latents in files that remember their export ([`latent_file`]).
+//!
+//! A loaded [`C3Runtime`] is `Send + Sync`: requests on several threads share it, each
+//! ONNX session is used by one request at a time (ONNX Runtime's `run` needs exclusive
+//! access in `ort`), and all per-request state lives in the request.
+
+pub mod latent_file;
+mod model;
+mod provider;
+mod values;
+
+pub use model::{C3Runtime, Latents, Reconstruction, RuntimeOptions};
+pub use provider::Provider;

@@ -1,0 +1,422 @@
+//! A loaded export: three ONNX Runtime sessions, the manifest, the tokenizer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use c3_core::prompt::document_ids;
+use c3_core::{
+    BatchGreedy, C3Tokenizer, DecoderPrompt, ExportManifest, Generated, GenerationConfig,
+    PromptTemplate,
+};
+use c3_onnx::ort::session::Session;
+use c3_onnx::ort::value::DynValue;
+
+use crate::provider::{Provider, session};
+use crate::values::{FloatType, float_value, i64_value, to_f32};
+
+/// How to run an export.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    pub provider: Provider,
+    /// Run on the CPU if the requested provider cannot be used (off by default).
+    pub allow_fallback: bool,
+    /// Intra-op threads per session; 0 lets ONNX Runtime choose.
+    pub threads: usize,
+    /// Documents per encoder run.
+    pub batch_size: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            provider: Provider::Cpu,
+            allow_fallback: false,
+            threads: 0,
+            batch_size: 16,
+        }
+    }
+}
+
+/// One document's latents `[n, dim]` (f32 on the host, whatever the export dtype).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latents {
+    pub n: usize,
+    pub dim: usize,
+    pub data: Vec<f32>,
+    /// The document's length in the model's tokens.
+    pub text_tokens: usize,
+}
+
+/// One text compressed and reconstructed.
+#[derive(Debug, Clone)]
+pub struct Reconstruction {
+    pub text_ids: Vec<u32>,
+    pub generation: Generated,
+    /// Decoded output, whitespace-stripped (spec §2).
+    pub text: String,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+/// An export folder loaded into ONNX Runtime. `Send + Sync`; see the crate docs.
+pub struct C3Runtime {
+    pub dir: PathBuf,
+    pub manifest: ExportManifest,
+    /// sha256 of `c3-export.json`: the identity latent files and plans record.
+    pub manifest_sha256: String,
+    pub tokenizer: C3Tokenizer,
+    pub options: RuntimeOptions,
+    dtype: FloatType,
+    encoder: Mutex<Session>,
+    embed: Mutex<Session>,
+    decoder: Mutex<Session>,
+}
+
+fn lock(m: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
+    // A panic while holding a session leaves it usable: ONNX Runtime keeps no
+    // half-updated state between runs.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl C3Runtime {
+    /// Loads `dir` (made by `c3 export`), checking file hashes, the I/O contract and
+    /// that the copied tokenizer rebuilds the manifest's prompt.
+    pub fn load(dir: &Path, options: RuntimeOptions) -> Result<Self> {
+        let (manifest, manifest_sha256) = ExportManifest::load(dir)?;
+        manifest.verify_files(dir)?;
+        check_contract(&manifest)
+            .with_context(|| format!("{}: manifest does not match this runtime", dir.display()))?;
+        let tokenizer = C3Tokenizer::from_dir(dir)?;
+        let sp = tokenizer.specials();
+        let m = &manifest.special_tokens;
+        let got = [
+            sp.endoftext,
+            sp.im_start,
+            sp.im_end,
+            sp.img_start,
+            sp.img_end,
+            sp.img_pad,
+        ];
+        let want = [
+            m.endoftext,
+            m.im_start,
+            m.im_end,
+            m.img_start,
+            m.img_end,
+            m.img_pad,
+        ];
+        ensure!(
+            got == want,
+            "{}: special token ids {got:?} differ from the manifest's {want:?}",
+            tokenizer.path().display()
+        );
+        let prompt =
+            DecoderPrompt::build(&tokenizer, manifest.n_latents, &PromptTemplate::default())?;
+        ensure!(
+            prompt.ids == manifest.prompt.ids
+                && prompt.latent_start == manifest.prompt.latent_start,
+            "{}: the tokenizer builds a different decoder prompt than the manifest records",
+            tokenizer.path().display()
+        );
+        let dtype = FloatType::parse(&manifest.dtype)?;
+        let open = |f: &str| {
+            session(
+                &dir.join(f),
+                &options.provider,
+                options.allow_fallback,
+                options.threads,
+            )
+        };
+        let encoder = open(&manifest.models.encoder.file)?;
+        let embed = open(&manifest.models.embed_tokens.file)?;
+        let decoder = open(&manifest.models.decoder.file)?;
+        Ok(C3Runtime {
+            dir: dir.to_path_buf(),
+            manifest,
+            manifest_sha256,
+            tokenizer,
+            options,
+            dtype,
+            encoder: Mutex::new(encoder),
+            embed: Mutex::new(embed),
+            decoder: Mutex::new(decoder),
+        })
+    }
+
+    /// N, the latents per document.
+    pub fn n_latents(&self) -> usize {
+        self.manifest.n_latents
+    }
+
+    /// Tokenizes a document, refusing empty text and text over the encoder's limit.
+    pub fn document_ids(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(document_ids(
+            &self.tokenizer,
+            text,
+            self.manifest.max_text_tokens,
+        )?)
+    }
+
+    /// Latents of tokenized documents, in input order. Documents are sorted by length
+    /// and encoded `batch_size` at a time, left-padded, to limit padding work.
+    pub fn compress(&self, docs: &[Vec<u32>]) -> Result<Vec<Latents>> {
+        let max = self.manifest.max_text_tokens;
+        for (i, d) in docs.iter().enumerate() {
+            ensure!(!d.is_empty(), "document {i} is empty");
+            ensure!(
+                d.len() <= max,
+                "document {i} has {} tokens, over the encoder's limit of {max}",
+                d.len()
+            );
+        }
+        let mut order: Vec<usize> = (0..docs.len()).collect();
+        order.sort_by_key(|&i| docs[i].len());
+        let mut out: Vec<Option<Latents>> = vec![None; docs.len()];
+        for chunk in order.chunks(self.options.batch_size.max(1)) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| docs[i].as_slice()).collect();
+            for (&i, lat) in chunk.iter().zip(self.encode_batch(&batch)?) {
+                out[i] = Some(lat);
+            }
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    fn encode_batch(&self, docs: &[&[u32]]) -> Result<Vec<Latents>> {
+        let (b, l) = (docs.len(), docs.iter().map(|d| d.len()).max().unwrap_or(0));
+        let mut ids = vec![self.manifest.pad_id as i64; b * l];
+        let mut mask = vec![0i64; b * l];
+        for (r, d) in docs.iter().enumerate() {
+            let off = l - d.len();
+            for (j, &t) in d.iter().enumerate() {
+                ids[r * l + off + j] = t as i64;
+                mask[r * l + off + j] = 1;
+            }
+        }
+        let inputs = vec![
+            ("input_ids", i64_value(&[b, l], ids)?),
+            ("attention_mask", i64_value(&[b, l], mask)?),
+        ];
+        let mut enc = lock(&self.encoder);
+        let outputs = enc.run(inputs)?;
+        let (shape, data) = to_f32(&outputs["latents"], self.dtype)?;
+        let (n, dim) = (self.manifest.n_latents, self.manifest.hidden);
+        ensure!(
+            shape == [b, n, dim],
+            "encoder returned latents of shape {shape:?}, expected [{b}, {n}, {dim}]"
+        );
+        Ok(docs
+            .iter()
+            .enumerate()
+            .map(|(r, d)| Latents {
+                n,
+                dim,
+                data: data[r * n * dim..(r + 1) * n * dim].to_vec(),
+                text_tokens: d.len(),
+            })
+            .collect())
+    }
+
+    /// Token embeddings `[ids.len() * hidden]` (f32) of decoder ids, one row.
+    fn embed(&self, ids: &[u32], rows: usize) -> Result<DynValue> {
+        let per_row = ids.len() / rows.max(1);
+        let v = i64_value(&[rows, per_row], ids.iter().map(|&t| t as i64).collect())?;
+        let mut s = lock(&self.embed);
+        let mut out = s.run(vec![("input_ids", v)])?;
+        out.remove("inputs_embeds")
+            .context("embed_tokens.onnx returned no inputs_embeds")
+    }
+
+    /// Decoder inputs of the prefill: the prompt's embeddings with each row's latents
+    /// in the N slots, positions 0..L-1, an empty cache.
+    fn prefill_inputs(&self, latents: &[&Latents]) -> Result<Vec<(String, DynValue)>> {
+        let m = &self.manifest;
+        let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
+        for l in latents {
+            ensure!(
+                l.n == m.n_latents && l.dim == d,
+                "latents are [{}, {}], this export takes [{}, {d}]",
+                l.n,
+                l.dim,
+                m.n_latents
+            );
+        }
+        let (_, base) = to_f32(&self.embed(&m.prompt.ids, 1)?, self.dtype)?;
+        let mut embeds = Vec::with_capacity(b * plen * d);
+        for lat in latents {
+            let mut row = base.clone();
+            let s = m.prompt.latent_start * d;
+            row[s..s + lat.data.len()].copy_from_slice(&lat.data);
+            embeds.extend(row);
+        }
+        let mut inputs: Vec<(String, DynValue)> = vec![
+            (
+                "inputs_embeds".into(),
+                float_value(self.dtype, &[b, plen, d], &embeds)?,
+            ),
+            (
+                "attention_mask".into(),
+                i64_value(&[b, plen], vec![1; b * plen])?,
+            ),
+            (
+                "position_ids".into(),
+                i64_value(&[b, plen], (0..b).flat_map(|_| 0..plen as i64).collect())?,
+            ),
+        ];
+        for i in 0..m.layers {
+            for kind in ["key", "value"] {
+                let v = float_value(self.dtype, &[b, m.kv_heads, 0, m.head_dim], &[])?;
+                inputs.push((format!("past_key_values.{i}.{kind}"), v));
+            }
+        }
+        Ok(inputs)
+    }
+
+    /// Prefill logits `[L, vocab]` (row-major, f32) for one document's latents: what
+    /// verification compares with the reference.
+    pub fn prefill_logits(&self, latents: &Latents) -> Result<Vec<f32>> {
+        let inputs = self.prefill_inputs(&[latents])?;
+        let mut dec = lock(&self.decoder);
+        let out = dec.run(inputs)?;
+        let (_, v) = out["logits"].try_extract_tensor::<f32>()?;
+        Ok(v.to_vec())
+    }
+
+    /// Greedy decoding of each row's latents with a KV cache, after the manifest's
+    /// prompt. `on_token(row, id)` is called for every generated token as it comes.
+    pub fn generate(
+        &self,
+        latents: &[&Latents],
+        cfg: &GenerationConfig,
+        on_token: &mut dyn FnMut(usize, u32),
+    ) -> Result<Vec<Generated>> {
+        let m = &self.manifest;
+        let b = latents.len();
+        ensure!(b > 0, "no latents to decode");
+        let prompt = &m.prompt.ids;
+        let plen = prompt.len();
+        ensure!(
+            plen < m.max_context,
+            "the prompt ({plen} tokens) fills the decoder context ({})",
+            m.max_context
+        );
+        let mut inputs = self.prefill_inputs(latents)?;
+        let mut state = BatchGreedy::new(b, prompt, m.max_context, cfg);
+        let mut pos = plen;
+        let mut dec = lock(&self.decoder);
+        loop {
+            let mut out = dec.run(inputs)?;
+            let (shape, logits) = {
+                let (s, v) = out["logits"].try_extract_tensor::<f32>()?;
+                (
+                    s.iter().map(|&x| x as usize).collect::<Vec<_>>(),
+                    v.to_vec(),
+                )
+            };
+            let (seq, vocab) = (shape[1], shape[2]);
+            let last = |r: usize| &logits[(r * seq + seq - 1) * vocab..(r * seq + seq) * vocab];
+            let Some(next) = state.step(last, on_token) else {
+                break;
+            };
+            let mut past = Vec::with_capacity(2 * m.layers);
+            for i in 0..m.layers {
+                for kind in ["key", "value"] {
+                    let v = out
+                        .remove(format!("present.{i}.{kind}"))
+                        .with_context(|| format!("decoder returned no present.{i}.{kind}"))?;
+                    past.push((format!("past_key_values.{i}.{kind}"), v));
+                }
+            }
+            drop(out);
+            pos += 1;
+            inputs = vec![
+                ("inputs_embeds".into(), self.embed(&next, b)?),
+                (
+                    "attention_mask".into(),
+                    i64_value(&[b, pos], vec![1; b * pos])?,
+                ),
+                (
+                    "position_ids".into(),
+                    i64_value(&[b, 1], vec![(pos - 1) as i64; b])?,
+                ),
+            ];
+            inputs.extend(past);
+        }
+        Ok(state.into_results())
+    }
+
+    /// Compresses `text` and reconstructs it (one document, batch 1).
+    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
+        let ids = self.document_ids(text)?;
+        let t0 = Instant::now();
+        let lat = self.compress(std::slice::from_ref(&ids))?.remove(0);
+        let encode_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let generation = self.generate(&[&lat], cfg, &mut |_, _| {})?.remove(0);
+        let decode_seconds = t1.elapsed().as_secs_f64();
+        let text = self.tokenizer.decode(&generation.ids)?.trim().to_string();
+        Ok(Reconstruction {
+            text_ids: ids,
+            generation,
+            text,
+            encode_seconds,
+            decode_seconds,
+        })
+    }
+
+    /// The manifest's generation settings.
+    pub fn reference_generation(&self) -> GenerationConfig {
+        self.manifest.generation.clone()
+    }
+}
+
+/// Checks the I/O names and shapes this runtime drives against the manifest.
+fn check_contract(m: &ExportManifest) -> Result<()> {
+    let names =
+        |v: &[c3_core::manifest::IoSpec]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    let enc_in = names(&m.models.encoder.inputs);
+    ensure!(
+        enc_in == ["input_ids", "attention_mask"],
+        "encoder inputs are {enc_in:?}, expected [input_ids, attention_mask]"
+    );
+    let enc_out = names(&m.models.encoder.outputs);
+    ensure!(
+        enc_out == ["latents"],
+        "encoder outputs are {enc_out:?}, expected [latents]"
+    );
+    let mut want_in = vec![
+        "inputs_embeds".to_string(),
+        "attention_mask".into(),
+        "position_ids".into(),
+    ];
+    let mut want_out = vec!["logits".to_string()];
+    for i in 0..m.layers {
+        for kind in ["key", "value"] {
+            want_in.push(format!("past_key_values.{i}.{kind}"));
+            want_out.push(format!("present.{i}.{kind}"));
+        }
+    }
+    let dec_in = names(&m.models.decoder.inputs);
+    if dec_in != want_in {
+        bail!(
+            "decoder inputs are {dec_in:?}, expected {want_in:?} ({} layers)",
+            m.layers
+        );
+    }
+    let dec_out = names(&m.models.decoder.outputs);
+    ensure!(
+        dec_out == want_out,
+        "decoder outputs are {dec_out:?}, expected {want_out:?}"
+    );
+    let emb = names(&m.models.embed_tokens.outputs);
+    ensure!(
+        emb == ["inputs_embeds"],
+        "embed_tokens outputs are {emb:?}, expected [inputs_embeds]"
+    );
+    ensure!(
+        m.prompt.latent_start + m.n_latents <= m.prompt.ids.len(),
+        "prompt latent slots fall outside the prompt"
+    );
+    Ok(())
+}
