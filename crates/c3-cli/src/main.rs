@@ -3,6 +3,7 @@
 //! Every failure ends as one line on stderr (`error: ...`, with its causes) and
 //! exit code 1; `--json` output goes to stdout for pipelines.
 
+mod backend;
 mod cmd;
 mod input;
 
@@ -22,8 +23,20 @@ enum Command {
     Init(cmd::init::Args),
     /// Show a checkpoint's configs, parameter counts, dtypes and tokenizer.
     Inspect(cmd::inspect::Args),
-    /// Compress a text to latents and reconstruct it (tch reference path).
+    /// Compress a text to latents and reconstruct it (--model: ONNX Runtime; --checkpoint: tch).
     Roundtrip(cmd::roundtrip::Args),
+    /// Export a checkpoint to ONNX: encoder, KV-cache decoder, token embedding, manifest.
+    Export(c3_export::ExportArgs),
+    /// Compress documents to a latent file (compress once, decode many times).
+    Compress(cmd::compress::CompressArgs),
+    /// Decode a latent file back to text with the export that made it.
+    Decompress(cmd::compress::DecompressArgs),
+    /// Latency and throughput of the runtime and the tch reference, in one run.
+    Bench(cmd::bench::Args),
+    /// The tch reference's latents, prefill logits and greedy tokens for given ids
+    /// (used by `export --verify`).
+    #[command(hide = true)]
+    Reference(cmd::reference::Args),
     /// Reconstruct many passages; precision by length and compression, error positions.
     Eval(cmd::eval::Args),
     /// Train or fine-tune a C3 model from a recipe (resumes the run if it has checkpoints).
@@ -47,6 +60,11 @@ fn main() {
         Command::Init(a) => cmd::init::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Roundtrip(a) => cmd::roundtrip::run(a),
+        Command::Export(a) => cmd::export::run(a),
+        Command::Compress(a) => cmd::compress::compress(a),
+        Command::Decompress(a) => cmd::compress::decompress(a),
+        Command::Bench(a) => cmd::bench::run(a),
+        Command::Reference(a) => cmd::reference::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Tokenizer(c) => cmd::tokenizer::run(c),

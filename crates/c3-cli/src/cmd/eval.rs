@@ -10,16 +10,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use c3_core::eval::{PassageResult, Report, parse_buckets};
 use c3_core::{C3Tokenizer, GenerationConfig, deps};
-use c3_torch::TorchCascade;
-use c3_torch::tch::Device;
 use c3_train::{PassageSet, Recipe};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint to evaluate (tch reference path).
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[command(flatten)]
+    model: crate::backend::ModelArgs,
     /// Evaluate the held-out split of this training recipe (never trained on).
     #[arg(long, conflicts_with = "corpus")]
     recipe: Option<PathBuf>,
@@ -47,8 +44,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let buckets = parse_buckets(&a.buckets).map_err(anyhow::Error::msg)?;
-    let cascade = TorchCascade::load(&a.checkpoint, Device::Cpu)?;
-    let tok = &cascade.tokenizer;
+    let cascade = a.model.open()?;
+    let tok = cascade.tokenizer();
     let passages = match &a.recipe {
         Some(r) => {
             let r = Recipe::load(r)?;
@@ -75,14 +72,13 @@ pub fn run(a: Args) -> Result<()> {
     let bar = ProgressBar::new(passages.len() as u64);
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} passages [{elapsed_precise} < {eta_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar.set_position(done.len() as u64);
-    let n = cascade.model.config.n_latents();
+    let n = cascade.n_latents();
     let todo: Vec<(usize, &c3_train::Passage)> = passages.iter().enumerate().filter(|(i, _)| !done.contains(i)).collect();
     for chunk in todo.chunks(16) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, p)| p.ids.clone()).collect();
         let max_len = ids.iter().map(Vec::len).max().unwrap_or(1);
         let cfg = GenerationConfig { max_new_tokens: (max_len + 32).min(4096), ..cascade.reference_generation() };
-        let latents = cascade.compress_ids(&ids)?;
-        let gens = c3_torch::generate(&cascade.model, &cascade.prompt, &latents, &cfg)?;
+        let gens = cascade.reconstruct(&ids, &cfg)?;
         for ((i, p), g) in chunk.iter().zip(gens) {
             let out = tok.decode(&g.ids)?;
             let r = PassageResult::score(*i, format!("passage {i}"), &p.text, &out, p.ids.len(), qwen.encode(&p.text)?.len(), n);
@@ -94,7 +90,7 @@ pub fn run(a: Args) -> Result<()> {
     bar.finish_and_clear();
     results.sort_by_key(|r| r.id);
     let report = Report::build(&results, &buckets);
-    let title = format!("{} — {} passages, N = {n}", a.checkpoint.display(), results.len());
+    let title = format!("{} — {} passages, N = {n}", a.model.path().display(), results.len());
     let md = report.to_markdown(&title);
     std::fs::write(a.out.join("report.md"), &md)?;
     std::fs::write(a.out.join("report.json"), serde_json::to_string_pretty(&serde_json::json!({"report": report, "passages": results}))?)?;

@@ -5,17 +5,15 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use c3_core::metrics::{char_precision, word_precision};
 use c3_core::{C3Tokenizer, deps};
-use c3_torch::TorchCascade;
-use c3_torch::tch::Device;
 use serde_json::json;
 
+use crate::backend::ModelArgs;
 use crate::input::read_text;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Checkpoint folder (release layout), run on the tch reference path.
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Text file to compress, or `-` for stdin.
     file: PathBuf,
     /// Upper bound on generated tokens (default: the text's token count + 32, at most 4096).
@@ -31,10 +29,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let text = read_text(&a.file)?;
-    let cascade = TorchCascade::load(&a.checkpoint, Device::Cpu)?;
+    let cascade = a.model.open()?;
     let mut gen_cfg = cascade.reference_generation();
     gen_cfg.no_repeat_ngram_size = a.no_repeat_ngram_size;
-    let n_text = cascade.tokenizer.encode(&text)?.len();
+    let n_text = cascade.tokenizer().encode(&text)?.len();
     gen_cfg.max_new_tokens = match a.max_new_tokens {
         Some(0) => bail!("--max-new-tokens must be at least 1"),
         Some(k) => k,
@@ -43,7 +41,7 @@ pub fn run(a: Args) -> Result<()> {
         None => (n_text + 32).min(4096),
     };
     let r = cascade.roundtrip(&text, &gen_cfg)?;
-    let n = cascade.model.config.n_latents();
+    let n = cascade.n_latents();
     let qwen_tokens = qwen_token_count(&text);
     let reference = text.trim();
     let new_tokens = r.generation.ids.len();
@@ -61,7 +59,7 @@ pub fn run(a: Args) -> Result<()> {
         "encode_seconds": r.encode_seconds,
         "decode_seconds": r.decode_seconds,
         "decode_tokens_per_second": new_tokens as f64 / r.decode_seconds.max(1e-9),
-        "backend": "tch",
+        "backend": cascade.name(),
     });
     if a.json {
         println!("{v}");

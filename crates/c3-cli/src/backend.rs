@@ -1,0 +1,150 @@
+//! The two ways the CLI runs a model: the tch reference on a checkpoint
+//! (`--checkpoint`) or the deployed ONNX Runtime cascade on an export (`--model`).
+//! Commands that only reconstruct text take either, with the same output.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use c3_core::{C3Tokenizer, Generated, GenerationConfig};
+use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
+use c3_torch::TorchCascade;
+use c3_torch::tch::Device;
+
+/// `--checkpoint CKPT` or `--model EXPORT` (with its execution provider).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// Checkpoint folder (release layout), run on the tch reference.
+    #[arg(long, conflicts_with = "model")]
+    pub checkpoint: Option<PathBuf>,
+    /// Export folder (made by `c3 export`), run on ONNX Runtime.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Execution provider for --model: cpu, cuda or tensorrt.
+    #[arg(long, default_value = "cpu")]
+    pub provider: String,
+    /// Run on the CPU when the requested provider is unavailable (otherwise an error).
+    #[arg(long)]
+    pub allow_fallback: bool,
+    /// TensorRT plan folder from `c3 build` (implies --provider tensorrt).
+    #[arg(long)]
+    pub engine: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Runtime options for `--model`.
+    pub fn runtime_options(&self) -> Result<RuntimeOptions> {
+        let provider = match &self.engine {
+            Some(dir) => Provider::TensorRt { cache_dir: Some(dir.clone()) },
+            None => Provider::parse(&self.provider)?,
+        };
+        Ok(RuntimeOptions { provider, allow_fallback: self.allow_fallback, ..Default::default() })
+    }
+
+    /// Loads whichever was given.
+    pub fn open(&self) -> Result<Backend> {
+        match (&self.checkpoint, &self.model) {
+            (Some(c), None) => Ok(Backend::Torch(Box::new(TorchCascade::load(c, Device::Cpu)?))),
+            (None, Some(m)) => {
+                if let Some(engine) = &self.engine {
+                    crate::cmd::build::check_engine(engine, m)?;
+                }
+                Ok(Backend::Ort(Box::new(C3Runtime::load(m, self.runtime_options()?)?)))
+            }
+            _ => bail!("give --checkpoint CKPT (tch reference) or --model EXPORT (ONNX Runtime)"),
+        }
+    }
+
+    /// The path given, for reports.
+    pub fn path(&self) -> &Path {
+        self.model.as_deref().or(self.checkpoint.as_deref()).unwrap_or(Path::new("?"))
+    }
+}
+
+/// A loaded model on one back-end.
+pub enum Backend {
+    Torch(Box<TorchCascade>),
+    Ort(Box<C3Runtime>),
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Torch(_) => "tch",
+            Backend::Ort(_) => "onnxruntime",
+        }
+    }
+
+    pub fn tokenizer(&self) -> &C3Tokenizer {
+        match self {
+            Backend::Torch(c) => &c.tokenizer,
+            Backend::Ort(r) => &r.tokenizer,
+        }
+    }
+
+    pub fn n_latents(&self) -> usize {
+        match self {
+            Backend::Torch(c) => c.model.config.n_latents(),
+            Backend::Ort(r) => r.n_latents(),
+        }
+    }
+
+    pub fn reference_generation(&self) -> GenerationConfig {
+        match self {
+            Backend::Torch(c) => c.reference_generation(),
+            Backend::Ort(r) => r.reference_generation(),
+        }
+    }
+
+    /// Compresses tokenized documents and decodes them back, as one batch.
+    pub fn reconstruct(&self, docs: &[Vec<u32>], cfg: &GenerationConfig) -> Result<Vec<Generated>> {
+        match self {
+            Backend::Torch(c) => {
+                let latents = c.compress_ids(docs)?;
+                Ok(c3_torch::generate(&c.model, &c.prompt, &latents, cfg)?
+                    .into_iter()
+                    .map(|g| Generated { ids: g.ids, finish: g.finish })
+                    .collect())
+            }
+            Backend::Ort(r) => {
+                let lats = r.compress(docs)?;
+                let refs: Vec<_> = lats.iter().collect();
+                r.generate(&refs, cfg, &mut |_, _| {})
+            }
+        }
+    }
+
+    /// One text through the cascade, with timings.
+    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Roundtrip> {
+        Ok(match self {
+            Backend::Torch(c) => {
+                let r = c.roundtrip(text, cfg)?;
+                Roundtrip {
+                    text_ids: r.text_ids,
+                    generation: Generated { ids: r.generation.ids, finish: r.generation.finish },
+                    text: r.text,
+                    encode_seconds: r.encode_seconds,
+                    decode_seconds: r.decode_seconds,
+                }
+            }
+            Backend::Ort(rt) => {
+                let r = rt.roundtrip(text, cfg)?;
+                Roundtrip {
+                    text_ids: r.text_ids,
+                    generation: r.generation,
+                    text: r.text,
+                    encode_seconds: r.encode_seconds,
+                    decode_seconds: r.decode_seconds,
+                }
+            }
+        })
+    }
+}
+
+/// One reconstruction, back-end independent.
+pub struct Roundtrip {
+    pub text_ids: Vec<u32>,
+    pub generation: Generated,
+    pub text: String,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
+}

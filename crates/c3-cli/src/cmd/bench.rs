@@ -1,0 +1,236 @@
+//! `c3 bench`: one run, one report: this runtime (ONNX Runtime) and the tch reference
+//! on the same weights — documents/s compressed, time to first token, decode tokens/s
+//! at batch 1 and 8, peak RSS — plus the decoder prefill given N latents vs given the
+//! full text (what compression saves a downstream task). DeepSeek-OCR's published
+//! figures are printed beside ours, labelled as published.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use c3_core::GenerationConfig;
+use c3_runtime::{C3Runtime, Latents};
+use c3_torch::TorchCascade;
+use c3_torch::tch::Device;
+use serde_json::{Value, json};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Export folder (made by `c3 export`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Checkpoint for the tch comparison (default: the manifest's source, if present).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Skip the tch reference.
+    #[arg(long)]
+    no_reference: bool,
+    /// Execution provider: cpu, cuda or tensorrt.
+    #[arg(long, default_value = "cpu")]
+    provider: String,
+    #[arg(long)]
+    allow_fallback: bool,
+    /// Documents compressed for the throughput figure.
+    #[arg(long, default_value_t = 32)]
+    docs: usize,
+    /// Tokens per benchmark document (default: min(64, encoder limit)).
+    #[arg(long)]
+    doc_tokens: Option<usize>,
+    /// Tokens generated per decode measurement.
+    #[arg(long, default_value_t = 64)]
+    new_tokens: usize,
+    /// Repetitions (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+const SAMPLE: &str = include_str!("../../../../models/sample.txt");
+
+/// Median wall time of `f` over `n` runs.
+fn median_secs(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut t = Vec::with_capacity(n);
+    for _ in 0..n.max(1) {
+        let s = Instant::now();
+        f()?;
+        t.push(s.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// Resets the kernel's peak-RSS counter so each back-end's peak is its own.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size in MiB (VmHWM).
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Generation that runs exactly `k` tokens: no stop ids, no n-gram ban.
+fn fixed(k: usize) -> GenerationConfig {
+    GenerationConfig { max_new_tokens: k, no_repeat_ngram_size: 0, stop_ids: vec![] }
+}
+
+/// Benchmark documents: the sample text's ids, cycled into `count` documents of `len`.
+fn documents(ids: &[u32], count: usize, len: usize) -> Vec<Vec<u32>> {
+    (0..count).map(|d| (0..len).map(|j| ids[(d * 7 + j) % ids.len()]).collect()).collect()
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let opts = crate::backend::ModelArgs {
+        checkpoint: None,
+        model: Some(a.model.clone()),
+        provider: a.provider.clone(),
+        allow_fallback: a.allow_fallback,
+        engine: None,
+    }
+    .runtime_options()?;
+    reset_peak_rss();
+    let rt = C3Runtime::load(&a.model, opts)?;
+    let m = &rt.manifest;
+    let len = a.doc_tokens.unwrap_or(64).min(m.max_text_tokens);
+    ensure!(len > 0 && a.new_tokens > 1 && a.docs > 0, "--docs, --doc-tokens and --new-tokens (> 1) must be positive");
+    let sample_ids = rt.tokenizer.encode(SAMPLE)?;
+    let docs = documents(&sample_ids, a.docs, len);
+    let k = a.new_tokens.min(m.max_context - m.prompt.ids.len() - 1);
+    let r = a.repeat;
+
+    let ort = {
+        let compress = median_secs(r, || rt.compress(&docs).map(drop))?;
+        let one = &docs[..1];
+        let lat: Vec<Latents> = rt.compress(one)?;
+        let ttft = median_secs(r, || {
+            let l = rt.compress(one)?;
+            rt.generate(&[&l[0]], &fixed(1), &mut |_, _| {}).map(drop)
+        })?;
+        let decode = |b: usize, k: usize| -> Result<f64> {
+            let rows: Vec<&Latents> = (0..b).map(|_| &lat[0]).collect();
+            median_secs(r, || rt.generate(&rows, &fixed(k), &mut |_, _| {}).map(drop))
+        };
+        let step1 = (decode(1, k)? - decode(1, 1)?) / (k - 1) as f64;
+        let step8 = (decode(8, k)? - decode(8, 1)?) / (k - 1) as f64;
+        let plen = m.prompt.ids.len();
+        let full_len = plen - m.n_latents + len;
+        let prefill = |seq: usize| median_secs(r, || rt.run_decoder(rt.synthetic_decoder_inputs(1, seq, 0)?));
+        json!({
+            "backend": "onnxruntime", "provider": a.provider,
+            "docs_per_second": a.docs as f64 / compress,
+            "time_to_first_token_ms": ttft * 1e3,
+            "decode_tokens_per_second_b1": 1.0 / step1,
+            "decode_tokens_per_second_b8": 8.0 / step8,
+            "batch8_over_batch1": step1 * 8.0 / step8,
+            "prefill_ms_with_latents": prefill(plen)? * 1e3,
+            "prefill_tokens_with_latents": plen,
+            "prefill_ms_with_full_text": prefill(full_len)? * 1e3,
+            "prefill_tokens_with_full_text": full_len,
+            "peak_rss_mib": peak_rss_mib(),
+        })
+    };
+    drop(rt);
+
+    let ckpt = a.checkpoint.clone().or_else(|| {
+        let p = PathBuf::from(&m_source(&a.model)?);
+        p.is_dir().then_some(p)
+    });
+    let tch = match (&ckpt, a.no_reference) {
+        (Some(c), false) => Some(bench_tch(c, &docs, k, r).with_context(|| format!("tch reference on {}", c.display()))?),
+        _ => None,
+    };
+    let ratio = tch.as_ref().map(|t| {
+        json!({
+            "decode_b1_ort_over_tch": ort["decode_tokens_per_second_b1"].as_f64().unwrap_or(0.0) / t["decode_tokens_per_second_b1"].as_f64().unwrap_or(f64::NAN),
+            "docs_per_second_ort_over_tch": ort["docs_per_second"].as_f64().unwrap_or(0.0) / t["docs_per_second"].as_f64().unwrap_or(f64::NAN),
+        })
+    });
+    let report = json!({
+        "machine": machine(),
+        "export": a.model, "doc_tokens": len, "docs": a.docs, "new_tokens": k, "repeat": r,
+        "n_latents": rt_n(&a.model),
+        "runtime": ort, "reference": tch, "ratios": ratio,
+        "deepseek_ocr_published": {
+            "note": "published by DeepSeek, not measured here",
+            "pages_per_day_one_a100_40g": "200k+",
+            "tokens_per_second_vllm_a100_40g": 2500,
+            "vision_tokens_per_page": {"tiny_512px": 64, "small_640px": 100, "base_1024px": 256, "large_1280px": 400},
+        },
+    });
+    if a.json {
+        println!("{report}");
+    } else {
+        print_human(&report);
+    }
+    Ok(())
+}
+
+fn m_source(export: &std::path::Path) -> Option<String> {
+    c3_core::ExportManifest::load(export).ok().map(|(m, _)| m.source.checkpoint)
+}
+
+fn rt_n(export: &std::path::Path) -> Option<usize> {
+    c3_core::ExportManifest::load(export).ok().map(|(m, _)| m.n_latents)
+}
+
+fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> Result<Value> {
+    reset_peak_rss();
+    let c = TorchCascade::load(ckpt, Device::Cpu)?;
+    let compress = median_secs(r, || c.compress_ids(docs).map(drop).map_err(Into::into))?;
+    let lat = c.compress_ids(&docs[..1])?;
+    let decode = |k: usize| median_secs(r, || c3_torch::generate(&c.model, &c.prompt, &lat, &fixed(k)).map(drop).map_err(Into::into));
+    let ttft = median_secs(r, || {
+        let l = c.compress_ids(&docs[..1])?;
+        c3_torch::generate(&c.model, &c.prompt, &l, &fixed(1))?;
+        Ok(())
+    })?;
+    let step1 = (decode(k)? - decode(1)?) / (k - 1) as f64;
+    Ok(json!({
+        "backend": "tch",
+        "docs_per_second": docs.len() as f64 / compress,
+        "time_to_first_token_ms": ttft * 1e3,
+        "decode_tokens_per_second_b1": 1.0 / step1,
+        "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    json!({"cpu": cpu, "cores": cores, "os": std::env::consts::OS})
+}
+
+fn print_human(r: &Value) {
+    let f = |v: &Value, k: &str| v[k].as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    let (o, t) = (&r["runtime"], &r["reference"]);
+    println!("machine: {} ({} cores)", r["machine"]["cpu"].as_str().unwrap_or("?"), r["machine"]["cores"]);
+    println!("{} documents of {} tokens, {} new tokens, median of {}", r["docs"], r["doc_tokens"], r["new_tokens"], r["repeat"]);
+    println!("{:<34} {:>14} {:>14}", "", "onnxruntime", "tch");
+    for (label, key) in [
+        ("documents/s compressed", "docs_per_second"),
+        ("time to first token (ms)", "time_to_first_token_ms"),
+        ("decode tokens/s, batch 1", "decode_tokens_per_second_b1"),
+        ("decode tokens/s, batch 8", "decode_tokens_per_second_b8"),
+        ("peak RSS (MiB)", "peak_rss_mib"),
+    ] {
+        println!("{label:<34} {:>14} {:>14}", f(o, key), f(t, key));
+    }
+    if let Some(x) = r["ratios"]["decode_b1_ort_over_tch"].as_f64() {
+        println!("decode batch 1: onnxruntime / tch = {x:.2}x");
+    }
+    println!("batch 8 / batch 1 decode throughput = {}x", f(o, "batch8_over_batch1"));
+    println!(
+        "decoder prefill: {} ms for {} tokens with N latents vs {} ms for {} tokens with the full text",
+        f(o, "prefill_ms_with_latents"),
+        o["prefill_tokens_with_latents"],
+        f(o, "prefill_ms_with_full_text"),
+        o["prefill_tokens_with_full_text"]
+    );
+    println!("DeepSeek-OCR (published, not measured here): 200k+ pages/day on one A100-40G, ~2500 tokens/s with vLLM");
+}
