@@ -34,21 +34,33 @@ impl ModelArgs {
     /// Runtime options for `--model`.
     pub fn runtime_options(&self) -> Result<RuntimeOptions> {
         let provider = match &self.engine {
-            Some(dir) => Provider::TensorRt { cache_dir: Some(dir.clone()) },
+            Some(dir) => Provider::TensorRt {
+                cache_dir: Some(dir.clone()),
+            },
             None => Provider::parse(&self.provider)?,
         };
-        Ok(RuntimeOptions { provider, allow_fallback: self.allow_fallback, ..Default::default() })
+        Ok(RuntimeOptions {
+            provider,
+            allow_fallback: self.allow_fallback,
+            ..Default::default()
+        })
     }
 
     /// Loads whichever was given.
     pub fn open(&self) -> Result<Backend> {
         match (&self.checkpoint, &self.model) {
-            (Some(c), None) => Ok(Backend::Torch(Box::new(TorchCascade::load(c, Device::Cpu)?))),
+            (Some(c), None) => Ok(Backend::Torch(Box::new(TorchCascade::load(
+                c,
+                Device::Cpu,
+            )?))),
             (None, Some(m)) => {
                 if let Some(engine) = &self.engine {
                     crate::cmd::build::check_engine(engine, m)?;
                 }
-                Ok(Backend::Ort(Box::new(C3Runtime::load(m, self.runtime_options()?)?)))
+                Ok(Backend::Ort(Box::new(C3Runtime::load(
+                    m,
+                    self.runtime_options()?,
+                )?)))
             }
             _ => bail!("give --checkpoint CKPT (tch reference) or --model EXPORT (ONNX Runtime)"),
         }
@@ -56,7 +68,10 @@ impl ModelArgs {
 
     /// The path given, for reports.
     pub fn path(&self) -> &Path {
-        self.model.as_deref().or(self.checkpoint.as_deref()).unwrap_or(Path::new("?"))
+        self.model
+            .as_deref()
+            .or(self.checkpoint.as_deref())
+            .unwrap_or(Path::new("?"))
     }
 }
 
@@ -102,7 +117,10 @@ impl Backend {
                 let latents = c.compress_ids(docs)?;
                 Ok(c3_torch::generate(&c.model, &c.prompt, &latents, cfg)?
                     .into_iter()
-                    .map(|g| Generated { ids: g.ids, finish: g.finish })
+                    .map(|g| Generated {
+                        ids: g.ids,
+                        finish: g.finish,
+                    })
                     .collect())
             }
             Backend::Ort(r) => {
@@ -120,7 +138,10 @@ impl Backend {
                 let r = c.roundtrip(text, cfg)?;
                 Roundtrip {
                     text_ids: r.text_ids,
-                    generation: Generated { ids: r.generation.ids, finish: r.generation.finish },
+                    generation: Generated {
+                        ids: r.generation.ids,
+                        finish: r.generation.finish,
+                    },
                     text: r.text,
                     encode_seconds: r.encode_seconds,
                     decode_seconds: r.decode_seconds,

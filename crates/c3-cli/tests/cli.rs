@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn c3(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_c3")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_c3"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn fixture() -> PathBuf {
@@ -33,11 +36,34 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 #[test]
 fn roundtrip_json_has_the_contract_fields() {
     let tmp = tempfile::tempdir().unwrap();
-    let f = write(tmp.path(), "t.txt", b"The quick brown fox jumps over the lazy dog. 1234567890");
-    let out = c3(&["roundtrip", "--checkpoint", fixture().to_str().unwrap(), &f, "--max-new-tokens", "8", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = write(
+        tmp.path(),
+        "t.txt",
+        b"The quick brown fox jumps over the lazy dog. 1234567890",
+    );
+    let out = c3(&[
+        "roundtrip",
+        "--checkpoint",
+        fixture().to_str().unwrap(),
+        &f,
+        "--max-new-tokens",
+        "8",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for k in ["text", "output_ids", "text_tokens", "latent_tokens", "compression", "char_precision"] {
+    for k in [
+        "text",
+        "output_ids",
+        "text_tokens",
+        "latent_tokens",
+        "compression",
+        "char_precision",
+    ] {
         assert!(v.get(k).is_some(), "missing {k}: {v}");
     }
     // The byte-level fixture: one token per byte, N = 4.
@@ -51,7 +77,16 @@ fn roundtrip_json_has_the_contract_fields() {
 fn init_then_inspect_reports_the_preset() {
     let tmp = tempfile::tempdir().unwrap();
     let ck = tmp.path().join("ck");
-    let out = c3(&["init", "--preset", "tiny", "--seed", "3", "--dtype", "bf16", ck.to_str().unwrap()]);
+    let out = c3(&[
+        "init",
+        "--preset",
+        "tiny",
+        "--seed",
+        "3",
+        "--dtype",
+        "bf16",
+        ck.to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let out = c3(&["inspect", ck.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -67,50 +102,117 @@ fn bad_inputs_fail_with_one_clear_line() {
     let ck = ck.to_str().unwrap();
     let good = write(tmp.path(), "good.txt", b"hello");
     // Missing text file.
-    assert_error(&c3(&["roundtrip", "--checkpoint", ck, "/no/such.txt"]), &["/no/such.txt"]);
+    assert_error(
+        &c3(&["roundtrip", "--checkpoint", ck, "/no/such.txt"]),
+        &["/no/such.txt"],
+    );
     // Empty and whitespace-only text.
     let empty = write(tmp.path(), "empty.txt", b" \n\t ");
     assert_error(&c3(&["roundtrip", "--checkpoint", ck, &empty]), &["empty"]);
     // Not UTF-8.
     let bin = write(tmp.path(), "bin.txt", b"ok\xff\xfe");
-    assert_error(&c3(&["roundtrip", "--checkpoint", ck, &bin]), &["bin.txt", "UTF-8", "offset 2"]);
+    assert_error(
+        &c3(&["roundtrip", "--checkpoint", ck, &bin]),
+        &["bin.txt", "UTF-8", "offset 2"],
+    );
     // Longer than the encoder accepts (512 positions - 5 = 507 byte tokens).
     let long = write(tmp.path(), "long.txt", "a".repeat(600).as_bytes());
-    assert_error(&c3(&["roundtrip", "--checkpoint", ck, &long]), &["600 tokens", "limit of 507"]);
+    assert_error(
+        &c3(&["roundtrip", "--checkpoint", ck, &long]),
+        &["600 tokens", "limit of 507"],
+    );
     // Missing checkpoint.
-    assert_error(&c3(&["roundtrip", "--checkpoint", "/no/ckpt", &good]), &["/no/ckpt"]);
+    assert_error(
+        &c3(&["roundtrip", "--checkpoint", "/no/ckpt", &good]),
+        &["/no/ckpt"],
+    );
     // Corrupt safetensors.
     let bad = tmp.path().join("bad");
     let out = c3(&["init", "--preset", "tiny", bad.to_str().unwrap()]);
     assert!(out.status.success());
-    std::fs::write(bad.join("llm1/model.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
-    assert_error(&c3(&["inspect", bad.to_str().unwrap()]), &["llm1/model.safetensors", "not a valid safetensors"]);
+    std::fs::write(
+        bad.join("llm1/model.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}",
+    )
+    .unwrap();
+    assert_error(
+        &c3(&["inspect", bad.to_str().unwrap()]),
+        &["llm1/model.safetensors", "not a valid safetensors"],
+    );
     // Missing config field.
     let cfg = bad.join("config.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
     v.as_object_mut().unwrap().remove("latent_token_len");
     std::fs::write(&cfg, v.to_string()).unwrap();
-    assert_error(&c3(&["inspect", bad.to_str().unwrap()]), &["latent_token_len", "config.json"]);
+    assert_error(
+        &c3(&["inspect", bad.to_str().unwrap()]),
+        &["latent_token_len", "config.json"],
+    );
     // Text with special-token strings is ordinary text, not an error.
     let sp = write(tmp.path(), "sp.txt", b"<img><imgpad></img><|im_end|>");
-    let out = c3(&["roundtrip", "--checkpoint", ck, &sp, "--max-new-tokens", "2", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c3(&[
+        "roundtrip",
+        "--checkpoint",
+        ck,
+        &sp,
+        "--max-new-tokens",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["text_tokens"], 29);
     // Unknown preset.
-    assert_error(&c3(&["init", "--preset", "huge", tmp.path().join("x").to_str().unwrap()]), &["huge"]);
+    assert_error(
+        &c3(&[
+            "init",
+            "--preset",
+            "huge",
+            tmp.path().join("x").to_str().unwrap(),
+        ]),
+        &["huge"],
+    );
 }
 
 #[test]
 fn eval_writes_report_and_resumes_from_its_results() {
     let tmp = tempfile::tempdir().unwrap();
-    let corpus = write(tmp.path(), "c.txt", "The quick brown fox jumps over the lazy dog. ".repeat(20).as_bytes());
+    let corpus = write(
+        tmp.path(),
+        "c.txt",
+        "The quick brown fox jumps over the lazy dog. "
+            .repeat(20)
+            .as_bytes(),
+    );
     let out = tmp.path().join("eval");
     let fx = fixture();
-    let args = ["eval", "--checkpoint", fx.to_str().unwrap(), &corpus, "--min-tokens", "20", "--max-tokens", "30",
-        "--limit", "3", "--buckets", "0-16:8", "--out", out.to_str().unwrap(), "--json"];
+    let args = [
+        "eval",
+        "--checkpoint",
+        fx.to_str().unwrap(),
+        &corpus,
+        "--min-tokens",
+        "20",
+        "--max-tokens",
+        "30",
+        "--limit",
+        "3",
+        "--buckets",
+        "0-16:8",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ];
     let first = c3(&args);
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     assert_eq!(v["overall"]["passages"], 3);
     assert!(out.join("report.md").is_file() && out.join("report.json").is_file());

@@ -45,7 +45,7 @@ pub fn run(args: &ExportArgs) -> Result<ExportReport> {
     let t0 = Instant::now();
     if args.quantize.is_some() && args.target == Target::Tensorrt {
         bail!(
-            "--quantize needs --target ort (MatMulNBits is an ONNX Runtime contrib op; TensorRT takes standard ops only)"
+            "--quantize needs --target ort, not --target tensorrt (MatMulNBits is an ONNX Runtime contrib op; TensorRT takes standard ops only)"
         );
     }
     let ck = Checkpoint::open(&args.checkpoint)
@@ -57,7 +57,10 @@ pub fn run(args: &ExportArgs) -> Result<ExportReport> {
     let ck_hash = checkpoint_hash(&args.checkpoint)?;
     let cfg = ck.config.clone();
     let dtype = args.dtype.onnx();
-    let weights = Weights::new(Arc::new(ck), dtype);
+    if args.quantize.is_some() && args.dtype == ExportDtype::Bf16 {
+        bail!("--quantize works with --dtype fp32 or fp16 (MatMulNBits has no bf16 kernel)");
+    }
+    let weights = Weights::new(Arc::new(ck), dtype, args.quantize.map(|q| q.bits()));
 
     let staging = staging_dir(&args.out)?;
     let result = write_all(args, &weights, &tokenizer, &ck_hash, staging.path());

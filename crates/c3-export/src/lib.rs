@@ -14,6 +14,7 @@
 pub mod args;
 pub mod export;
 pub mod graphs;
+pub mod quantize;
 pub mod qwen2;
 pub mod verify;
 pub mod weights;

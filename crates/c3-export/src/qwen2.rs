@@ -66,6 +66,16 @@ pub fn linear(
     x: &str,
     bias: bool,
 ) -> Result<String> {
+    // Quantized: the decoder's transformer layers only (never the encoder, projector
+    // or lm_head, whose precision the latents and the greedy choice hinge on).
+    if let (Some(bits), Folder::Root, true) = (w.quantize_bits, folder, key.starts_with("model.layers.")) {
+        let y = crate::quantize::linear(g, w, folder, &format!("{key}.weight"), x, bits)?;
+        if !bias {
+            return Ok(y);
+        }
+        let b = w.plain(g, folder, &format!("{key}.bias"))?;
+        return g.scoped(key, |g| Ok(g.add(&y, &b)?));
+    }
     let wt = w.transposed(g, folder, &format!("{key}.weight"))?;
     let b = if bias {
         Some(w.plain(g, folder, &format!("{key}.bias"))?)

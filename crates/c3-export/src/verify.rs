@@ -26,6 +26,7 @@ pub const VERIFY_NEW_TOKENS: usize = 32;
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub dtype: String,
+    pub quantize: Option<String>,
     pub text_tokens: usize,
     pub latents_max_abs_diff: f32,
     pub prefill_logits_max_abs_diff: f32,
@@ -93,9 +94,16 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
     let lat_diff = max_abs_diff(&lat.data, &reference.latents)?;
     let logit_diff = max_abs_diff(&logits, &reference.logits)?;
     let dtype = rt.manifest.dtype.clone();
-    let (rel, must_match) = match dtype.as_str() {
-        "fp32" => (0.0, true),
-        "fp16" => (1e-2, false),
+    // Quantized weights change the numbers by design: bounded relative error, greedy
+    // reported only. Int4's bound is loose (on random weights its logits move by up
+    // to ~55% of their range, measured on the tiny fixture): it catches packing and
+    // layout errors, not quality, which `c3 eval` measures. Unquantized fp32 must
+    // match to 1e-4 and token for token.
+    let (rel, must_match) = match (rt.manifest.quantize.as_deref(), dtype.as_str()) {
+        (Some("int8"), _) => (5e-2, false),
+        (Some(_), _) => (7.5e-1, false),
+        (None, "fp32") => (0.0, true),
+        (None, "fp16") => (1e-2, false),
         _ => (4e-2, false),
     };
     let tol = |r: &[f32]| {
@@ -112,6 +120,7 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
         lat_diff <= lat_tol && logit_diff <= logit_tol && (!must_match || first_diff.is_none());
     let report = VerifyReport {
         dtype,
+        quantize: rt.manifest.quantize.clone(),
         text_tokens: ids.len(),
         latents_max_abs_diff: lat_diff,
         prefill_logits_max_abs_diff: logit_diff,

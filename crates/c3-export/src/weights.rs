@@ -27,18 +27,47 @@ pub enum Folder {
 pub struct Weights {
     ck: Arc<Checkpoint>,
     pub dtype: DType,
+    /// Bits of weight-only quantization for the decoder layers' linears, if any.
+    pub quantize_bits: Option<u32>,
 }
 
 impl Weights {
-    pub fn new(ck: Arc<Checkpoint>, dtype: DType) -> Self {
-        Weights { ck, dtype }
+    pub fn new(ck: Arc<Checkpoint>, dtype: DType, quantize_bits: Option<u32>) -> Self {
+        Weights {
+            ck,
+            dtype,
+            quantize_bits,
+        }
+    }
+
+    /// A tensor of the checkpoint (for shapes; payloads are streamed).
+    pub fn view(&self, folder: Folder, key: &str) -> c3_core::Result<TensorView<'_>> {
+        Self::view_in(&self.ck, folder, key)
+    }
+
+    /// A payload produced at write time by `f` from the tensor `key`.
+    pub fn stream(
+        &self,
+        folder: Folder,
+        key: &str,
+        f: impl Fn(&TensorView<'_>, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> impl Fn(&mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static {
+        let (ck, key) = (Arc::clone(&self.ck), key.to_owned());
+        move |out: &mut dyn Write| {
+            let view = Self::view_in(&ck, folder, &key).map_err(std::io::Error::other)?;
+            f(&view, out)
+        }
     }
 
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.ck
     }
 
-    fn view<'a>(ck: &'a Checkpoint, folder: Folder, key: &str) -> c3_core::Result<TensorView<'a>> {
+    fn view_in<'a>(
+        ck: &'a Checkpoint,
+        folder: Folder,
+        key: &str,
+    ) -> c3_core::Result<TensorView<'a>> {
         match folder {
             Folder::Root => ck.root.get(key),
             Folder::Llm1 => ck.llm1.get(key),
@@ -64,14 +93,14 @@ impl Weights {
         name: &str,
         transpose: bool,
     ) -> Result<String> {
-        let view = Self::view(&self.ck, folder, key)?;
+        let view = self.view(folder, key)?;
         let mut shape: Vec<i64> = view.shape.iter().map(|&d| d as i64).collect();
         if transpose {
             shape.reverse();
         }
         let (ck, key, to) = (Arc::clone(&self.ck), key.to_owned(), self.dtype);
         let source = move |out: &mut dyn Write| -> std::io::Result<()> {
-            let view = Self::view(&ck, folder, &key).map_err(std::io::Error::other)?;
+            let view = Self::view_in(&ck, folder, &key).map_err(std::io::Error::other)?;
             if transpose {
                 write_transposed(&view, to, out)
             } else {
@@ -87,7 +116,7 @@ impl Weights {
 }
 
 /// Element `i` of raw little-endian `bytes` of dtype `dt` as f32 (exact).
-fn get(dt: CkDType, bytes: &[u8], i: usize) -> f32 {
+pub fn read_f32(dt: CkDType, bytes: &[u8], i: usize) -> f32 {
     match dt {
         CkDType::F32 => f32::from_le_bytes([
             bytes[4 * i],
@@ -127,7 +156,7 @@ fn write_converted(view: &TensorView<'_>, to: DType, out: &mut dyn Write) -> std
     for start in (0..n).step_by(CHUNK) {
         buf.clear();
         for i in start..(start + CHUNK).min(n) {
-            put(to, get(view.dtype, view.data, i), &mut buf);
+            put(to, read_f32(view.dtype, view.data, i), &mut buf);
         }
         out.write_all(&buf)?;
     }
@@ -153,7 +182,7 @@ fn write_transposed(view: &TensorView<'_>, to: DType, out: &mut dyn Write) -> st
         let bs = BLOCK.min(c - c0);
         for i in 0..r {
             for k in 0..bs {
-                vals[k * r + i] = get(view.dtype, view.data, i * c + c0 + k);
+                vals[k * r + i] = read_f32(view.dtype, view.data, i * c + c0 + k);
             }
         }
         buf.clear();

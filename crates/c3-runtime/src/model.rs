@@ -349,19 +349,50 @@ impl C3Runtime {
     /// Decoder inputs of `seq` new positions after a cache of `past_len`, all zeros:
     /// what benchmarks time a prefill or a decode step with (values do not change
     /// the work done).
-    pub fn synthetic_decoder_inputs(&self, batch: usize, seq: usize, past_len: usize) -> Result<Vec<(String, DynValue)>> {
+    pub fn synthetic_decoder_inputs(
+        &self,
+        batch: usize,
+        seq: usize,
+        past_len: usize,
+    ) -> Result<Vec<(String, DynValue)>> {
         let m = &self.manifest;
-        ensure!(past_len + seq <= m.max_context, "{past_len} + {seq} positions exceed the decoder context ({})", m.max_context);
+        ensure!(
+            past_len + seq <= m.max_context,
+            "{past_len} + {seq} positions exceed the decoder context ({})",
+            m.max_context
+        );
         let total = past_len + seq;
         let mut inputs: Vec<(String, DynValue)> = vec![
-            ("inputs_embeds".into(), float_value(self.dtype, &[batch, seq, m.hidden], &vec![0.0; batch * seq * m.hidden])?),
-            ("attention_mask".into(), i64_value(&[batch, total], vec![1; batch * total])?),
-            ("position_ids".into(), i64_value(&[batch, seq], (0..batch).flat_map(|_| past_len as i64..total as i64).collect())?),
+            (
+                "inputs_embeds".into(),
+                float_value(
+                    self.dtype,
+                    &[batch, seq, m.hidden],
+                    &vec![0.0; batch * seq * m.hidden],
+                )?,
+            ),
+            (
+                "attention_mask".into(),
+                i64_value(&[batch, total], vec![1; batch * total])?,
+            ),
+            (
+                "position_ids".into(),
+                i64_value(
+                    &[batch, seq],
+                    (0..batch)
+                        .flat_map(|_| past_len as i64..total as i64)
+                        .collect(),
+                )?,
+            ),
         ];
         let cache = vec![0.0; batch * m.kv_heads * past_len * m.head_dim];
         for i in 0..m.layers {
             for kind in ["key", "value"] {
-                let v = float_value(self.dtype, &[batch, m.kv_heads, past_len, m.head_dim], &cache)?;
+                let v = float_value(
+                    self.dtype,
+                    &[batch, m.kv_heads, past_len, m.head_dim],
+                    &cache,
+                )?;
                 inputs.push((format!("past_key_values.{i}.{kind}"), v));
             }
         }

@@ -75,12 +75,18 @@ fn peak_rss_mib() -> Option<f64> {
 
 /// Generation that runs exactly `k` tokens: no stop ids, no n-gram ban.
 fn fixed(k: usize) -> GenerationConfig {
-    GenerationConfig { max_new_tokens: k, no_repeat_ngram_size: 0, stop_ids: vec![] }
+    GenerationConfig {
+        max_new_tokens: k,
+        no_repeat_ngram_size: 0,
+        stop_ids: vec![],
+    }
 }
 
 /// Benchmark documents: the sample text's ids, cycled into `count` documents of `len`.
 fn documents(ids: &[u32], count: usize, len: usize) -> Vec<Vec<u32>> {
-    (0..count).map(|d| (0..len).map(|j| ids[(d * 7 + j) % ids.len()]).collect()).collect()
+    (0..count)
+        .map(|d| (0..len).map(|j| ids[(d * 7 + j) % ids.len()]).collect())
+        .collect()
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -96,7 +102,10 @@ pub fn run(a: Args) -> Result<()> {
     let rt = C3Runtime::load(&a.model, opts)?;
     let m = &rt.manifest;
     let len = a.doc_tokens.unwrap_or(64).min(m.max_text_tokens);
-    ensure!(len > 0 && a.new_tokens > 1 && a.docs > 0, "--docs, --doc-tokens and --new-tokens (> 1) must be positive");
+    ensure!(
+        len > 0 && a.new_tokens > 1 && a.docs > 0,
+        "--docs, --doc-tokens and --new-tokens (> 1) must be positive"
+    );
     let sample_ids = rt.tokenizer.encode(SAMPLE)?;
     let docs = documents(&sample_ids, a.docs, len);
     let k = a.new_tokens.min(m.max_context - m.prompt.ids.len() - 1);
@@ -112,13 +121,19 @@ pub fn run(a: Args) -> Result<()> {
         })?;
         let decode = |b: usize, k: usize| -> Result<f64> {
             let rows: Vec<&Latents> = (0..b).map(|_| &lat[0]).collect();
-            median_secs(r, || rt.generate(&rows, &fixed(k), &mut |_, _| {}).map(drop))
+            median_secs(r, || {
+                rt.generate(&rows, &fixed(k), &mut |_, _| {}).map(drop)
+            })
         };
         let step1 = (decode(1, k)? - decode(1, 1)?) / (k - 1) as f64;
         let step8 = (decode(8, k)? - decode(8, 1)?) / (k - 1) as f64;
         let plen = m.prompt.ids.len();
         let full_len = plen - m.n_latents + len;
-        let prefill = |seq: usize| median_secs(r, || rt.run_decoder(rt.synthetic_decoder_inputs(1, seq, 0)?));
+        let prefill = |seq: usize| {
+            median_secs(r, || {
+                rt.run_decoder(rt.synthetic_decoder_inputs(1, seq, 0)?)
+            })
+        };
         json!({
             "backend": "onnxruntime", "provider": a.provider,
             "docs_per_second": a.docs as f64 / compress,
@@ -140,7 +155,10 @@ pub fn run(a: Args) -> Result<()> {
         p.is_dir().then_some(p)
     });
     let tch = match (&ckpt, a.no_reference) {
-        (Some(c), false) => Some(bench_tch(c, &docs, k, r).with_context(|| format!("tch reference on {}", c.display()))?),
+        (Some(c), false) => Some(
+            bench_tch(c, &docs, k, r)
+                .with_context(|| format!("tch reference on {}", c.display()))?,
+        ),
         _ => None,
     };
     let ratio = tch.as_ref().map(|t| {
@@ -170,11 +188,15 @@ pub fn run(a: Args) -> Result<()> {
 }
 
 fn m_source(export: &std::path::Path) -> Option<String> {
-    c3_core::ExportManifest::load(export).ok().map(|(m, _)| m.source.checkpoint)
+    c3_core::ExportManifest::load(export)
+        .ok()
+        .map(|(m, _)| m.source.checkpoint)
 }
 
 fn rt_n(export: &std::path::Path) -> Option<usize> {
-    c3_core::ExportManifest::load(export).ok().map(|(m, _)| m.n_latents)
+    c3_core::ExportManifest::load(export)
+        .ok()
+        .map(|(m, _)| m.n_latents)
 }
 
 fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> Result<Value> {
@@ -182,7 +204,13 @@ fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> R
     let c = TorchCascade::load(ckpt, Device::Cpu)?;
     let compress = median_secs(r, || c.compress_ids(docs).map(drop).map_err(Into::into))?;
     let lat = c.compress_ids(&docs[..1])?;
-    let decode = |k: usize| median_secs(r, || c3_torch::generate(&c.model, &c.prompt, &lat, &fixed(k)).map(drop).map_err(Into::into));
+    let decode = |k: usize| {
+        median_secs(r, || {
+            c3_torch::generate(&c.model, &c.prompt, &lat, &fixed(k))
+                .map(drop)
+                .map_err(Into::into)
+        })
+    };
     let ttft = median_secs(r, || {
         let l = c.compress_ids(&docs[..1])?;
         c3_torch::generate(&c.model, &c.prompt, &l, &fixed(1))?;
@@ -199,18 +227,33 @@ fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> R
 }
 
 fn machine() -> Value {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("model name"))
+            .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+    });
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     json!({"cpu": cpu, "cores": cores, "os": std::env::consts::OS})
 }
 
 fn print_human(r: &Value) {
-    let f = |v: &Value, k: &str| v[k].as_f64().map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    let f = |v: &Value, k: &str| {
+        v[k].as_f64()
+            .map(|x| format!("{x:.2}"))
+            .unwrap_or_else(|| "-".into())
+    };
     let (o, t) = (&r["runtime"], &r["reference"]);
-    println!("machine: {} ({} cores)", r["machine"]["cpu"].as_str().unwrap_or("?"), r["machine"]["cores"]);
-    println!("{} documents of {} tokens, {} new tokens, median of {}", r["docs"], r["doc_tokens"], r["new_tokens"], r["repeat"]);
+    println!(
+        "machine: {} ({} cores)",
+        r["machine"]["cpu"].as_str().unwrap_or("?"),
+        r["machine"]["cores"]
+    );
+    println!(
+        "{} documents of {} tokens, {} new tokens, median of {}",
+        r["docs"], r["doc_tokens"], r["new_tokens"], r["repeat"]
+    );
     println!("{:<34} {:>14} {:>14}", "", "onnxruntime", "tch");
     for (label, key) in [
         ("documents/s compressed", "docs_per_second"),
@@ -224,7 +267,10 @@ fn print_human(r: &Value) {
     if let Some(x) = r["ratios"]["decode_b1_ort_over_tch"].as_f64() {
         println!("decode batch 1: onnxruntime / tch = {x:.2}x");
     }
-    println!("batch 8 / batch 1 decode throughput = {}x", f(o, "batch8_over_batch1"));
+    println!(
+        "batch 8 / batch 1 decode throughput = {}x",
+        f(o, "batch8_over_batch1")
+    );
     println!(
         "decoder prefill: {} ms for {} tokens with N latents vs {} ms for {} tokens with the full text",
         f(o, "prefill_ms_with_latents"),
@@ -232,5 +278,7 @@ fn print_human(r: &Value) {
         f(o, "prefill_ms_with_full_text"),
         o["prefill_tokens_with_full_text"]
     );
-    println!("DeepSeek-OCR (published, not measured here): 200k+ pages/day on one A100-40G, ~2500 tokens/s with vLLM");
+    println!(
+        "DeepSeek-OCR (published, not measured here): 200k+ pages/day on one A100-40G, ~2500 tokens/s with vLLM"
+    );
 }

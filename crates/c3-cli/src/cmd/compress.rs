@@ -30,7 +30,9 @@ pub fn compress(a: CompressArgs) -> Result<()> {
     let mut docs = Vec::new();
     for f in &a.files {
         let text = read_text(f)?;
-        let ids = rt.document_ids(&text).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        let ids = rt
+            .document_ids(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
         docs.push(ids);
     }
     let t0 = std::time::Instant::now();
@@ -40,9 +42,20 @@ pub fn compress(a: CompressArgs) -> Result<()> {
     latent_file::save(&a.out, &rt, &lats, &sources)?;
     let tokens: Vec<usize> = docs.iter().map(Vec::len).collect();
     if a.json {
-        println!("{}", json!({"out": a.out, "documents": docs.len(), "n_latents": rt.n_latents(), "text_tokens": tokens, "export_manifest_sha256": rt.manifest_sha256, "seconds": secs}));
+        println!(
+            "{}",
+            json!({"out": a.out, "documents": docs.len(), "n_latents": rt.n_latents(), "text_tokens": tokens, "export_manifest_sha256": rt.manifest_sha256, "seconds": secs})
+        );
     } else {
-        eprintln!("{} documents ({} text tokens) -> {} x {} latents in {:.0} ms -> {}", docs.len(), tokens.iter().sum::<usize>(), docs.len(), rt.n_latents(), secs * 1e3, a.out.display());
+        eprintln!(
+            "{} documents ({} text tokens) -> {} x {} latents in {:.0} ms -> {}",
+            docs.len(),
+            tokens.iter().sum::<usize>(),
+            docs.len(),
+            rt.n_latents(),
+            secs * 1e3,
+            a.out.display()
+        );
     }
     Ok(())
 }
@@ -78,7 +91,9 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
         };
         let g = rt.generate(&[lat], &cfg, &mut |_, _| {})?.remove(0);
         let text = rt.tokenizer.decode(&g.ids)?.trim().to_string();
-        out.push(json!({"source": source, "text": text, "output_ids": g.ids, "finish_reason": g.finish}));
+        out.push(
+            json!({"source": source, "text": text, "output_ids": g.ids, "finish_reason": g.finish}),
+        );
         if !a.json {
             println!("{text}");
         }

@@ -54,7 +54,12 @@ pub fn run(a: Args) -> Result<()> {
         None if a.corpus.is_empty() => bail!("give --recipe or corpus paths"),
         None => {
             let mut d = Recipe::default().data;
-            (d.paths, d.min_tokens, d.max_tokens, d.held_out) = (a.corpus.clone(), a.min_tokens, a.max_tokens, a.limit.min(1 << 20));
+            (d.paths, d.min_tokens, d.max_tokens, d.held_out) = (
+                a.corpus.clone(),
+                a.min_tokens,
+                a.max_tokens,
+                a.limit.min(1 << 20),
+            );
             PassageSet::build(&d, tok, a.seed)?.held_out
         }
     };
@@ -68,20 +73,43 @@ pub fn run(a: Args) -> Result<()> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     let done: HashSet<usize> = results.iter().map(|r| r.id).collect();
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&results_path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&results_path)?;
     let bar = ProgressBar::new(passages.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} passages [{elapsed_precise} < {eta_precise}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} passages [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_position(done.len() as u64);
     let n = cascade.n_latents();
-    let todo: Vec<(usize, &c3_train::Passage)> = passages.iter().enumerate().filter(|(i, _)| !done.contains(i)).collect();
+    let todo: Vec<(usize, &c3_train::Passage)> = passages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !done.contains(i))
+        .collect();
     for chunk in todo.chunks(16) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, p)| p.ids.clone()).collect();
         let max_len = ids.iter().map(Vec::len).max().unwrap_or(1);
-        let cfg = GenerationConfig { max_new_tokens: (max_len + 32).min(4096), ..cascade.reference_generation() };
+        let cfg = GenerationConfig {
+            max_new_tokens: (max_len + 32).min(4096),
+            ..cascade.reference_generation()
+        };
         let gens = cascade.reconstruct(&ids, &cfg)?;
         for ((i, p), g) in chunk.iter().zip(gens) {
             let out = tok.decode(&g.ids)?;
-            let r = PassageResult::score(*i, format!("passage {i}"), &p.text, &out, p.ids.len(), qwen.encode(&p.text)?.len(), n);
+            let r = PassageResult::score(
+                *i,
+                format!("passage {i}"),
+                &p.text,
+                &out,
+                p.ids.len(),
+                qwen.encode(&p.text)?.len(),
+                n,
+            );
             writeln!(file, "{}", serde_json::to_string(&r)?)?;
             results.push(r);
             bar.inc(1);
@@ -90,10 +118,17 @@ pub fn run(a: Args) -> Result<()> {
     bar.finish_and_clear();
     results.sort_by_key(|r| r.id);
     let report = Report::build(&results, &buckets);
-    let title = format!("{} — {} passages, N = {n}", a.model.path().display(), results.len());
+    let title = format!(
+        "{} — {} passages, N = {n}",
+        a.model.path().display(),
+        results.len()
+    );
     let md = report.to_markdown(&title);
     std::fs::write(a.out.join("report.md"), &md)?;
-    std::fs::write(a.out.join("report.json"), serde_json::to_string_pretty(&serde_json::json!({"report": report, "passages": results}))?)?;
+    std::fs::write(
+        a.out.join("report.json"),
+        serde_json::to_string_pretty(&serde_json::json!({"report": report, "passages": results}))?,
+    )?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

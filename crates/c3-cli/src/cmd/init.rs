@@ -30,7 +30,8 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let preset = Preset::parse(&a.preset).ok_or_else(|| unknown_preset(&a.preset))?;
     let dtype = match &a.dtype {
-        Some(s) => DType::parse(s).ok_or_else(|| anyhow!("unknown dtype `{s}` (expected fp32, fp16 or bf16)"))?,
+        Some(s) => DType::parse(s)
+            .ok_or_else(|| anyhow!("unknown dtype `{s}` (expected fp32, fp16 or bf16)"))?,
         None if preset == Preset::Tiny => DType::F32,
         None => DType::BF16,
     };
@@ -43,7 +44,13 @@ pub fn run(a: Args) -> Result<()> {
         });
         println!("{v}");
     } else {
-        println!("wrote {} ({} preset, {dtype}, seed {}) in {:.1}s", a.out.display(), a.preset, a.seed, t.elapsed().as_secs_f64());
+        println!(
+            "wrote {} ({} preset, {dtype}, seed {}) in {:.1}s",
+            a.out.display(),
+            a.preset,
+            a.seed,
+            t.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }

@@ -56,15 +56,42 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     println!("checkpoint   {}", a.checkpoint.display());
-    println!("latents      N = {} (texts up to {} tokens)", c.n_latents(), c.max_text_tokens());
-    for (name, m, p, d, f) in [("decoder", &c.decoder, dp, &dd, df), ("encoder", &c.encoder, ep, &ed, ef)] {
+    println!(
+        "latents      N = {} (texts up to {} tokens)",
+        c.n_latents(),
+        c.max_text_tokens()
+    );
+    for (name, m, p, d, f) in [
+        ("decoder", &c.decoder, dp, &dd, df),
+        ("encoder", &c.encoder, ep, &ed, ef),
+    ] {
         println!(
             "{name:<12} {:.2}M params, hidden {}, {} layers, {}/{} heads, vocab {}, ctx {}, lm_head {}, dtypes {:?}, {} file(s)",
-            p as f64 / 1e6, m.hidden_size, m.num_hidden_layers, m.num_attention_heads, m.num_key_value_heads,
-            m.vocab_size, m.max_position_embeddings, if m.tie_word_embeddings { "tied" } else { "untied" }, d, f
+            p as f64 / 1e6,
+            m.hidden_size,
+            m.num_hidden_layers,
+            m.num_attention_heads,
+            m.num_key_value_heads,
+            m.vocab_size,
+            m.max_position_embeddings,
+            if m.tie_word_embeddings {
+                "tied"
+            } else {
+                "untied"
+            },
+            d,
+            f
         );
     }
-    println!("total        {:.2}M params, {:.1} MB", (dp + ep) as f64 / 1e6, ck.total_bytes() as f64 / 1e6);
-    println!("tokenizer    {} ({} ids)", tok.kind_name(), tok.vocab_size());
+    println!(
+        "total        {:.2}M params, {:.1} MB",
+        (dp + ep) as f64 / 1e6,
+        ck.total_bytes() as f64 / 1e6
+    );
+    println!(
+        "tokenizer    {} ({} ids)",
+        tok.kind_name(),
+        tok.vocab_size()
+    );
     Ok(())
 }

@@ -28,9 +28,16 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let c = TorchCascade::load(&a.checkpoint, Device::Cpu)?;
     let max = c.model.config.max_text_tokens();
-    ensure!(a.ids.len() <= max, "{} ids, over the encoder's limit of {max}", a.ids.len());
+    ensure!(
+        a.ids.len() <= max,
+        "{} ids, over the encoder's limit of {max}",
+        a.ids.len()
+    );
     let vocab = c.model.config.encoder.vocab_size as u32;
-    ensure!(a.ids.iter().all(|&i| i < vocab), "an id is outside the encoder's vocabulary ({vocab})");
+    ensure!(
+        a.ids.iter().all(|&i| i < vocab),
+        "an id is outside the encoder's vocabulary ({vocab})"
+    );
     let latents = c.compress_ids(std::slice::from_ref(&a.ids))?;
     let logits = c3_torch::tch::no_grad(|| {
         let embeds = c.model.prompt_embeds(&c.prompt, &latents);
@@ -42,10 +49,17 @@ pub fn run(a: Args) -> Result<()> {
     let g = generate(&c.model, &c.prompt, &latents, &cfg)?.remove(0);
     let greedy = Tensor::from_slice(&g.ids.iter().map(|&i| i as i64).collect::<Vec<_>>());
     let tensors = [
-        ("latents", latents.squeeze_dim(0).to_kind(Kind::Float).contiguous()),
-        ("prefill_logits", logits.squeeze_dim(0).to_kind(Kind::Float).contiguous()),
+        (
+            "latents",
+            latents.squeeze_dim(0).to_kind(Kind::Float).contiguous(),
+        ),
+        (
+            "prefill_logits",
+            logits.squeeze_dim(0).to_kind(Kind::Float).contiguous(),
+        ),
         ("greedy", greedy),
     ];
-    Tensor::write_safetensors(&tensors, &a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    Tensor::write_safetensors(&tensors, &a.out)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     Ok(())
 }

@@ -70,7 +70,9 @@ pub fn run(a: Args) -> Result<()> {
         "\n{} text tokens -> {n} latents ({:.1}x{}), char precision {:.1}%, word precision {:.1}%, encode {:.0} ms, decode {} tokens in {:.0} ms ({:?})",
         r.text_ids.len(),
         r.text_ids.len() as f64 / n as f64,
-        qwen_tokens.map(|q| format!(", {:.1}x in Qwen tokens", q as f64 / n as f64)).unwrap_or_default(),
+        qwen_tokens
+            .map(|q| format!(", {:.1}x in Qwen tokens", q as f64 / n as f64))
+            .unwrap_or_default(),
         100.0 * char_precision(reference, &r.text),
         100.0 * word_precision(reference, &r.text),
         r.encode_seconds * 1e3,

@@ -39,7 +39,16 @@ pub fn run(c: Command) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let n = docs.len();
-    train_bpe(docs.into_iter().map(|d| d.text), a.vocab_size, a.min_frequency, &a.out)?;
-    eprintln!("trained a {}-id BPE on {n} documents: {}", a.vocab_size, a.out.display());
+    train_bpe(
+        docs.into_iter().map(|d| d.text),
+        a.vocab_size,
+        a.min_frequency,
+        &a.out,
+    )?;
+    eprintln!(
+        "trained a {}-id BPE on {n} documents: {}",
+        a.vocab_size,
+        a.out.display()
+    );
     Ok(())
 }

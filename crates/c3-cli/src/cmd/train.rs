@@ -55,8 +55,10 @@ pub fn run(a: Args) -> Result<()> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let json = a.json;
     let mut on = |e: Event| {
@@ -65,46 +67,102 @@ pub fn run(a: Args) -> Result<()> {
             return;
         }
         match e {
-            Event::Started { step, total, train, held_out, params, resumed_from } => {
+            Event::Started {
+                step,
+                total,
+                train,
+                held_out,
+                params,
+                resumed_from,
+            } => {
                 bar.set_position(step);
                 bar.set_length(total);
-                let from = resumed_from.map(|p| format!(", resumed from {}", p.display())).unwrap_or_default();
+                let from = resumed_from
+                    .map(|p| format!(", resumed from {}", p.display()))
+                    .unwrap_or_default();
                 bar.println(format!("{:.2}M trainable parameters, {train} train / {held_out} held-out passages{from}", params as f64 / 1e6));
             }
-            Event::Step { step, loss, lr, tokens_per_s, .. } => {
+            Event::Step {
+                step,
+                loss,
+                lr,
+                tokens_per_s,
+                ..
+            } => {
                 bar.set_position(step);
-                bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {tokens_per_s:.0} tok/s"));
+                bar.set_message(format!(
+                    "loss {loss:.4}  lr {lr:.2e}  {tokens_per_s:.0} tok/s"
+                ));
             }
-            Event::Eval { step, char_precision, word_precision, exact, example } => {
+            Event::Eval {
+                step,
+                char_precision,
+                word_precision,
+                exact,
+                example,
+            } => {
                 bar.println(format!(
                     "step {step}: held-out char precision {:.1}%, word precision {:.1}%, exact {:.1}%\n  ref: {}\n  out: {}",
                     100.0 * char_precision, 100.0 * word_precision, 100.0 * exact,
                     clip(&example.0), clip(&example.1)
                 ));
             }
-            Event::Saved { step, path } => bar.println(format!("step {step}: saved {}", path.display())),
+            Event::Saved { step, path } => {
+                bar.println(format!("step {step}: saved {}", path.display()))
+            }
         }
     };
     let outcome = trainer.run(&stop, &mut on)?;
     bar.finish_and_clear();
     match outcome {
         Outcome::Finished { step } => eprintln!("finished at step {step}"),
-        Outcome::Interrupted { step } => eprintln!("interrupted: saved at step {step}; run the same command to resume"),
+        Outcome::Interrupted { step } => {
+            eprintln!("interrupted: saved at step {step}; run the same command to resume")
+        }
     }
     Ok(())
 }
 
 fn clip(s: &str) -> String {
     let one_line = s.replace('\n', " ");
-    if one_line.chars().count() > 100 { one_line.chars().take(100).collect::<String>() + "…" } else { one_line }
+    if one_line.chars().count() > 100 {
+        one_line.chars().take(100).collect::<String>() + "…"
+    } else {
+        one_line
+    }
 }
 
 fn event_json(e: &Event) -> serde_json::Value {
     use serde_json::json;
     match e {
-        Event::Started { step, total, train, held_out, params, resumed_from } => json!({"event": "started", "step": step, "total": total, "train": train, "held_out": held_out, "params": params, "resumed_from": resumed_from}),
-        Event::Step { step, loss, lr, grad_norm, tokens_per_s } => json!({"event": "step", "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s}),
-        Event::Eval { step, char_precision, word_precision, exact, .. } => json!({"event": "eval", "step": step, "char_precision": char_precision, "word_precision": word_precision, "exact": exact}),
+        Event::Started {
+            step,
+            total,
+            train,
+            held_out,
+            params,
+            resumed_from,
+        } => {
+            json!({"event": "started", "step": step, "total": total, "train": train, "held_out": held_out, "params": params, "resumed_from": resumed_from})
+        }
+        Event::Step {
+            step,
+            loss,
+            lr,
+            grad_norm,
+            tokens_per_s,
+        } => {
+            json!({"event": "step", "step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tokens_per_s})
+        }
+        Event::Eval {
+            step,
+            char_precision,
+            word_precision,
+            exact,
+            ..
+        } => {
+            json!({"event": "eval", "step": step, "char_precision": char_precision, "word_precision": word_precision, "exact": exact})
+        }
         Event::Saved { step, path } => json!({"event": "saved", "step": step, "path": path}),
     }
 }

@@ -1,0 +1,294 @@
+//! The deployment path end to end through the `c3` binary: export (every target,
+//! verified against the tch reference), the ONNX Runtime cascade equal to the tch
+//! one, latent files, and one clear error line for each bad artifact or input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn c3(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_c3"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Asserts failure with a single `error:` line containing every `needle`.
+fn assert_error(out: &Output, needles: &[&str]) {
+    assert!(
+        !out.status.success(),
+        "expected failure, got: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("warning"))
+        .collect();
+    assert_eq!(lines.len(), 1, "not one line: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "`{n}` not in: {err}");
+    }
+}
+
+fn export(ckpt: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["export", s(ckpt), "--out", s(out), "--json"];
+    args.extend_from_slice(extra);
+    ok(&c3(&args))
+}
+
+#[test]
+fn every_fp32_target_verifies_against_tch() {
+    let tmp = tempfile::tempdir().unwrap();
+    for target in ["ort", "tensorrt"] {
+        let out = tmp.path().join(target);
+        let v = export(&fixture(), &out, &["--target", target, "--verify"]);
+        assert_eq!(v["verify"]["pass"], true, "{v}");
+        assert_eq!(
+            v["verify"]["greedy_first_difference"],
+            serde_json::Value::Null
+        );
+        assert!(v["verify"]["prefill_logits_max_abs_diff"].as_f64().unwrap() <= 1e-4);
+    }
+    // A bf16 checkpoint with an untied lm_head (the release-shape layout) exports and
+    // verifies too: dtype conversion and the separate head are exercised.
+    let ck = tmp.path().join("bf16");
+    ok(&c3(&[
+        "init",
+        "--preset",
+        "tiny",
+        "--seed",
+        "5",
+        "--dtype",
+        "bf16",
+        s(&ck),
+    ]));
+    let v = export(&ck, &tmp.path().join("bf16-export"), &["--verify"]);
+    assert_eq!(v["verify"]["pass"], true, "{v}");
+}
+
+#[test]
+fn quantized_exports_use_matmulnbits_and_stay_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    for q in ["int8", "int4"] {
+        let out = tmp.path().join(q);
+        let v = export(&fixture(), &out, &["--quantize", q, "--verify"]);
+        assert_eq!(v["verify"]["pass"], true, "{v}");
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("c3-export.json")).unwrap()).unwrap();
+        let ops = m["models"]["decoder"]["op_types"].as_array().unwrap();
+        assert!(
+            ops.iter().any(|o| o == "com.microsoft:MatMulNBits"),
+            "{ops:?}"
+        );
+        assert_eq!(m["quantize"], q);
+    }
+}
+
+#[test]
+fn runtime_roundtrip_equals_tch_and_latent_files_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ex = tmp.path().join("export");
+    export(&fixture(), &ex, &[]);
+    let doc = tmp.path().join("doc.txt");
+    std::fs::write(
+        &doc,
+        "Short doc, 20 bytes. And a second sentence to decode.",
+    )
+    .unwrap();
+    let ort = ok(&c3(&["roundtrip", "--model", s(&ex), s(&doc), "--json"]));
+    let tch = ok(&c3(&[
+        "roundtrip",
+        "--checkpoint",
+        s(&fixture()),
+        s(&doc),
+        "--json",
+    ]));
+    assert_eq!(ort["output_ids"], tch["output_ids"]);
+    assert_eq!(ort["backend"], "onnxruntime");
+
+    let lat = tmp.path().join("doc.latents");
+    let v = ok(&c3(&[
+        "compress",
+        "--model",
+        s(&ex),
+        s(&doc),
+        "-o",
+        s(&lat),
+        "--json",
+    ]));
+    assert_eq!(v["documents"], 1);
+    let d = ok(&c3(&["decompress", "--model", s(&ex), s(&lat), "--json"]));
+    assert_eq!(
+        d[0]["output_ids"], ort["output_ids"],
+        "decompress = roundtrip"
+    );
+
+    // Latents from another export (other weights) are refused by name.
+    let other_ck = tmp.path().join("other");
+    ok(&c3(&[
+        "init",
+        "--preset",
+        "tiny",
+        "--seed",
+        "1",
+        s(&other_ck),
+    ]));
+    let other = tmp.path().join("other-export");
+    export(&other_ck, &other, &[]);
+    assert_error(
+        &c3(&["decompress", "--model", s(&other), s(&lat)]),
+        &["doc.latents", "made by export"],
+    );
+    // A file that is not a latent file.
+    assert_error(
+        &c3(&["decompress", "--model", s(&ex), s(&doc)]),
+        &["doc.txt", "not a latent file"],
+    );
+}
+
+#[test]
+fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ex = tmp.path().join("export");
+    export(&fixture(), &ex, &[]);
+    let doc = tmp.path().join("doc.txt");
+    std::fs::write(&doc, "hello there").unwrap();
+
+    // Missing export folder / manifest.
+    assert_error(
+        &c3(&["roundtrip", "--model", s(&tmp.path().join("nope")), s(&doc)]),
+        &["nope", "c3 export"],
+    );
+    // Truncated ONNX file: named before ONNX Runtime sees it.
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for e in std::fs::read_dir(&ex).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), broken.join(e.file_name())).unwrap();
+    }
+    let dec = broken.join("decoder.onnx");
+    let bytes = std::fs::read(&dec).unwrap();
+    std::fs::write(&dec, &bytes[..bytes.len() / 2]).unwrap();
+    assert_error(
+        &c3(&["roundtrip", "--model", s(&broken), s(&doc)]),
+        &["decoder.onnx", "sha256"],
+    );
+    // A manifest that lies about the I/O contract.
+    let lying = tmp.path().join("lying");
+    std::fs::rename(&broken, &lying).unwrap();
+    std::fs::write(&dec.with_file_name("x"), b"").ok();
+    let mpath = lying.join("c3-export.json");
+    std::fs::write(lying.join("decoder.onnx"), &bytes).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&mpath).unwrap()).unwrap();
+    m["layers"] = serde_json::json!(3);
+    std::fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    assert_error(
+        &c3(&["roundtrip", "--model", s(&lying), s(&doc)]),
+        &["manifest does not match", "3 layers"],
+    );
+    // A GPU provider this ONNX Runtime build lacks: an error, no silent CPU run.
+    assert_error(
+        &c3(&[
+            "roundtrip",
+            "--model",
+            s(&ex),
+            "--provider",
+            "cuda",
+            s(&doc),
+        ]),
+        &["cuda"],
+    );
+    // Empty, invalid UTF-8 and over-long documents.
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "  \n").unwrap();
+    assert_error(
+        &c3(&[
+            "compress",
+            "--model",
+            s(&ex),
+            s(&empty),
+            "-o",
+            s(&tmp.path().join("e.lat")),
+        ]),
+        &["empty"],
+    );
+    let bad = tmp.path().join("bad.txt");
+    std::fs::write(&bad, b"ok \xff\xfe").unwrap();
+    assert_error(
+        &c3(&["roundtrip", "--model", s(&ex), s(&bad)]),
+        &["bad.txt", "UTF-8"],
+    );
+    let long = tmp.path().join("long.txt");
+    std::fs::write(&long, "x".repeat(5000)).unwrap();
+    assert_error(
+        &c3(&[
+            "compress",
+            "--model",
+            s(&ex),
+            s(&long),
+            "-o",
+            s(&tmp.path().join("l.lat")),
+        ]),
+        &["long.txt", "limit"],
+    );
+    // Special-token strings in the text stay text: no error, no injected ids.
+    let special = tmp.path().join("special.txt");
+    std::fs::write(&special, "<|im_end|><img><imgpad></img>").unwrap();
+    ok(&c3(&[
+        "roundtrip",
+        "--model",
+        s(&ex),
+        s(&special),
+        "--json",
+    ]));
+
+    // Exporter: corrupted checkpoint, unwritable target, contradictory flags.
+    let ck = tmp.path().join("ck");
+    ok(&c3(&["init", "--preset", "tiny", s(&ck)]));
+    let st = ck.join("model.safetensors");
+    let b = std::fs::read(&st).unwrap();
+    std::fs::write(&st, &b[..b.len() - 100]).unwrap();
+    assert_error(
+        &c3(&["export", s(&ck), "--out", s(&tmp.path().join("x"))]),
+        &["model.safetensors"],
+    );
+    assert_error(
+        &c3(&["export", s(&fixture()), "--out", s(tmp.path())]),
+        &["not an export folder"],
+    );
+    assert_error(
+        &c3(&[
+            "export",
+            s(&fixture()),
+            "--out",
+            s(&tmp.path().join("q")),
+            "--target",
+            "tensorrt",
+            "--quantize",
+            "int4",
+        ]),
+        &["--quantize", "tensorrt"],
+    );
+    assert!(
+        !tmp.path().join("x").exists() && !tmp.path().join("q").exists(),
+        "no half-written export left behind"
+    );
+}

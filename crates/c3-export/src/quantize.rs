@@ -1,0 +1,152 @@
+//! Weight-only quantization of the decoder's linear layers for `--target ort`:
+//! ONNX Runtime's `MatMulNBits` (com.microsoft) with 4- or 8-bit symmetric blocks of
+//! 32 along the input dimension. The torch `[out, in]` layout is already
+//! MatMulNBits' `[N, K]`, so each block quantizes straight from the memory map.
+//!
+//! Per block: scale = max|w| / qmax, q = clamp(round(w / scale) + zp, 0, 2^bits - 1)
+//! with the implicit zero point zp = 2^(bits-1) (8 or 128), so w ≈ (q - zp) * scale.
+//! Int4 packs two values per byte, the even index in the low nibble.
+
+use std::io::Write;
+
+use anyhow::Result;
+use c3_core::TensorView;
+use c3_onnx::{DType, GraphBuilder, MS_DOMAIN, TensorData};
+
+use crate::weights::{Folder, Weights, read_f32};
+
+/// Quantization block along K.
+pub const BLOCK: usize = 32;
+
+/// Scales of one row `w` (length K): one per block, f32.
+fn row_scales(w: &[f32], bits: u32) -> Vec<f32> {
+    let qmax = ((1u32 << (bits - 1)) - 1) as f32;
+    w.chunks(BLOCK)
+        .map(|b| b.iter().fold(0f32, |m, v| m.max(v.abs())) / qmax)
+        .collect()
+}
+
+/// Packed codes of one row: `k_blocks * BLOCK * bits / 8` bytes (K padded with zeros).
+fn row_codes(w: &[f32], bits: u32, out: &mut Vec<u8>) {
+    let zp = (1i32 << (bits - 1)) as f32;
+    let hi = ((1u32 << bits) - 1) as f32;
+    for (b, scale) in w.chunks(BLOCK).zip(row_scales(w, bits)) {
+        let code = |i: usize| -> u8 {
+            let v = b.get(i).copied().unwrap_or(0.0);
+            let q = if scale > 0.0 {
+                (v / scale).round() + zp
+            } else {
+                zp
+            };
+            q.clamp(0.0, hi) as u8
+        };
+        if bits == 8 {
+            out.extend((0..BLOCK).map(code));
+        } else {
+            out.extend((0..BLOCK / 2).map(|i| code(2 * i) | (code(2 * i + 1) << 4)));
+        }
+    }
+}
+
+/// Rows of a 2-D tensor as f32, one at a time.
+fn for_rows(
+    view: &TensorView<'_>,
+    mut f: impl FnMut(&[f32]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let k = view.shape[1];
+    let mut row = vec![0f32; k];
+    for r in 0..view.shape[0] {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = read_f32(view.dtype, view.data, r * k + j);
+        }
+        f(&row)?;
+    }
+    Ok(())
+}
+
+/// `x @ W^T` for the `[out, in]` weight `key`, as a MatMulNBits node.
+pub fn linear(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    key: &str,
+    x: &str,
+    bits: u32,
+) -> Result<String> {
+    let view = w.view(folder, key)?;
+    let (n, k) = (view.shape[0], view.shape[1]);
+    let k_blocks = k.div_ceil(BLOCK);
+    let blob = BLOCK * bits as usize / 8;
+    let codes = w.stream(folder, key, move |view, out: &mut dyn Write| {
+        let mut buf = Vec::with_capacity(k_blocks * blob);
+        for_rows(view, |row| {
+            buf.clear();
+            row_codes(row, bits, &mut buf);
+            out.write_all(&buf)
+        })
+    });
+    let scales = w.stream(folder, key, move |view, out: &mut dyn Write| {
+        for_rows(view, |row| {
+            let bytes: Vec<u8> = row_scales(row, bits)
+                .iter()
+                .flat_map(|s| s.to_le_bytes())
+                .collect();
+            out.write_all(&bytes)
+        })
+    });
+    let shape_b = [n as i64, k_blocks as i64, blob as i64];
+    let b = g.initializer(
+        &format!("{key}.q{bits}"),
+        DType::U8,
+        &shape_b,
+        TensorData::stream(codes),
+    )?;
+    let s = g.initializer(
+        &format!("{key}.scales"),
+        DType::F32,
+        &[(n * k_blocks) as i64],
+        TensorData::stream(scales),
+    )?;
+    let scope = key.trim_end_matches(".weight").to_owned();
+    Ok(g.scoped(&scope, |g| {
+        g.node("MatMulNBits", &[x, &b, &s])
+            .domain(MS_DOMAIN)
+            .attr("K", k as i64)
+            .attr("N", n as i64)
+            .attr("bits", bits as i64)
+            .attr("block_size", BLOCK as i64)
+            .output()
+    })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int4_codes_dequantize_within_half_a_step() {
+        let w: Vec<f32> = (0..40).map(|i| (i as f32 - 17.0) * 0.05).collect();
+        let scales = row_scales(&w, 4);
+        let mut codes = Vec::new();
+        row_codes(&w, 4, &mut codes);
+        assert_eq!(codes.len(), 2 * BLOCK / 2, "two blocks, K padded to 64");
+        for (i, &v) in w.iter().enumerate() {
+            let byte = codes[i / 2];
+            let q = if i % 2 == 0 { byte & 15 } else { byte >> 4 };
+            let s = scales[i / BLOCK];
+            let back = (q as f32 - 8.0) * s;
+            assert!(
+                (back - v).abs() <= s / 2.0 + 1e-6,
+                "w[{i}] = {v}, dequantized {back}"
+            );
+        }
+    }
+
+    #[test]
+    fn int8_codes_are_centred_on_128() {
+        let w = vec![0.0f32; BLOCK];
+        let mut codes = Vec::new();
+        row_codes(&w, 8, &mut codes);
+        assert!(codes.iter().all(|&c| c == 128));
+    }
+}
