@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the shipped default model: compress a sample document into
-# latents and reconstruct it, printing compression ratio, precision and timings.
+# The main job on the shipped default model, through the deployment path: export
+# it to ONNX (verified against the tch reference), then compress a sample document
+# into latents and reconstruct it with the ONNX Runtime cascade, printing the
+# compression ratio, precision and timings.
 # Installs what is missing first. Usage: scripts/demo.sh [TEXT_FILE]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,4 +18,5 @@ if [[ ! -f "$model/config.json" ]]; then
   echo "note: models/c3-tiny is not present; running on a RANDOM tiny checkpoint ($model)" >&2
 fi
 "$c3" inspect "$model"
-"$c3" roundtrip --checkpoint "$model" "${1:-models/sample.txt}"
+"$c3" export "$model" --out target/demo-export --verify
+"$c3" roundtrip --model target/demo-export "${1:-models/sample.txt}"

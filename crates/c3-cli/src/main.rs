@@ -33,6 +33,8 @@ enum Command {
     Decompress(cmd::compress::DecompressArgs),
     /// Latency and throughput of the runtime and the tch reference, in one run.
     Bench(cmd::bench::Args),
+    /// Compile an export into TensorRT engine plans (`--dry-run` works without a GPU).
+    Build(c3_trt::BuildArgs),
     /// The tch reference's latents, prefill logits and greedy tokens for given ids
     /// (used by `export --verify`).
     #[command(hide = true)]
@@ -64,6 +66,7 @@ fn main() {
         Command::Compress(a) => cmd::compress::compress(a),
         Command::Decompress(a) => cmd::compress::decompress(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Build(a) => cmd::build::run(a),
         Command::Reference(a) => cmd::reference::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),

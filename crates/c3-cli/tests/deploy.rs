@@ -292,3 +292,24 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
         "no half-written export left behind"
     );
 }
+
+#[test]
+fn build_dry_run_checks_exports_and_real_builds_need_a_gpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trt = tmp.path().join("trt");
+    export(&fixture(), &trt, &["--target", "tensorrt"]);
+    let plans = tmp.path().join("trt-plans");
+    let v = ok(&c3(&["build", s(&trt), "--out", s(&plans), "--dry-run", "--json"]));
+    assert!(v.is_object(), "{v}");
+    assert!(!plans.exists(), "a dry run writes nothing");
+    let q = tmp.path().join("q");
+    export(&fixture(), &q, &["--quantize", "int8"]);
+    assert_error(&c3(&["build", s(&q), "--dry-run"]), &["decoder.onnx", "MatMulNBits", "--target tensorrt"]);
+    // This machine has no NVIDIA GPU: a real build says so (CI without GPU too).
+    if std::process::Command::new("nvidia-smi").output().is_err() {
+        assert_error(&c3(&["build", s(&trt), "--out", s(&plans)]), &["no CUDA device"]);
+        let doc = tmp.path().join("d.txt");
+        std::fs::write(&doc, "hello").unwrap();
+        assert_error(&c3(&["roundtrip", "--model", s(&trt), "--engine", s(&plans), s(&doc)]), &["trt-plans"]);
+    }
+}
