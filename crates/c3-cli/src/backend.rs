@@ -34,8 +34,9 @@ impl ModelArgs {
     /// Runtime options for `--model`.
     pub fn runtime_options(&self) -> Result<RuntimeOptions> {
         let provider = match &self.engine {
+            // `c3 build` (ORT TensorRT EP back-end) keeps its engines in `<plan>/engines`.
             Some(dir) => Provider::TensorRt {
-                cache_dir: Some(dir.clone()),
+                cache_dir: Some(dir.join("engines")),
             },
             None => Provider::parse(&self.provider)?,
         };
