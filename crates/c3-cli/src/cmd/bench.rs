@@ -231,7 +231,7 @@ fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> R
             let t = c3_torch::tch::no_grad(|| -> Result<f64> {
                 let mut cache = KvCache::new(c.model.model.layers.len());
                 // Prefill fills the cache; its output is not needed here.
-                c.model.decode_hidden(&c.model.prompt_embeds(&c.prompt, &lat), &mut cache);
+                let _ = c.model.decode_hidden(&c.model.prompt_embeds(&c.prompt, &lat), &mut cache);
                 let mut tok = Tensor::from_slice(&[0i64]).view([1, 1]);
                 let t0 = Instant::now();
                 for _ in 0..k - 1 {
