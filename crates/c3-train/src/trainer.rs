@@ -110,7 +110,9 @@ impl Trainer {
         let out = recipe.out_dir();
         let latest = state::list(&out)?.pop().map(|(_, p)| p);
         let (init_dir, tokenizer_file) = match (&latest, recipe.model.init.as_str()) {
-            (Some(dir), _) => (Some(dir.clone()), tokenizer_in(dir)?),
+            // Checkpoints rotate (keep_last), so the resumed-from folder will be deleted:
+            // keep the run's tokenizer beside the checkpoints, not inside one of them.
+            (Some(dir), _) => (Some(dir.clone()), stable_copy(&tokenizer_in(dir)?, &out)?),
             (None, "scratch") => (None, recipe.model.tokenizer.clone().unwrap_or_default()),
             (None, path) => (Some(PathBuf::from(path)), tokenizer_in(Path::new(path))?),
         };
@@ -302,4 +304,14 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
         .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step))
         .collect();
     std::fs::write(path, kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).map_err(|e| Error::Io { path: path.into(), source: e })
+}
+
+/// Copies `file` into the run folder `out` (same name) and returns the copy's path.
+fn stable_copy(file: &Path, out: &Path) -> Result<PathBuf> {
+    let name = file.file_name().ok_or_else(|| Error::Input(format!("{}: not a file", file.display())))?;
+    let dest = out.join(name);
+    if dest != file {
+        std::fs::copy(file, &dest).map_err(|e| Error::Input(format!("copying {} to {}: {e}", file.display(), dest.display())))?;
+    }
+    Ok(dest)
 }

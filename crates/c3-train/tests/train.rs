@@ -124,3 +124,22 @@ fn resume_equals_an_uninterrupted_run() {
         assert!(d <= 1e-6, "{n} differs by {d}");
     }
 }
+
+/// Regression: a resumed run kept reading its tokenizer from the checkpoint it resumed
+/// from, which checkpoint rotation (keep_last) then deleted, failing the next save.
+#[test]
+fn resumed_runs_survive_checkpoint_rotation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = corpus(tmp.path(), 20);
+    let rotating = |steps| {
+        let mut r = recipe(tmp.path(), c.clone(), steps);
+        (r.schedule.save_every, r.schedule.keep_last) = (1, 1);
+        r
+    };
+    let mut t = Trainer::new(rotating(2)).unwrap();
+    t.run(&AtomicBool::new(false), &mut |_| {}).unwrap();
+    drop(t);
+    let mut t = Trainer::new(rotating(6)).unwrap();
+    assert_eq!(t.step(), 2, "did not resume");
+    assert_eq!(t.run(&AtomicBool::new(false), &mut |_| {}).unwrap(), Outcome::Finished { step: 6 });
+}
