@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{char_precision, decile_error_rates, reference_errors, word_precision};
+use crate::published;
 
 /// One reconstructed passage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,40 +140,53 @@ impl Report {
         }
     }
 
-    /// Markdown: our table, the error-position row, and the paper's published
-    /// numbers (C3 and DeepSeek-OCR, Fox 600-1300 tokens) labelled as such.
+    /// Markdown: our table with the paper's published C3 (N=64) and DeepSeek-OCR
+    /// (64 vision tokens) columns filled where a bucket is one of the paper's, the
+    /// error-position row, and the full published table, labelled as published.
     pub fn to_markdown(&self, title: &str) -> String {
         let mut s = format!(
-            "### {title}\n\n| text tokens (Qwen) | passages | compression (Qwen tokens / N) | char precision | word precision | exact |\n|---|---|---|---|---|---|\n"
+            "### {title}\n\n| text tokens (Qwen) | passages | compression (Qwen tokens / N) | char precision | word precision | exact | C3 N=64 (published) | DeepSeek-OCR 64 (published) |\n|---|---|---|---|---|---|---|---|\n"
         );
+        let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         for b in self.buckets.iter().chain(std::iter::once(&self.overall)) {
-            let name = if std::ptr::eq(b, &self.overall) {
-                "all".to_string()
-            } else {
-                format!("{}-{}", b.lo, b.hi)
+            let overall = std::ptr::eq(b, &self.overall);
+            let name = if overall { "all".to_string() } else { format!("{}-{}", b.lo, b.hi) };
+            let (c3, ds) = match published::fox_row(b.lo, b.hi).filter(|_| !overall) {
+                Some(r) => (pct(r.c3_n64), pct(r.ds_ocr_64)),
+                None => ("–".into(), "–".into()),
             };
             if b.passages == 0 {
-                s += &format!("| {name} | 0 | – | – | – | – |\n");
+                s += &format!("| {name} | 0 | – | – | – | – | {c3} | {ds} |\n");
                 continue;
             }
             s += &format!(
-                "| {name} | {} | {:.1}x | {:.1}% | {:.1}% | {:.1}% |\n",
+                "| {name} | {} | {:.1}x | {} | {} | {} | {c3} | {ds} |\n",
                 b.passages,
                 b.mean_compression,
-                100.0 * b.char_precision,
-                100.0 * b.word_precision,
-                100.0 * b.exact_rate
+                pct(b.char_precision),
+                pct(b.word_precision),
+                pct(b.exact_rate)
             );
         }
         s += "\nError rate by decile of position in the reference (1st .. 10th):\n\n| ";
-        s += &self
-            .decile_errors
-            .iter()
-            .map(|e| format!("{:.1}%", 100.0 * e))
-            .collect::<Vec<_>>()
-            .join(" | ");
-        s += " |\n\nPublished (paper, Fox benchmark, not measured here): C3 N=64 99.7% at 10.5x .. 98.4% at 19.7x; \
-N=32 99.7% at 21.0x .. 93.3% at 39.4x; DeepSeek-OCR 64 tokens 96.5% at 10.5x .. 59.1% at 19.7x.\n";
+        s += &self.decile_errors.iter().map(|&e| pct(e)).collect::<Vec<_>>().join(" | ");
+        s += " |\n\nPublished by the paper (Fox benchmark, precision undefined there; not measured here):\n\n\
+| text tokens | C3 N=64 | DS-OCR 64 | ratio | C3 N=100 | DS-OCR 100 | ratio | C3 N=32 | ratio |\n|---|---|---|---|---|---|---|---|---|\n";
+        for r in published::FOX {
+            s += &format!(
+                "| {}-{} | {} | {} | {:.1}x | {} | {} | {:.1}x | {} | {:.1}x |\n",
+                r.lo,
+                r.hi,
+                pct(r.c3_n64),
+                pct(r.ds_ocr_64),
+                r.ratio_64,
+                pct(r.c3_n100),
+                pct(r.ds_ocr_100),
+                r.ratio_100,
+                pct(r.c3_n32),
+                r.ratio_32
+            );
+        }
         s
     }
 }
@@ -207,5 +221,16 @@ mod tests {
         );
         assert_eq!(rep.buckets[0].char_precision, 0.75);
         assert_eq!(rep.buckets[0].mean_compression, (2.0 + 15.0 / 4.0) / 2.0);
+    }
+
+    #[test]
+    fn markdown_puts_published_columns_beside_matching_buckets_only() {
+        let r = PassageResult::score(0, "x".into(), "abc", "abc", 650, 650, 64);
+        let md = Report::build(&[r], &parse_buckets("600-800:100").unwrap()).to_markdown("t");
+        // Our 600-700 row carries the paper's 99.7% / 96.5%; 700-800 has no passage of ours.
+        assert!(md.contains("| 600-700 | 1 | 10.2x | 100.0% | 100.0% | 100.0% | 99.7% | 96.5% |"), "{md}");
+        assert!(md.contains("| 700-800 | 0 | – | – | – | – | 99.9% | 93.8% |"), "{md}");
+        assert!(md.contains("| all | 1 | 10.2x | 100.0% | 100.0% | 100.0% | – | – |"), "{md}");
+        assert!(md.contains("| 1200-1300 | 98.4% | 59.1% | 19.7x |"), "{md}");
     }
 }

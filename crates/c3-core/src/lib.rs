@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod presets;
 pub mod prompt;
+pub mod published;
 pub mod tokenizer;
 
 pub use checkpoint::{Checkpoint, DType, TensorStore, TensorView};

@@ -196,6 +196,25 @@ impl Trainer {
         Ok((total, norm, tokens))
     }
 
+    /// How much the decoder reads the latents: held-out loss with each passage's
+    /// own latents, and with the latents of another passage of the batch (rows
+    /// rotated by one). A decoder that ignores the latents shows no gap; one that
+    /// copies through them shows a large one. Returns (own, swapped).
+    pub fn latent_gap(&self, n: usize) -> Result<(f64, f64)> {
+        let ps: Vec<&[u32]> = self.data.held_out.iter().take(n.max(2)).map(|p| p.ids.as_slice()).collect();
+        let mut rng = SplitMix64::new(self.recipe.seed);
+        let b = make_batch(&ps, &self.prompt, self.tokenizer.specials(), 0.0, &mut rng, self.vs.device())?;
+        let own = tch::no_grad(|| self.loss(&b)).double_value(&[]);
+        let k = ps.len() as i64;
+        let rot = Tensor::arange(k, (Kind::Int64, self.vs.device())).roll([1], [0]);
+        let enc = &b.encoder;
+        // Rotating whole encoder rows keeps each row's padding consistent.
+        let swapped_encoder = EncoderBatch { ids: enc.ids.index_select(0, &rot), valid: enc.valid.index_select(0, &rot), positions: enc.positions.index_select(0, &rot) };
+        let swapped = Batch { encoder: swapped_encoder, answer_inputs: b.answer_inputs.shallow_clone(), labels: b.labels.shallow_clone(), n_label_tokens: b.n_label_tokens };
+        let other = tch::no_grad(|| self.loss(&swapped)).double_value(&[]);
+        Ok((own, other))
+    }
+
     /// Greedy reconstruction of the first `n` held-out passages: mean char
     /// precision, word precision, exact-match rate, and one (reference, output) pair.
     pub fn evaluate(&self, n: usize) -> Result<(f64, f64, f64, (String, String))> {
@@ -261,7 +280,8 @@ impl Trainer {
             }
             if s.eval_every > 0 && (step % s.eval_every as u64 == 0 || step as usize == s.total_steps) {
                 let (cp, wp, ex, example) = self.evaluate(s.eval_passages)?;
-                log(serde_json::json!({"step": step, "eval_char_precision": cp, "eval_word_precision": wp, "eval_exact": ex, "eval_passages": s.eval_passages.min(self.data.held_out.len())}));
+                let (own, swapped) = self.latent_gap(s.eval_passages)?;
+                log(serde_json::json!({"step": step, "eval_char_precision": cp, "eval_word_precision": wp, "eval_exact": ex, "eval_passages": s.eval_passages.min(self.data.held_out.len()), "eval_loss": own, "eval_loss_swapped_latents": swapped}));
                 on(Event::Eval { step, char_precision: cp, word_precision: wp, exact: ex, example });
                 t0 = Instant::now();
             }

@@ -1,7 +1,8 @@
 //! `c3 eval`: reconstruct many passages and report precision by text length and
 //! compression ratio (the paper's Table 1/2 shape) and where errors fall.
 //! Per-passage results are appended to `OUT/results.jsonl` as they finish, so a
-//! killed evaluation resumes where it stopped.
+//! killed evaluation resumes where it stopped. Two PNG plots are drawn beside the
+//! report (crate c3-plot).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -34,7 +35,8 @@ pub struct Args {
     /// Buckets of text length in Qwen tokens, LO-HI:STEP.
     #[arg(long, default_value = "600-1300:100")]
     buckets: String,
-    /// Output folder: results.jsonl (per passage, resumable), report.md, report.json.
+    /// Output folder: results.jsonl (per passage, resumable), report.md, report.json,
+    /// precision_vs_compression.png, error_by_position.png.
     #[arg(long, default_value = "runs/eval")]
     out: PathBuf,
     /// Print the report as JSON.
@@ -129,10 +131,14 @@ pub fn run(a: Args) -> Result<()> {
         a.out.join("report.json"),
         serde_json::to_string_pretty(&serde_json::json!({"report": report, "passages": results}))?,
     )?;
+    let plots = c3_plot::write_report_plots(&report, n, &a.out)?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!("{md}");
+        for p in plots {
+            println!("plot: {}", p.display());
+        }
     }
     Ok(())
 }

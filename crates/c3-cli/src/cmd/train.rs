@@ -80,7 +80,7 @@ pub fn run(a: Args) -> Result<()> {
                 let from = resumed_from
                     .map(|p| format!(", resumed from {}", p.display()))
                     .unwrap_or_default();
-                bar.println(format!("{:.2}M trainable parameters, {train} train / {held_out} held-out passages{from}", params as f64 / 1e6));
+                say(&bar, format!("{:.2}M trainable parameters, {train} train / {held_out} held-out passages{from}", params as f64 / 1e6));
             }
             Event::Step {
                 step,
@@ -101,14 +101,14 @@ pub fn run(a: Args) -> Result<()> {
                 exact,
                 example,
             } => {
-                bar.println(format!(
+                say(&bar, format!(
                     "step {step}: held-out char precision {:.1}%, word precision {:.1}%, exact {:.1}%\n  ref: {}\n  out: {}",
                     100.0 * char_precision, 100.0 * word_precision, 100.0 * exact,
                     clip(&example.0), clip(&example.1)
                 ));
             }
             Event::Saved { step, path } => {
-                bar.println(format!("step {step}: saved {}", path.display()))
+                say(&bar, format!("step {step}: saved {}", path.display()))
             }
         }
     };
@@ -121,6 +121,16 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Prints above the bar, or plainly to stderr when the bar is hidden (not a
+/// terminal: nohup logs, CI), so a background run's log still shows evals and saves.
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn clip(s: &str) -> String {
