@@ -26,10 +26,14 @@ pub fn precision_vs_compression(report: &Report, n_latents: usize, path: &Path) 
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(60)
-        .build_cartesian_2d((lo * 0.8..hi * 1.25).log_scale(), 0f64..101f64)
+        .build_cartesian_2d((lo * 0.8).log10()..(hi * 1.25).log10(), 0f64..101f64)
         .map_err(|e| err(path, e))?;
     chart
         .configure_mesh()
+        // The x axis is log10 of the ratio, labelled back in ratios: plotters' own
+        // log scale labels only powers of ten and their multiples.
+        .x_labels(12)
+        .x_label_formatter(&|x| format!("{:.1}x", 10f64.powf(*x)))
         .x_desc("compression ratio (text Qwen tokens / latent vectors), log scale")
         .y_desc("precision (%)")
         .label_style((FAMILY, 15))
@@ -37,7 +41,7 @@ pub fn precision_vs_compression(report: &Report, n_latents: usize, path: &Path) 
         .map_err(|e| err(path, e))?;
     let colours = [BLUE, CYAN, GREEN, MAGENTA, RGBColor(150, 90, 0)];
     for ((name, pts), c) in published.iter().zip(colours) {
-        let pts: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (x, 100.0 * y)).collect();
+        let pts: Vec<(f64, f64)> = pts.iter().map(|&(x, y)| (x.log10(), 100.0 * y)).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.mix(0.6).stroke_width(2)))
             .map_err(|e| err(path, e))?
@@ -46,7 +50,7 @@ pub fn precision_vs_compression(report: &Report, n_latents: usize, path: &Path) 
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(|e| err(path, e))?;
     }
     for (label, pick, c) in [("ours: char precision (measured)", 1, RED), ("ours: word precision (measured)", 2, BLACK)] {
-        let pts: Vec<(f64, f64)> = ours.iter().map(|p| (p.0, if pick == 1 { p.1 } else { p.2 })).collect();
+        let pts: Vec<(f64, f64)> = ours.iter().map(|p| (p.0.log10(), if pick == 1 { p.1 } else { p.2 })).collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))
             .map_err(|e| err(path, e))?
@@ -56,7 +60,7 @@ pub fn precision_vs_compression(report: &Report, n_latents: usize, path: &Path) 
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FAMILY, 14))
@@ -83,7 +87,7 @@ pub fn error_by_position(report: &Report, path: &Path) -> Result<()> {
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(10)
-        .x_label_formatter(&|x| format!("{}0%", *x as usize))
+        .x_label_formatter(&|x| format!("{}%", 10 * (*x as usize)))
         .x_desc("position in the reference text (decile start)")
         .y_desc("reference characters in error (%)")
         .label_style((FAMILY, 15))
