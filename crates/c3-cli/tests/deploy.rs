@@ -164,6 +164,26 @@ fn runtime_roundtrip_equals_tch_and_latent_files_round_trip() {
     );
 }
 
+/// The shipped default model (issue: runtime == tch on the default model too):
+/// its fp32 export verifies against tch, and the ONNX Runtime reconstruction of
+/// the README's sample is token-identical to the tch one.
+#[test]
+fn default_model_runtime_equals_tch() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let model = root.join("models/c3-tiny");
+    let sample = root.join("models/sample.txt");
+    assert!(model.join("config.json").is_file(), "the default model {} is missing", model.display());
+    let tmp = tempfile::tempdir().unwrap();
+    let ex = tmp.path().join("export");
+    let m = export(&model, &ex, &["--verify"]);
+    assert_eq!(m["verify"]["pass"], true, "{m}");
+    assert!(m["verify"]["greedy_first_difference"].is_null(), "{m}");
+    let ort = ok(&c3(&["roundtrip", "--model", s(&ex), s(&sample), "--json"]));
+    let tch = ok(&c3(&["roundtrip", "--checkpoint", s(&model), s(&sample), "--json"]));
+    assert_eq!(ort["output_ids"], tch["output_ids"]);
+    assert!(ort["output_ids"].as_array().is_some_and(|a| !a.is_empty()));
+}
+
 #[test]
 fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
