@@ -9,7 +9,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 
 fn options() -> RuntimeOptions {
     // Intra-op threads fixed so numbers compare across runs on the same machine.
-    RuntimeOptions { threads: 2, ..Default::default() }
+    RuntimeOptions {
+        threads: 2,
+        ..Default::default()
+    }
 }
 
 fn doc(len: usize) -> Vec<u32> {
@@ -50,12 +53,17 @@ fn decode_step(c: &mut Criterion) {
 fn end_to_end(c: &mut Criterion) {
     let f = tiny_export(options());
     let rt = &f.runtime;
-    let cfg = GenerationConfig { max_new_tokens: 32, no_repeat_ngram_size: 0, stop_ids: vec![] };
+    let cfg = GenerationConfig {
+        max_new_tokens: 32,
+        no_repeat_ngram_size: 0,
+        stop_ids: vec![],
+    };
     let d = vec![doc(64)];
     c.bench_function("end_to_end/64_tokens_in_32_out", |b| {
         b.iter(|| {
             let lat = rt.compress(&d).expect("compress");
-            rt.generate(&[&lat[0]], &cfg, &mut |_, _| {}).expect("generate")
+            rt.generate(&[&lat[0]], &cfg, &mut |_, _| {})
+                .expect("generate")
         })
     });
 }

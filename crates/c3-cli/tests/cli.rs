@@ -218,10 +218,16 @@ fn eval_writes_report_and_resumes_from_its_results() {
     assert!(out.join("report.md").is_file() && out.join("report.json").is_file());
     for png in ["precision_vs_compression.png", "error_by_position.png"] {
         let bytes = std::fs::read(out.join(png)).unwrap();
-        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{png}");
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{png}"
+        );
     }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("DeepSeek-OCR 64 (published)") && md.contains("| all | 3 |"), "{md}");
+    assert!(
+        md.contains("DeepSeek-OCR 64 (published)") && md.contains("| all | 3 |"),
+        "{md}"
+    );
     // A second run finds every passage done and recomputes nothing new.
     let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
     assert_eq!(lines(&out.join("results.jsonl")), 3);

@@ -172,14 +172,24 @@ fn default_model_runtime_equals_tch() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let model = root.join("models/c3-tiny");
     let sample = root.join("models/sample.txt");
-    assert!(model.join("config.json").is_file(), "the default model {} is missing", model.display());
+    assert!(
+        model.join("config.json").is_file(),
+        "the default model {} is missing",
+        model.display()
+    );
     let tmp = tempfile::tempdir().unwrap();
     let ex = tmp.path().join("export");
     let m = export(&model, &ex, &["--verify"]);
     assert_eq!(m["verify"]["pass"], true, "{m}");
     assert!(m["verify"]["greedy_first_difference"].is_null(), "{m}");
     let ort = ok(&c3(&["roundtrip", "--model", s(&ex), s(&sample), "--json"]));
-    let tch = ok(&c3(&["roundtrip", "--checkpoint", s(&model), s(&sample), "--json"]));
+    let tch = ok(&c3(&[
+        "roundtrip",
+        "--checkpoint",
+        s(&model),
+        s(&sample),
+        "--json",
+    ]));
     assert_eq!(ort["output_ids"], tch["output_ids"]);
     assert!(ort["output_ids"].as_array().is_some_and(|a| !a.is_empty()));
 }
@@ -319,17 +329,40 @@ fn build_dry_run_checks_exports_and_real_builds_need_a_gpu() {
     let trt = tmp.path().join("trt");
     export(&fixture(), &trt, &["--target", "tensorrt"]);
     let plans = tmp.path().join("trt-plans");
-    let v = ok(&c3(&["build", s(&trt), "--out", s(&plans), "--dry-run", "--json"]));
+    let v = ok(&c3(&[
+        "build",
+        s(&trt),
+        "--out",
+        s(&plans),
+        "--dry-run",
+        "--json",
+    ]));
     assert!(v.is_object(), "{v}");
     assert!(!plans.exists(), "a dry run writes nothing");
     let q = tmp.path().join("q");
     export(&fixture(), &q, &["--quantize", "int8"]);
-    assert_error(&c3(&["build", s(&q), "--dry-run"]), &["decoder.onnx", "MatMulNBits", "--target tensorrt"]);
+    assert_error(
+        &c3(&["build", s(&q), "--dry-run"]),
+        &["decoder.onnx", "MatMulNBits", "--target tensorrt"],
+    );
     // This machine has no NVIDIA GPU: a real build says so (CI without GPU too).
     if std::process::Command::new("nvidia-smi").output().is_err() {
-        assert_error(&c3(&["build", s(&trt), "--out", s(&plans)]), &["no CUDA device"]);
+        assert_error(
+            &c3(&["build", s(&trt), "--out", s(&plans)]),
+            &["no CUDA device"],
+        );
         let doc = tmp.path().join("d.txt");
         std::fs::write(&doc, "hello").unwrap();
-        assert_error(&c3(&["roundtrip", "--model", s(&trt), "--engine", s(&plans), s(&doc)]), &["trt-plans"]);
+        assert_error(
+            &c3(&[
+                "roundtrip",
+                "--model",
+                s(&trt),
+                "--engine",
+                s(&plans),
+                s(&doc),
+            ]),
+            &["trt-plans"],
+        );
     }
 }

@@ -150,7 +150,11 @@ impl Report {
         let pct = |x: f64| format!("{:.1}%", 100.0 * x);
         for b in self.buckets.iter().chain(std::iter::once(&self.overall)) {
             let overall = std::ptr::eq(b, &self.overall);
-            let name = if overall { "all".to_string() } else { format!("{}-{}", b.lo, b.hi) };
+            let name = if overall {
+                "all".to_string()
+            } else {
+                format!("{}-{}", b.lo, b.hi)
+            };
             let (c3, ds) = match published::fox_row(b.lo, b.hi).filter(|_| !overall) {
                 Some(r) => (pct(r.c3_n64), pct(r.ds_ocr_64)),
                 None => ("–".into(), "–".into()),
@@ -169,7 +173,12 @@ impl Report {
             );
         }
         s += "\nError rate by decile of position in the reference (1st .. 10th):\n\n| ";
-        s += &self.decile_errors.iter().map(|&e| pct(e)).collect::<Vec<_>>().join(" | ");
+        s += &self
+            .decile_errors
+            .iter()
+            .map(|&e| pct(e))
+            .collect::<Vec<_>>()
+            .join(" | ");
         s += " |\n\nPublished by the paper (Fox benchmark, precision undefined there; not measured here):\n\n\
 | text tokens | C3 N=64 | DS-OCR 64 | ratio | C3 N=100 | DS-OCR 100 | ratio | C3 N=32 | ratio |\n|---|---|---|---|---|---|---|---|---|\n";
         for r in published::FOX {
@@ -228,9 +237,18 @@ mod tests {
         let r = PassageResult::score(0, "x".into(), "abc", "abc", 650, 650, 64);
         let md = Report::build(&[r], &parse_buckets("600-800:100").unwrap()).to_markdown("t");
         // Our 600-700 row carries the paper's 99.7% / 96.5%; 700-800 has no passage of ours.
-        assert!(md.contains("| 600-700 | 1 | 10.2x | 100.0% | 100.0% | 100.0% | 99.7% | 96.5% |"), "{md}");
-        assert!(md.contains("| 700-800 | 0 | – | – | – | – | 99.9% | 93.8% |"), "{md}");
-        assert!(md.contains("| all | 1 | 10.2x | 100.0% | 100.0% | 100.0% | – | – |"), "{md}");
+        assert!(
+            md.contains("| 600-700 | 1 | 10.2x | 100.0% | 100.0% | 100.0% | 99.7% | 96.5% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 700-800 | 0 | – | – | – | – | 99.9% | 93.8% |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| all | 1 | 10.2x | 100.0% | 100.0% | 100.0% | – | – |"),
+            "{md}"
+        );
         assert!(md.contains("| 1200-1300 | 98.4% | 59.1% | 19.7x |"), "{md}");
     }
 }

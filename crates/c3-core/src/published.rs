@@ -55,8 +55,14 @@ pub fn series() -> [(&'static str, Vec<(f64, f64)>); 5] {
         ("C3 N=32 (published)", s(|r| (r.ratio_32, r.c3_n32))),
         ("C3 N=64 (published)", s(|r| (r.ratio_64, r.c3_n64))),
         ("C3 N=100 (published)", s(|r| (r.ratio_100, r.c3_n100))),
-        ("DeepSeek-OCR 64 tokens (published)", s(|r| (r.ratio_64, r.ds_ocr_64))),
-        ("DeepSeek-OCR 100 tokens (published)", s(|r| (r.ratio_100, r.ds_ocr_100))),
+        (
+            "DeepSeek-OCR 64 tokens (published)",
+            s(|r| (r.ratio_64, r.ds_ocr_64)),
+        ),
+        (
+            "DeepSeek-OCR 100 tokens (published)",
+            s(|r| (r.ratio_100, r.ds_ocr_100)),
+        ),
     ]
 }
 

@@ -68,7 +68,9 @@ pub fn linear(
 ) -> Result<String> {
     // Quantized: the decoder's transformer layers only (never the encoder, projector
     // or lm_head, whose precision the latents and the greedy choice hinge on).
-    if let (Some(bits), Folder::Root, true) = (w.quantize_bits, folder, key.starts_with("model.layers.")) {
+    if let (Some(bits), Folder::Root, true) =
+        (w.quantize_bits, folder, key.starts_with("model.layers."))
+    {
         let y = crate::quantize::linear(g, w, folder, &format!("{key}.weight"), x, bits)?;
         if !bias {
             return Ok(y);

@@ -13,21 +13,44 @@ fn json_summary_lists_the_written_models() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("export");
     let o = Command::new(env!("CARGO_BIN_EXE_c3-export"))
-        .args([fixture().to_str().unwrap(), "--out", out.to_str().unwrap(), "--target", "tensorrt", "--json"])
+        .args([
+            fixture().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--target",
+            "tensorrt",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let files: Vec<&str> = v["files"].as_array().unwrap().iter().map(|f| f["file"].as_str().unwrap()).collect();
+    let files: Vec<&str> = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
     assert_eq!(files, ["encoder.onnx", "decoder.onnx", "embed_tokens.onnx"]);
     assert_eq!(v["target"], "tensorrt");
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("c3-export.json")).unwrap()).unwrap();
-    assert_eq!(m["manifest_sha256"], serde_json::Value::Null, "the hash is of the file, not in it");
-    assert_eq!(c3_core::manifest::sha256_file(&out.join("c3-export.json")).unwrap(), v["manifest_sha256"].as_str().unwrap());
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("c3-export.json")).unwrap()).unwrap();
+    assert_eq!(
+        m["manifest_sha256"],
+        serde_json::Value::Null,
+        "the hash is of the file, not in it"
+    );
+    assert_eq!(
+        c3_core::manifest::sha256_file(&out.join("c3-export.json")).unwrap(),
+        v["manifest_sha256"].as_str().unwrap()
+    );
     // TensorRT target: standard ONNX ops only.
     for model in ["encoder", "decoder", "embed_tokens"] {
         for op in m["models"][model]["op_types"].as_array().unwrap() {
-            assert!(!op.as_str().unwrap().contains(':'), "{model} uses non-standard op {op}");
+            assert!(
+                !op.as_str().unwrap().contains(':'),
+                "{model} uses non-standard op {op}"
+            );
         }
     }
 }
@@ -36,11 +59,18 @@ fn json_summary_lists_the_written_models() {
 fn missing_checkpoint_is_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_c3-export"))
-        .args(["/nonexistent/ckpt", "--out", tmp.path().join("x").to_str().unwrap()])
+        .args([
+            "/nonexistent/ckpt",
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: ") && err.contains("/nonexistent/ckpt"), "{err}");
+    assert!(
+        err.starts_with("error: ") && err.contains("/nonexistent/ckpt"),
+        "{err}"
+    );
 }

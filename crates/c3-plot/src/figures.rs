@@ -16,13 +16,25 @@ pub fn precision_vs_compression(report: &Report, n_latents: usize, path: &Path) 
         .buckets
         .iter()
         .filter(|b| b.passages > 0 && b.mean_compression > 0.0)
-        .map(|b| (b.mean_compression, 100.0 * b.char_precision, 100.0 * b.word_precision))
+        .map(|b| {
+            (
+                b.mean_compression,
+                100.0 * b.char_precision,
+                100.0 * b.word_precision,
+            )
+        })
         .collect();
     let published = published::series();
-    let xs = ours.iter().map(|p| p.0).chain(published.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
+    let xs = ours
+        .iter()
+        .map(|p| p.0)
+        .chain(published.iter().flat_map(|s| s.1.iter().map(|p| p.0)));
     let (lo, hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("Reconstruction precision vs compression (ours: N = {n_latents})"), (FAMILY, 24))
+        .caption(
+            format!("Reconstruction precision vs compression (ours: N = {n_latents})"),
+            (FAMILY, 24),
+        )
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(60)
@@ -47,16 +59,29 @@ pub fn precision_vs_compression(report: &Report, n_latents: usize, path: &Path) 
             .map_err(|e| err(path, e))?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled()))).map_err(|e| err(path, e))?;
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, c.filled())))
+            .map_err(|e| err(path, e))?;
     }
-    for (label, pick, c) in [("ours: char precision (measured)", 1, RED), ("ours: word precision (measured)", 2, BLACK)] {
-        let pts: Vec<(f64, f64)> = ours.iter().map(|p| (p.0.log10(), if pick == 1 { p.1 } else { p.2 })).collect();
+    for (label, pick, c) in [
+        ("ours: char precision (measured)", 1, RED),
+        ("ours: word precision (measured)", 2, BLACK),
+    ] {
+        let pts: Vec<(f64, f64)> = ours
+            .iter()
+            .map(|p| (p.0.log10(), if pick == 1 { p.1 } else { p.2 }))
+            .collect();
         chart
             .draw_series(LineSeries::new(pts.clone(), c.stroke_width(3)))
             .map_err(|e| err(path, e))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
-        chart.draw_series(pts.into_iter().map(|p| TriangleMarker::new(p, 7, c.filled()))).map_err(|e| err(path, e))?;
+        chart
+            .draw_series(
+                pts.into_iter()
+                    .map(|p| TriangleMarker::new(p, 7, c.filled())),
+            )
+            .map_err(|e| err(path, e))?;
     }
     chart
         .configure_series_labels()
@@ -75,7 +100,10 @@ pub fn error_by_position(report: &Report, path: &Path) -> Result<()> {
     let top = report.decile_errors.iter().fold(0f64, |a, &e| a.max(e)) * 100.0;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("Where errors fall: error rate by position ({} passages)", report.overall.passages),
+            format!(
+                "Where errors fall: error rate by position ({} passages)",
+                report.overall.passages
+            ),
             (FAMILY, 24),
         )
         .margin(16)
@@ -94,7 +122,10 @@ pub fn error_by_position(report: &Report, path: &Path) -> Result<()> {
         .draw()
         .map_err(|e| err(path, e))?;
     let bars = report.decile_errors.iter().enumerate().map(|(d, &e)| {
-        Rectangle::new([(d as f64 + 0.1, 0.0), (d as f64 + 0.9, 100.0 * e)], RED.mix(0.7).filled())
+        Rectangle::new(
+            [(d as f64 + 0.1, 0.0), (d as f64 + 0.9, 100.0 * e)],
+            RED.mix(0.7).filled(),
+        )
     });
     chart.draw_series(bars).map_err(|e| err(path, e))?;
     root.present().map_err(|e| err(path, e))
@@ -105,11 +136,14 @@ mod tests {
     use c3_core::eval::{PassageResult, Report, parse_buckets};
 
     fn report() -> Report {
-        let rs: Vec<PassageResult> = [("the cat sat on the mat", "the cat sat on a hat"), ("abc def", "abc def")]
-            .iter()
-            .enumerate()
-            .map(|(i, (r, o))| PassageResult::score(i, "t".into(), r, o, 6 + i * 10, 6 + i * 10, 4))
-            .collect();
+        let rs: Vec<PassageResult> = [
+            ("the cat sat on the mat", "the cat sat on a hat"),
+            ("abc def", "abc def"),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, (r, o))| PassageResult::score(i, "t".into(), r, o, 6 + i * 10, 6 + i * 10, 4))
+        .collect();
         Report::build(&rs, &parse_buckets("0-32:8").unwrap())
     }
 
@@ -121,15 +155,28 @@ mod tests {
             let bytes = std::fs::read(&p).unwrap();
             // PNG signature, a real picture (not an empty canvas stub), no temp file left.
             assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", p.display());
-            assert!(bytes.len() > 10_000, "{} is only {} bytes", p.display(), bytes.len());
+            assert!(
+                bytes.len() > 10_000,
+                "{} is only {} bytes",
+                p.display(),
+                bytes.len()
+            );
         }
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
     #[test]
     fn unwritable_target_is_an_error_naming_the_file() {
-        let e = crate::write_report_plots(&report(), 4, std::path::Path::new("/nonexistent/dir")).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/dir/precision_vs_compression"), "{e}");
+        let e = crate::write_report_plots(&report(), 4, std::path::Path::new("/nonexistent/dir"))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/dir/precision_vs_compression"),
+            "{e}"
+        );
     }
 }

@@ -41,13 +41,20 @@ fn ensure_font() {
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error { path: path.display().to_string(), msg: e.to_string() }
+    Error {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    }
 }
 
 /// Writes both plots of `report` into `dir` (`precision_vs_compression.png`,
 /// `error_by_position.png`) and returns their paths. Each file is drawn to a
 /// temporary name and renamed, so an interrupted run leaves no half image.
-pub fn write_report_plots(report: &Report, n_latents: usize, dir: &Path) -> Result<[std::path::PathBuf; 2]> {
+pub fn write_report_plots(
+    report: &Report,
+    n_latents: usize,
+    dir: &Path,
+) -> Result<[std::path::PathBuf; 2]> {
     let a = dir.join("precision_vs_compression.png");
     let b = dir.join("error_by_position.png");
     atomic(&a, |tmp| precision_vs_compression(report, n_latents, tmp))?;

@@ -39,7 +39,11 @@ impl EncoderBatch {
     /// Left-pads `seqs` with `pad` so the N query slots are the last N columns of
     /// every row; positions restart at 0 on each row's first real token.
     pub fn new(seqs: &[Vec<u32>], pad: u32, device: Device) -> Result<Self> {
-        let l = seqs.iter().map(Vec::len).max().ok_or_else(|| Error::Input("no documents to encode".into()))?;
+        let l = seqs
+            .iter()
+            .map(Vec::len)
+            .max()
+            .ok_or_else(|| Error::Input("no documents to encode".into()))?;
         let b = seqs.len();
         let mut ids = vec![pad as i64; b * l];
         let mut valid = vec![0i64; b * l];
@@ -69,7 +73,11 @@ impl C3Model {
         let enc = &root / "llm1";
         let llm1 = Qwen2Model::new(&enc / "model", &config.encoder);
         let model = Qwen2Model::new(&root / "model", &config.decoder);
-        let (n, de, dd) = (config.n_latents(), config.encoder.hidden_size, config.decoder.hidden_size);
+        let (n, de, dd) = (
+            config.n_latents(),
+            config.encoder.hidden_size,
+            config.decoder.hidden_size,
+        );
         let q = (&root / "model" / "Q").var("weight", &[n as i64, de as i64], Init::Const(0.0));
         let mm_projector = Linear::new(&root / "model" / "mm_projector", de, dd, true);
         let lm_head = if config.decoder.tie_word_embeddings {
@@ -77,8 +85,8 @@ impl C3Model {
         } else {
             lm_head_var(&root, config.decoder.vocab_size, dd, true)
         };
-        let llm1_lm_head =
-            (!config.encoder.tie_word_embeddings).then(|| lm_head_var(&enc, config.encoder.vocab_size, de, false));
+        let llm1_lm_head = (!config.encoder.tie_word_embeddings)
+            .then(|| lm_head_var(&enc, config.encoder.vocab_size, de, false));
         C3Model {
             config: config.clone(),
             llm1,
@@ -101,7 +109,11 @@ impl C3Model {
         let embeds = self.llm1.embed_tokens.forward(&batch.ids);
         let (b, l, d) = (embeds.size()[0], embeds.size()[1], embeds.size()[2]);
         // The last N columns of every row are the query slots: substitute Q there.
-        let q = self.q.to_kind(embeds.kind()).unsqueeze(0).expand([b, n, d], false);
+        let q = self
+            .q
+            .to_kind(embeds.kind())
+            .unsqueeze(0)
+            .expand([b, n, d], false);
         let embeds = Tensor::cat(&[embeds.narrow(1, 0, l - n), q], 1);
         let mask = attention_mask(&batch.valid, l);
         let hidden = self.llm1.forward(&embeds, &batch.positions, &mask, None);
@@ -123,7 +135,14 @@ impl C3Model {
         let e = self.model.embed_tokens.forward(&ids);
         let (s, n) = (prompt.latent_start as i64, prompt.n_latents as i64);
         let l = e.size()[1];
-        Tensor::cat(&[e.narrow(1, 0, s), projected.to_kind(e.kind()), e.narrow(1, s + n, l - s - n)], 1)
+        Tensor::cat(
+            &[
+                e.narrow(1, 0, s),
+                projected.to_kind(e.kind()),
+                e.narrow(1, s + n, l - s - n),
+            ],
+            1,
+        )
     }
 
     /// Runs the decoder on `embeds` (appended after what `cache` holds) and
@@ -132,7 +151,9 @@ impl C3Model {
         let (b, l) = (embeds.size()[0], embeds.size()[1]);
         let past = cache.len();
         let dev = embeds.device();
-        let positions = (Tensor::arange(l, (Kind::Int64, dev)) + past).unsqueeze(0).expand([b, l], false);
+        let positions = (Tensor::arange(l, (Kind::Int64, dev)) + past)
+            .unsqueeze(0)
+            .expand([b, l], false);
         let valid = Tensor::ones([b, past + l], (Kind::Int64, dev));
         let mask = attention_mask(&valid, l);
         self.model.forward(embeds, &positions, &mask, Some(cache))
@@ -143,7 +164,9 @@ impl C3Model {
     pub fn decoder_forward(&self, embeds: &Tensor) -> Tensor {
         let (b, l) = (embeds.size()[0], embeds.size()[1]);
         let dev = embeds.device();
-        let positions = Tensor::arange(l, (Kind::Int64, dev)).unsqueeze(0).expand([b, l], false);
+        let positions = Tensor::arange(l, (Kind::Int64, dev))
+            .unsqueeze(0)
+            .expand([b, l], false);
         let mask = attention_mask(&Tensor::ones([b, l], (Kind::Int64, dev)), l);
         self.model.forward(embeds, &positions, &mask, None)
     }

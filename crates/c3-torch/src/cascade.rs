@@ -37,15 +37,30 @@ impl TorchCascade {
     pub fn load(dir: &Path, device: Device) -> Result<Self> {
         let ck = Checkpoint::open(dir)?;
         let tokenizer = C3Tokenizer::from_dir(dir)?;
-        tokenizer.specials().check_config(&ck.config, tokenizer.path())?;
+        tokenizer
+            .specials()
+            .check_config(&ck.config, tokenizer.path())?;
         let (vs, model) = load_model(&ck, device, Kind::Float)?;
         Self::from_model(vs, model, tokenizer)
     }
 
     /// Wraps an already built model (training evaluates its live weights this way).
-    pub fn from_model(vs: tch::nn::VarStore, model: C3Model, tokenizer: C3Tokenizer) -> Result<Self> {
-        let prompt = DecoderPrompt::build(&tokenizer, model.config.n_latents(), &PromptTemplate::default())?;
-        Ok(TorchCascade { model, tokenizer, prompt, _vs: vs })
+    pub fn from_model(
+        vs: tch::nn::VarStore,
+        model: C3Model,
+        tokenizer: C3Tokenizer,
+    ) -> Result<Self> {
+        let prompt = DecoderPrompt::build(
+            &tokenizer,
+            model.config.n_latents(),
+            &PromptTemplate::default(),
+        )?;
+        Ok(TorchCascade {
+            model,
+            tokenizer,
+            prompt,
+            _vs: vs,
+        })
     }
 
     /// Projected latents `[B, N, D_dec]` for already tokenized documents.
@@ -55,7 +70,9 @@ impl TorchCascade {
         let seqs: Vec<Vec<u32>> = docs.iter().map(|d| encoder_input(d, n, sp)).collect();
         let device = self.model.q.device();
         let batch = EncoderBatch::new(&seqs, sp.endoftext, device)?;
-        Ok(tch::no_grad(|| self.model.project(&self.model.encode(&batch))))
+        Ok(tch::no_grad(|| {
+            self.model.project(&self.model.encode(&batch))
+        }))
     }
 
     /// Tokenizes (refusing empty or over-long text), compresses and reconstructs.
@@ -68,7 +85,13 @@ impl TorchCascade {
         let generation = generate(&self.model, &self.prompt, &latents, cfg)?.remove(0);
         let decode_seconds = t1.elapsed().as_secs_f64();
         let text = self.tokenizer.decode(&generation.ids)?.trim().to_string();
-        Ok(Reconstruction { text_ids: ids, generation, text, encode_seconds, decode_seconds })
+        Ok(Reconstruction {
+            text_ids: ids,
+            generation,
+            text,
+            encode_seconds,
+            decode_seconds,
+        })
     }
 
     /// The reference generation settings with this tokenizer's stop ids.

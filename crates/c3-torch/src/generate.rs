@@ -24,14 +24,24 @@ fn row_logits(t: &Tensor) -> Result<Vec<f32>> {
 /// Decodes each row of `projected` `[B, N, D_dec]` greedily. Rows that finish
 /// early keep being fed their stop token (their outputs are ignored) so the batch
 /// stays rectangular; generation ends when every row has finished.
-pub fn generate(model: &C3Model, prompt: &DecoderPrompt, projected: &Tensor, cfg: &GenerationConfig) -> Result<Vec<Generation>> {
+pub fn generate(
+    model: &C3Model,
+    prompt: &DecoderPrompt,
+    projected: &Tensor,
+    cfg: &GenerationConfig,
+) -> Result<Vec<Generation>> {
     let b = projected.size()[0] as usize;
     let ctx = model.config.decoder.max_position_embeddings;
     if prompt.ids.len() >= ctx {
-        return Err(Error::Input(format!("the prompt ({} tokens) fills the decoder context ({ctx})", prompt.ids.len())));
+        return Err(Error::Input(format!(
+            "the prompt ({} tokens) fills the decoder context ({ctx})",
+            prompt.ids.len()
+        )));
     }
     let mut cache = KvCache::new(model.model.layers.len());
-    let mut rules: Vec<NoRepeatNGram> = (0..b).map(|_| NoRepeatNGram::new(cfg.no_repeat_ngram_size, &prompt.ids)).collect();
+    let mut rules: Vec<NoRepeatNGram> = (0..b)
+        .map(|_| NoRepeatNGram::new(cfg.no_repeat_ngram_size, &prompt.ids))
+        .collect();
     let mut out: Vec<Option<Generation>> = vec![None; b];
     let mut ids: Vec<Vec<u32>> = vec![Vec::new(); b];
     tch::no_grad(|| -> Result<()> {
@@ -50,7 +60,10 @@ pub fn generate(model: &C3Model, prompt: &DecoderPrompt, projected: &Tensor, cfg
                 let tok = greedy_pick(&row_logits(&logits.get(r as i64))?, rules[r].banned());
                 next[r] = tok as i64;
                 if cfg.stop_ids.contains(&tok) {
-                    out[r] = Some(Generation { ids: std::mem::take(&mut ids[r]), finish: FinishReason::Stop });
+                    out[r] = Some(Generation {
+                        ids: std::mem::take(&mut ids[r]),
+                        finish: FinishReason::Stop,
+                    });
                     continue;
                 }
                 ids[r].push(tok);
@@ -63,16 +76,24 @@ pub fn generate(model: &C3Model, prompt: &DecoderPrompt, projected: &Tensor, cfg
                     None
                 };
                 if let Some(finish) = finish {
-                    out[r] = Some(Generation { ids: std::mem::take(&mut ids[r]), finish });
+                    out[r] = Some(Generation {
+                        ids: std::mem::take(&mut ids[r]),
+                        finish,
+                    });
                 }
             }
             if out.iter().all(Option::is_some) {
                 return Ok(());
             }
-            let step = Tensor::from_slice(&next).to_device(projected.device()).view([b as i64, 1]);
+            let step = Tensor::from_slice(&next)
+                .to_device(projected.device())
+                .view([b as i64, 1]);
             hidden = model.decode_hidden(&model.embed_decoder(&step), &mut cache);
             pos += 1;
         }
     })?;
-    Ok(out.into_iter().map(|g| g.expect("every row finished")).collect())
+    Ok(out
+        .into_iter()
+        .map(|g| g.expect("every row finished"))
+        .collect())
 }

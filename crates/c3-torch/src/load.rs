@@ -60,7 +60,13 @@ pub fn load_model(ck: &Checkpoint, device: Device, kind: Kind) -> Result<(VarSto
 
 /// Writes the VarStore as a release-layout checkpoint in `dtype`, atomically,
 /// copying the source checkpoint's tokenizer files along.
-pub fn save_model(vs: &VarStore, model: &C3Model, dest: &Path, dtype: DType, tokenizer_files: &[&Path]) -> Result<()> {
+pub fn save_model(
+    vs: &VarStore,
+    model: &C3Model,
+    dest: &Path,
+    dtype: DType,
+    tokenizer_files: &[&Path],
+) -> Result<()> {
     let vars = vs.variables();
     let mut root = Vec::new();
     let mut llm1 = Vec::new();
@@ -70,10 +76,15 @@ pub fn save_model(vs: &VarStore, model: &C3Model, dest: &Path, dtype: DType, tok
         let t = &vars[name];
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let t = t.shallow_clone();
-        let tensor = WriteTensor::lazy(name.strip_prefix(LLM1).unwrap_or(name), dtype, shape, move || {
-            // Converted one tensor at a time while the file is written.
-            Cow::Owned(tensor_bytes(&t, dtype))
-        });
+        let tensor = WriteTensor::lazy(
+            name.strip_prefix(LLM1).unwrap_or(name),
+            dtype,
+            shape,
+            move || {
+                // Converted one tensor at a time while the file is written.
+                Cow::Owned(tensor_bytes(&t, dtype))
+            },
+        );
         if name.starts_with(LLM1) {
             llm1.push(tensor)
         } else {
@@ -84,7 +95,12 @@ pub fn save_model(vs: &VarStore, model: &C3Model, dest: &Path, dtype: DType, tok
     c3_core::presets::stamp_config(&mut cfg, dtype);
     let root_files = tokenizer_files
         .iter()
-        .filter_map(|p| Some((p.file_name()?.to_string_lossy().into_owned(), p.to_path_buf())))
+        .filter_map(|p| {
+            Some((
+                p.file_name()?.to_string_lossy().into_owned(),
+                p.to_path_buf(),
+            ))
+        })
         .collect();
     let opts = SaveOptions {
         shard_bytes: None,
@@ -97,7 +113,10 @@ pub fn save_model(vs: &VarStore, model: &C3Model, dest: &Path, dtype: DType, tok
 }
 
 fn tensor_bytes(t: &Tensor, dtype: DType) -> Vec<u8> {
-    let t = t.to_device(Device::Cpu).to_kind(kind_of(dtype)).contiguous();
+    let t = t
+        .to_device(Device::Cpu)
+        .to_kind(kind_of(dtype))
+        .contiguous();
     let n = t.numel() * dtype.size();
     let mut out = vec![0u8; n];
     // Copy the raw storage; the tensor is contiguous and of the target kind.

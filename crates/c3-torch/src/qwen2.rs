@@ -37,7 +37,14 @@ impl Attention {
         }
     }
 
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Tensor, cache: Option<(&mut KvCache, usize)>) -> Tensor {
+    fn forward(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor {
         let (b, l) = (x.size()[0], x.size()[1]);
         let split = |t: Tensor, n: i64| t.view([b, l, n, self.head_dim]).transpose(1, 2);
         let q = rope::apply(&split(self.q_proj.forward(x), self.heads), cos, sin);
@@ -49,10 +56,18 @@ impl Attention {
         };
         // Each kv head serves `rep` consecutive query heads (HF repeat_kv).
         let rep = self.heads / self.kv_heads;
-        let (k, v) = (k.repeat_interleave_self_int(rep, 1, None), v.repeat_interleave_self_int(rep, 1, None));
+        let (k, v) = (
+            k.repeat_interleave_self_int(rep, 1, None),
+            v.repeat_interleave_self_int(rep, 1, None),
+        );
         let scores = q.matmul(&k.transpose(2, 3)) * (self.head_dim as f64).powf(-0.5) + mask;
         let probs = scores.softmax(-1, Kind::Float).to_kind(q.kind());
-        let out = probs.matmul(&v).transpose(1, 2).contiguous().view([b, l, self.heads * self.head_dim]);
+        let out =
+            probs
+                .matmul(&v)
+                .transpose(1, 2)
+                .contiguous()
+                .view([b, l, self.heads * self.head_dim]);
         self.o_proj.forward(&out)
     }
 }
@@ -76,7 +91,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        self.down_proj.forward(&(self.gate_proj.forward(x).silu() * self.up_proj.forward(x)))
+        self.down_proj
+            .forward(&(self.gate_proj.forward(x).silu() * self.up_proj.forward(x)))
     }
 }
 
@@ -108,7 +124,11 @@ impl Qwen2Model {
                 DecoderLayer {
                     input_layernorm: RmsNorm::new(&lp / "input_layernorm", c.hidden_size, eps),
                     self_attn: Attention::new(&lp / "self_attn", c),
-                    post_attention_layernorm: RmsNorm::new(&lp / "post_attention_layernorm", c.hidden_size, eps),
+                    post_attention_layernorm: RmsNorm::new(
+                        &lp / "post_attention_layernorm",
+                        c.hidden_size,
+                        eps,
+                    ),
                     mlp: Mlp::new(&lp / "mlp", c),
                 }
             })
@@ -124,14 +144,26 @@ impl Qwen2Model {
     /// Runs the blocks on `embeds` `[B, L, H]` at `positions` `[B, L]` with an
     /// additive attention mask `[B, 1, L, T]` (T = cached + L). Returns the last
     /// hidden state after the final norm.
-    pub fn forward(&self, embeds: &Tensor, positions: &Tensor, mask: &Tensor, mut cache: Option<&mut KvCache>) -> Tensor {
+    pub fn forward(
+        &self,
+        embeds: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor {
         let (cos, sin) = self.rope.cos_sin(positions, embeds.kind());
         let mut h = embeds.shallow_clone();
         for (i, layer) in self.layers.iter().enumerate() {
             let c = cache.as_deref_mut().map(|c| (c, i));
-            let a = layer.self_attn.forward(&layer.input_layernorm.forward(&h), &cos, &sin, mask, c);
+            let a =
+                layer
+                    .self_attn
+                    .forward(&layer.input_layernorm.forward(&h), &cos, &sin, mask, c);
             h = h + a;
-            h = &h + layer.mlp.forward(&layer.post_attention_layernorm.forward(&h));
+            h = &h
+                + layer
+                    .mlp
+                    .forward(&layer.post_attention_layernorm.forward(&h));
         }
         self.norm.forward(&h)
     }
@@ -149,5 +181,6 @@ pub fn attention_mask(key_valid: &Tensor, q_len: i64) -> Tensor {
     let causal = kj.le_tensor(&qi).view([1, 1, q_len, t]);
     let valid = key_valid.to_kind(Kind::Bool).view([b, 1, 1, t]);
     let allowed = causal.logical_and(&valid);
-    Tensor::zeros([b, 1, q_len, t], (Kind::Float, dev)).masked_fill(&allowed.logical_not(), f32::MIN as f64)
+    Tensor::zeros([b, 1, q_len, t], (Kind::Float, dev))
+        .masked_fill(&allowed.logical_not(), f32::MIN as f64)
 }

@@ -12,9 +12,13 @@ pub struct Rope {
 
 impl Rope {
     pub fn new(head_dim: usize, theta: f64, device: Device) -> Self {
-        let exps = Tensor::arange_start_step(0, head_dim as i64, 2, (Kind::Int64, device)).to_kind(Kind::Float)
+        let exps = Tensor::arange_start_step(0, head_dim as i64, 2, (Kind::Int64, device))
+            .to_kind(Kind::Float)
             / head_dim as f64;
-        let inv_freq = Tensor::from(theta).to_kind(Kind::Float).pow(&exps).reciprocal();
+        let inv_freq = Tensor::from(theta)
+            .to_kind(Kind::Float)
+            .pow(&exps)
+            .reciprocal();
         Rope { inv_freq }
     }
 

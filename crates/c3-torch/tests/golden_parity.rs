@@ -22,14 +22,23 @@ struct Golden {
 impl Golden {
     fn load() -> Self {
         let path = fixtures().join("golden/tiny_golden.safetensors");
-        let t = Tensor::read_safetensors(&path).unwrap().into_iter().collect();
+        let t = Tensor::read_safetensors(&path)
+            .unwrap()
+            .into_iter()
+            .collect();
         Golden { t }
     }
     fn get(&self, k: &str) -> &Tensor {
-        self.t.get(k).unwrap_or_else(|| panic!("golden {k} missing"))
+        self.t
+            .get(k)
+            .unwrap_or_else(|| panic!("golden {k} missing"))
     }
     fn ids(&self, k: &str) -> Vec<u32> {
-        Vec::<i64>::try_from(self.get(k)).unwrap().into_iter().map(|x| x as u32).collect()
+        Vec::<i64>::try_from(self.get(k))
+            .unwrap()
+            .into_iter()
+            .map(|x| x as u32)
+            .collect()
     }
 }
 
@@ -49,7 +58,10 @@ fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
 
 fn encode(model: &C3Model, tok: &C3Tokenizer, docs: &[Vec<u32>]) -> Tensor {
     let n = model.config.n_latents();
-    let seqs: Vec<Vec<u32>> = docs.iter().map(|d| encoder_input(d, n, tok.specials())).collect();
+    let seqs: Vec<Vec<u32>> = docs
+        .iter()
+        .map(|d| encoder_input(d, n, tok.specials()))
+        .collect();
     let batch = EncoderBatch::new(&seqs, tok.specials().endoftext, Device::Cpu).unwrap();
     tch::no_grad(|| model.encode(&batch))
 }
@@ -88,7 +100,10 @@ fn prompt_ids_and_prefill_logits_match_hf() {
     let lat = encode(&model, &tok, &[g.ids("doc0.text_ids")]);
     let logits = tch::no_grad(|| {
         let mut cache = KvCache::new(model.model.layers.len());
-        let h = model.decode_hidden(&model.prompt_embeds(&prompt, &model.project(&lat)), &mut cache);
+        let h = model.decode_hidden(
+            &model.prompt_embeds(&prompt, &model.project(&lat)),
+            &mut cache,
+        );
         model.logits(&h).squeeze_dim(0)
     });
     let d = max_abs(&logits, g.get("doc0.prefill_logits"));
@@ -99,7 +114,12 @@ fn prompt_ids_and_prefill_logits_match_hf() {
 fn greedy_tokens_identical_to_hf() {
     let (model, tok, g) = setup();
     let prompt = DecoderPrompt::build(&tok, 4, &PromptTemplate::default()).unwrap();
-    let runs = [("doc0", 20, "greedy_ngram20"), ("doc1", 20, "greedy_ngram20"), ("doc2", 20, "greedy_ngram20"), ("doc0", 3, "greedy_ngram3")];
+    let runs = [
+        ("doc0", 20, "greedy_ngram20"),
+        ("doc1", 20, "greedy_ngram20"),
+        ("doc2", 20, "greedy_ngram20"),
+        ("doc0", 3, "greedy_ngram3"),
+    ];
     for (doc, n, key) in runs {
         let lat = encode(&model, &tok, &[g.ids(&format!("{doc}.text_ids"))]);
         let cfg = GenerationConfig {
@@ -117,12 +137,20 @@ fn batched_generation_equals_one_by_one() {
     let (model, tok, g) = setup();
     let prompt = DecoderPrompt::build(&tok, 4, &PromptTemplate::default()).unwrap();
     let docs: Vec<Vec<u32>> = (0..3).map(|i| g.ids(&format!("doc{i}.text_ids"))).collect();
-    let cfg = GenerationConfig { max_new_tokens: 40, no_repeat_ngram_size: 20, stop_ids: tok.specials().stop_ids() };
+    let cfg = GenerationConfig {
+        max_new_tokens: 40,
+        no_repeat_ngram_size: 20,
+        stop_ids: tok.specials().stop_ids(),
+    };
     let proj = tch::no_grad(|| model.project(&encode(&model, &tok, &docs)));
     let together = generate(&model, &prompt, &proj, &cfg).unwrap();
     for (i, d) in docs.iter().enumerate() {
         let p = tch::no_grad(|| model.project(&encode(&model, &tok, std::slice::from_ref(d))));
-        assert_eq!(together[i], generate(&model, &prompt, &p, &cfg).unwrap()[0], "doc{i}");
+        assert_eq!(
+            together[i],
+            generate(&model, &prompt, &p, &cfg).unwrap()[0],
+            "doc{i}"
+        );
     }
 }
 
@@ -131,7 +159,12 @@ fn kv_cached_steps_equal_full_recompute() {
     let (model, tok, g) = setup();
     let prompt = DecoderPrompt::build(&tok, 4, &PromptTemplate::default()).unwrap();
     let proj = tch::no_grad(|| model.project(&encode(&model, &tok, &[g.ids("doc2.text_ids")])));
-    let steps: Vec<i64> = g.ids("doc2.greedy_ngram20").iter().take(12).map(|&x| x as i64).collect();
+    let steps: Vec<i64> = g
+        .ids("doc2.greedy_ngram20")
+        .iter()
+        .take(12)
+        .map(|&x| x as i64)
+        .collect();
     tch::no_grad(|| {
         let mut cache = KvCache::new(model.model.layers.len());
         let embeds = model.prompt_embeds(&prompt, &proj);
@@ -139,7 +172,9 @@ fn kv_cached_steps_equal_full_recompute() {
         let mut last = Tensor::zeros([1], (Kind::Float, Device::Cpu));
         for &t in &steps {
             let e = model.embed_decoder(&Tensor::from_slice(&[t]).view([1, 1]));
-            last = model.logits(&model.decode_hidden(&e, &mut cache)).view([-1]);
+            last = model
+                .logits(&model.decode_hidden(&e, &mut cache))
+                .view([-1]);
         }
         let tail = model.embed_decoder(&Tensor::from_slice(&steps).view([1, -1]));
         let full = Tensor::cat(&[embeds, tail], 1);

@@ -2,8 +2,8 @@
 //! ids (text, `<img>`, N query slots) and the decoder's answer tokens, right
 //! padded, with labels on the answer and its closing `<|im_end|>` only.
 
-use c3_core::prompt::encoder_input;
 use c3_core::presets::SplitMix64;
+use c3_core::prompt::encoder_input;
 use c3_core::{DecoderPrompt, SpecialTokens};
 use c3_torch::EncoderBatch;
 use c3_torch::tch::{Device, Tensor};
@@ -60,7 +60,12 @@ pub fn make_batch(
     // the model consumes inputs[:, 1..].
     let shape = [b as i64, a as i64];
     let t = |v: Vec<i64>| Tensor::from_slice(&v).view(shape).to_device(device);
-    Ok(Batch { encoder, answer_inputs: t(inputs), labels: t(labels), n_label_tokens })
+    Ok(Batch {
+        encoder,
+        answer_inputs: t(inputs),
+        labels: t(labels),
+        n_label_tokens,
+    })
 }
 
 #[cfg(test)]
@@ -70,19 +75,36 @@ mod tests {
 
     #[test]
     fn labels_cover_exactly_the_answer_and_im_end() {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
         let tok = C3Tokenizer::from_dir(&dir).unwrap();
         let prompt = DecoderPrompt::build(&tok, 4, &c3_core::PromptTemplate::default()).unwrap();
         let sp = *tok.specials();
         let (p1, p2): (Vec<u32>, Vec<u32>) = (vec![10, 11, 12], vec![20, 21, 22, 23, 24]);
-        let b = make_batch(&[&p1, &p2], &prompt, &sp, 0.0, &mut SplitMix64::new(0), Device::Cpu).unwrap();
+        let b = make_batch(
+            &[&p1, &p2],
+            &prompt,
+            &sp,
+            0.0,
+            &mut SplitMix64::new(0),
+            Device::Cpu,
+        )
+        .unwrap();
         let labels = Vec::<i64>::try_from(b.labels.flatten(0, -1)).unwrap();
         let im_end = sp.im_end as i64;
-        assert_eq!(labels, vec![10, 11, 12, im_end, IGNORE, IGNORE, 20, 21, 22, 23, 24, im_end]);
+        assert_eq!(
+            labels,
+            vec![
+                10, 11, 12, im_end, IGNORE, IGNORE, 20, 21, 22, 23, 24, im_end
+            ]
+        );
         assert_eq!(b.n_label_tokens, 4 + 6);
         // Inputs: column j+1 holds answer token j (teacher forcing), never the final label.
         let inputs = Vec::<i64>::try_from(b.answer_inputs.flatten(0, -1)).unwrap();
         let pad = sp.endoftext as i64;
-        assert_eq!(inputs, vec![pad, 10, 11, 12, pad, pad, pad, 20, 21, 22, 23, 24]);
+        assert_eq!(
+            inputs,
+            vec![pad, 10, 11, 12, pad, pad, pad, 20, 21, 22, 23, 24]
+        );
     }
 }

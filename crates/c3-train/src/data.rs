@@ -30,7 +30,10 @@ impl PassageSet {
     pub fn build(recipe: &DataRecipe, tok: &C3Tokenizer, seed: u64) -> Result<Self> {
         let files = list_files(&recipe.paths, &recipe.extensions)?;
         if files.is_empty() {
-            return Err(Error::Input(format!("no corpus files with extensions {:?} under {:?}", recipe.extensions, recipe.paths)));
+            return Err(Error::Input(format!(
+                "no corpus files with extensions {:?} under {:?}",
+                recipe.extensions, recipe.paths
+            )));
         }
         let docs = read_documents(&files)?;
         let mut rng = SplitMix64::new(seed ^ 0x5eed_da7a);
@@ -40,14 +43,18 @@ impl PassageSet {
             let ids = tok.encode(&d.text)?;
             let mut pos = 0;
             while pos + recipe.min_tokens <= ids.len() {
-                let len = (recipe.min_tokens + (rng.next_u64() % span) as usize).min(ids.len() - pos);
+                let len =
+                    (recipe.min_tokens + (rng.next_u64() % span) as usize).min(ids.len() - pos);
                 let piece = &ids[pos..pos + len];
                 pos += len;
                 let text = tok.decode(piece)?;
                 if text.contains('\u{fffd}') || text.trim().is_empty() {
                     continue;
                 }
-                all.push(Passage { ids: piece.to_vec(), text });
+                all.push(Passage {
+                    ids: piece.to_vec(),
+                    text,
+                });
             }
         }
         if all.len() <= recipe.held_out {
@@ -58,10 +65,15 @@ impl PassageSet {
             )));
         }
         let order = permutation(all.len(), seed ^ 0x0e7a_1d00);
-        let held: std::collections::HashSet<usize> = order[..recipe.held_out].iter().copied().collect();
+        let held: std::collections::HashSet<usize> =
+            order[..recipe.held_out].iter().copied().collect();
         let (mut train, mut held_out) = (Vec::new(), Vec::new());
         for (i, p) in all.into_iter().enumerate() {
-            if held.contains(&i) { held_out.push(p) } else { train.push(p) }
+            if held.contains(&i) {
+                held_out.push(p)
+            } else {
+                train.push(p)
+            }
         }
         Ok(PassageSet { train, held_out })
     }

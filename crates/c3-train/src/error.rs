@@ -12,7 +12,10 @@ pub enum Error {
     #[error("libtorch: {0}")]
     Torch(#[from] c3_torch::tch::TchError),
     #[error("recipe {path}: {msg}")]
-    Recipe { path: std::path::PathBuf, msg: String },
+    Recipe {
+        path: std::path::PathBuf,
+        msg: String,
+    },
     #[error("{0}")]
     Input(String),
     #[error("{path}: {source}")]

@@ -39,28 +39,59 @@ pub struct AdamW {
 
 impl AdamW {
     /// `latent_path(name)` says whether a variable gets `latent_lr_scale`.
-    pub fn new(vars: Vec<(String, Tensor)>, cfg: &OptimRecipe, latent_path: impl Fn(&str) -> bool) -> Self {
+    pub fn new(
+        vars: Vec<(String, Tensor)>,
+        cfg: &OptimRecipe,
+        latent_path: impl Fn(&str) -> bool,
+    ) -> Self {
         let params = vars
             .into_iter()
             .filter(|(_, v)| v.requires_grad())
             .map(|(name, var)| {
-                let lr_scale = if latent_path(&name) { cfg.latent_lr_scale } else { 1.0 };
+                let lr_scale = if latent_path(&name) {
+                    cfg.latent_lr_scale
+                } else {
+                    1.0
+                };
                 let m = var.zeros_like().to_kind(Kind::Float);
                 let v = var.zeros_like().to_kind(Kind::Float);
-                (name, Param { var, m, v, lr_scale })
+                (
+                    name,
+                    Param {
+                        var,
+                        m,
+                        v,
+                        lr_scale,
+                    },
+                )
             })
             .collect();
-        AdamW { params, step: 0, cfg: cfg.clone() }
+        AdamW {
+            params,
+            step: 0,
+            cfg: cfg.clone(),
+        }
     }
 
     /// Clips gradients to `clip` global L2 norm; returns the norm before clipping.
     pub fn clip_grads(&mut self) -> f64 {
-        let grads: Vec<Tensor> = self.params.values().map(|p| p.var.grad()).filter(|g| g.defined()).collect();
+        let grads: Vec<Tensor> = self
+            .params
+            .values()
+            .map(|p| p.var.grad())
+            .filter(|g| g.defined())
+            .collect();
         if grads.is_empty() {
             return 0.0;
         }
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float)).collect();
-        let total = Tensor::stack(&norms, 0).sum(Kind::Float).sqrt().double_value(&[]);
+        let norms: Vec<Tensor> = grads
+            .iter()
+            .map(|g| g.to_kind(Kind::Float).square().sum(Kind::Float))
+            .collect();
+        let total = Tensor::stack(&norms, 0)
+            .sum(Kind::Float)
+            .sqrt()
+            .double_value(&[]);
         if self.cfg.clip > 0.0 && total > self.cfg.clip {
             let scale = self.cfg.clip / (total + 1e-6);
             c3_torch::tch::no_grad(|| {
@@ -114,7 +145,12 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_the_floor() {
-        let s = ScheduleRecipe { total_steps: 1100, warmup_steps: 100, min_lr_ratio: 0.1, ..Default::default() };
+        let s = ScheduleRecipe {
+            total_steps: 1100,
+            warmup_steps: 100,
+            min_lr_ratio: 0.1,
+            ..Default::default()
+        };
         assert!((lr_at(0, 1.0, &s) - 0.01).abs() < 1e-12);
         assert!((lr_at(99, 1.0, &s) - 1.0).abs() < 1e-12);
         assert!((lr_at(100, 1.0, &s) - 1.0).abs() < 1e-12);
@@ -126,12 +162,18 @@ mod tests {
     fn adamw_matches_the_closed_form_first_step() {
         // First AdamW step moves each weight by lr * sign(g) (m/sqrt(v) = g/|g|).
         let w = Tensor::from_slice(&[1.0f32, -2.0]).set_requires_grad(true);
-        let cfg = OptimRecipe { weight_decay: 0.0, ..Default::default() };
+        let cfg = OptimRecipe {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
         let mut opt = AdamW::new(vec![("w".into(), w.shallow_clone())], &cfg, |_| false);
         let loss = (&w * Tensor::from_slice(&[3.0f32, -0.5])).sum(Kind::Float);
         loss.backward();
         opt.step(0.1);
         let got = Vec::<f32>::try_from(&w.detach()).unwrap();
-        assert!((got[0] - 0.9).abs() < 1e-6 && (got[1] + 1.9).abs() < 1e-6, "{got:?}");
+        assert!(
+            (got[0] - 0.9).abs() < 1e-6 && (got[1] + 1.9).abs() < 1e-6,
+            "{got:?}"
+        );
     }
 }

@@ -125,7 +125,10 @@ impl Default for DataRecipe {
     fn default() -> Self {
         DataRecipe {
             paths: vec![],
-            extensions: c3_core::corpus::DEFAULT_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            extensions: c3_core::corpus::DEFAULT_EXTENSIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             min_tokens: 64,
             max_tokens: 1024,
             held_out: 64,
@@ -198,9 +201,18 @@ impl Recipe {
     /// Reads and validates a TOML recipe; relative paths are taken from the
     /// current directory (recipes are run from the repository root).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: path.into(), source: e })?;
-        let r: Recipe = toml::from_str(&text).map_err(|e| Error::Recipe { path: path.into(), msg: e.to_string() })?;
-        r.validate().map_err(|msg| Error::Recipe { path: path.into(), msg })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        let r: Recipe = toml::from_str(&text).map_err(|e| Error::Recipe {
+            path: path.into(),
+            msg: e.to_string(),
+        })?;
+        r.validate().map_err(|msg| Error::Recipe {
+            path: path.into(),
+            msg,
+        })?;
         Ok(r)
     }
 
@@ -211,7 +223,10 @@ impl Recipe {
             return Err("data.paths is empty".into());
         }
         if d.min_tokens == 0 || d.min_tokens > d.max_tokens {
-            return Err(format!("data.min_tokens {} must be in 1..=max_tokens {}", d.min_tokens, d.max_tokens));
+            return Err(format!(
+                "data.min_tokens {} must be in 1..=max_tokens {}",
+                d.min_tokens, d.max_tokens
+            ));
         }
         if !(0.0..1.0).contains(&d.word_dropout) {
             return Err("data.word_dropout must be in [0, 1)".into());
@@ -221,7 +236,10 @@ impl Recipe {
             return Err("optim.batch_size and optim.grad_accum must be >= 1".into());
         }
         if !["auto", "fp32", "bf16"].contains(&o.precision.as_str()) {
-            return Err(format!("optim.precision `{}` (expected auto, fp32 or bf16)", o.precision));
+            return Err(format!(
+                "optim.precision `{}` (expected auto, fp32 or bf16)",
+                o.precision
+            ));
         }
         if self.schedule.total_steps == 0 || self.schedule.keep_last == 0 {
             return Err("schedule.total_steps and schedule.keep_last must be >= 1".into());
@@ -229,12 +247,15 @@ impl Recipe {
         if self.model.init == "scratch" && self.model.tokenizer.is_none() {
             return Err("model.tokenizer is required when model.init = \"scratch\"".into());
         }
-        c3_core::DType::parse(&self.model.save_dtype).ok_or_else(|| format!("model.save_dtype `{}`", self.model.save_dtype))?;
+        c3_core::DType::parse(&self.model.save_dtype)
+            .ok_or_else(|| format!("model.save_dtype `{}`", self.model.save_dtype))?;
         Ok(())
     }
 
     /// Where checkpoints and metrics go.
     pub fn out_dir(&self) -> PathBuf {
-        self.out_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
+        self.out_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&self.name))
     }
 }

@@ -17,24 +17,43 @@ pub const STATE_TENSORS: &str = "trainer_state.safetensors";
 const PREFIX: &str = "checkpoint-";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |e| Error::Io { path: path.into(), source: e }
+    move |e| Error::Io {
+        path: path.into(),
+        source: e,
+    }
 }
 
 /// Saves model + optimizer at `opt.step` and prunes old checkpoints.
-pub fn save(out: &Path, vs: &c3_torch::tch::nn::VarStore, model: &C3Model, opt: &AdamW, recipe: &Recipe, tokenizer: &Path) -> Result<PathBuf> {
+pub fn save(
+    out: &Path,
+    vs: &c3_torch::tch::nn::VarStore,
+    model: &C3Model,
+    opt: &AdamW,
+    recipe: &Recipe,
+    tokenizer: &Path,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(io(out))?;
     let tmp = out.join(format!(".state-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let tensors: Vec<(String, Tensor)> = opt
         .params
         .iter()
-        .flat_map(|(n, p)| [(format!("m.{n}"), p.m.shallow_clone()), (format!("v.{n}"), p.v.shallow_clone())])
+        .flat_map(|(n, p)| {
+            [
+                (format!("m.{n}"), p.m.shallow_clone()),
+                (format!("v.{n}"), p.v.shallow_clone()),
+            ]
+        })
         .collect();
     let st = tmp.join(STATE_TENSORS);
     Tensor::write_safetensors(&tensors, &st)?;
     let js = tmp.join(STATE_JSON);
     let state = serde_json::json!({"step": opt.step, "recipe": recipe});
-    std::fs::write(&js, serde_json::to_string_pretty(&state).unwrap_or_default()).map_err(io(&js))?;
+    std::fs::write(
+        &js,
+        serde_json::to_string_pretty(&state).unwrap_or_default(),
+    )
+    .map_err(io(&js))?;
     let dest = out.join(format!("{PREFIX}{:07}", opt.step));
     let dtype = c3_core::DType::parse(&recipe.model.save_dtype).unwrap_or(c3_core::DType::F32);
     let r = save_model(vs, model, &dest, dtype, &[tokenizer, &st, &js]);
@@ -47,10 +66,16 @@ pub fn save(out: &Path, vs: &c3_torch::tch::nn::VarStore, model: &C3Model, opt: 
 /// Complete checkpoints of a run, oldest first.
 pub fn list(out: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir(out) else { return Ok(v) };
+    let Ok(rd) = std::fs::read_dir(out) else {
+        return Ok(v);
+    };
     for e in rd {
         let p = e.map_err(io(out))?.path();
-        let step = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(PREFIX)).and_then(|s| s.parse::<u64>().ok());
+        let step = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|s| s.parse::<u64>().ok());
         if let Some(step) = step
             && p.join(STATE_JSON).is_file()
         {
@@ -74,13 +99,21 @@ pub fn load_optimizer(dir: &Path, opt: &mut AdamW) -> Result<()> {
     let js = dir.join(STATE_JSON);
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&js).map_err(io(&js))?)
         .map_err(|e| Error::Input(format!("{}: {e}", js.display())))?;
-    opt.step = v["step"].as_u64().ok_or_else(|| Error::Input(format!("{}: no `step`", js.display())))?;
+    opt.step = v["step"]
+        .as_u64()
+        .ok_or_else(|| Error::Input(format!("{}: no `step`", js.display())))?;
     let st = dir.join(STATE_TENSORS);
-    let tensors: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&st)?.into_iter().collect();
+    let tensors: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&st)?.into_iter().collect();
     c3_torch::tch::no_grad(|| -> Result<()> {
         for (name, p) in opt.params.iter_mut() {
-            for (key, dst) in [(format!("m.{name}"), &mut p.m), (format!("v.{name}"), &mut p.v)] {
-                let src = tensors.get(&key).ok_or_else(|| Error::Input(format!("{}: `{key}` missing", st.display())))?;
+            for (key, dst) in [
+                (format!("m.{name}"), &mut p.m),
+                (format!("v.{name}"), &mut p.v),
+            ] {
+                let src = tensors
+                    .get(&key)
+                    .ok_or_else(|| Error::Input(format!("{}: `{key}` missing", st.display())))?;
                 dst.copy_(src);
             }
         }

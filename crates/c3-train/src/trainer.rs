@@ -25,10 +25,32 @@ use crate::state;
 /// Progress reported to the caller (the CLI draws bars from these).
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { step: u64, total: u64, train: usize, held_out: usize, params: i64, resumed_from: Option<PathBuf> },
-    Step { step: u64, loss: f64, lr: f64, grad_norm: f64, tokens_per_s: f64 },
-    Eval { step: u64, char_precision: f64, word_precision: f64, exact: f64, example: (String, String) },
-    Saved { step: u64, path: PathBuf },
+    Started {
+        step: u64,
+        total: u64,
+        train: usize,
+        held_out: usize,
+        params: i64,
+        resumed_from: Option<PathBuf>,
+    },
+    Step {
+        step: u64,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        tokens_per_s: f64,
+    },
+    Eval {
+        step: u64,
+        char_precision: f64,
+        word_precision: f64,
+        exact: f64,
+        example: (String, String),
+    },
+    Saved {
+        step: u64,
+        path: PathBuf,
+    },
 }
 
 /// How a run ended.
@@ -58,8 +80,12 @@ fn device_of(recipe: &Recipe) -> Result<Device> {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
         "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => Err(Error::Input("device = \"cuda\" but no CUDA device is available".into())),
-        d => Err(Error::Input(format!("unknown device `{d}` (expected auto, cpu or cuda)"))),
+        "cuda" => Err(Error::Input(
+            "device = \"cuda\" but no CUDA device is available".into(),
+        )),
+        d => Err(Error::Input(format!(
+            "unknown device `{d}` (expected auto, cpu or cuda)"
+        ))),
     }
 }
 
@@ -124,7 +150,9 @@ impl Trainer {
         let (vs, model) = match &init_dir {
             Some(dir) => {
                 let ck = Checkpoint::open(dir)?;
-                tokenizer.specials().check_config(&ck.config, &tokenizer_file)?;
+                tokenizer
+                    .specials()
+                    .check_config(&ck.config, &tokenizer_file)?;
                 load_model(&ck, device, Kind::Float)?
             }
             None => {
@@ -135,14 +163,34 @@ impl Trainer {
                 (vs, model)
             }
         };
-        let prompt = DecoderPrompt::build(&tokenizer, model.config.n_latents(), &PromptTemplate::default())?;
+        let prompt = DecoderPrompt::build(
+            &tokenizer,
+            model.config.n_latents(),
+            &PromptTemplate::default(),
+        )?;
         let data = PassageSet::build(&recipe.data, &tokenizer, recipe.seed)?;
-        let mut opt = AdamW::new(vs.variables().into_iter().collect(), &recipe.optim, is_latent_path);
+        let mut opt = AdamW::new(
+            vs.variables().into_iter().collect(),
+            &recipe.optim,
+            is_latent_path,
+        );
         if let Some(dir) = &latest {
             state::load_optimizer(dir, &mut opt)?;
             truncate_metrics(&out.join("metrics.jsonl"), opt.step)?;
         }
-        Ok(Trainer { recipe, vs, model, tokenizer, tokenizer_file, prompt, data, opt, out, resumed_from: latest, epoch: EpochCache::default() })
+        Ok(Trainer {
+            recipe,
+            vs,
+            model,
+            tokenizer,
+            tokenizer_file,
+            prompt,
+            data,
+            opt,
+            out,
+            resumed_from: latest,
+            epoch: EpochCache::default(),
+        })
     }
 
     /// Optimizer steps taken so far.
@@ -153,10 +201,25 @@ impl Trainer {
     fn batch(&mut self, step: u64, micro: usize) -> Result<Batch> {
         let o = &self.recipe.optim;
         let first = (step * o.grad_accum as u64 + micro as u64) * o.batch_size as u64;
-        let idx: Vec<usize> = (0..o.batch_size as u64).map(|i| self.data.sample_index(self.recipe.seed, first + i, &mut self.epoch)).collect();
-        let ps: Vec<&[u32]> = idx.iter().map(|&i| self.data.train[i].ids.as_slice()).collect();
+        let idx: Vec<usize> = (0..o.batch_size as u64)
+            .map(|i| {
+                self.data
+                    .sample_index(self.recipe.seed, first + i, &mut self.epoch)
+            })
+            .collect();
+        let ps: Vec<&[u32]> = idx
+            .iter()
+            .map(|&i| self.data.train[i].ids.as_slice())
+            .collect();
         let mut rng = SplitMix64::new(self.recipe.seed ^ first.wrapping_mul(0xa076_1d64_78bd_642f));
-        make_batch(&ps, &self.prompt, self.tokenizer.specials(), self.recipe.data.word_dropout, &mut rng, self.vs.device())
+        make_batch(
+            &ps,
+            &self.prompt,
+            self.tokenizer.specials(),
+            self.recipe.data.word_dropout,
+            &mut rng,
+            self.vs.device(),
+        )
     }
 
     /// Mean cross-entropy over the batch's supervised tokens.
@@ -170,7 +233,10 @@ impl Trainer {
         let lp = self.prompt.ids.len() as i64;
         let logits = m.logits(&hidden.narrow(1, lp - 1, a));
         let v = logits.size()[2];
-        logits.view([-1, v]).to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&b.labels.view([-1]), None, Reduction::Mean, -100, 0.0)
+        logits
+            .view([-1, v])
+            .to_kind(Kind::Float)
+            .cross_entropy_loss::<Tensor>(&b.labels.view([-1]), None, Reduction::Mean, -100, 0.0)
     }
 
     /// One optimizer step (all micro-batches); returns (loss, grad norm, text tokens).
@@ -201,16 +267,38 @@ impl Trainer {
     /// rotated by one). A decoder that ignores the latents shows no gap; one that
     /// copies through them shows a large one. Returns (own, swapped).
     pub fn latent_gap(&self, n: usize) -> Result<(f64, f64)> {
-        let ps: Vec<&[u32]> = self.data.held_out.iter().take(n.max(2)).map(|p| p.ids.as_slice()).collect();
+        let ps: Vec<&[u32]> = self
+            .data
+            .held_out
+            .iter()
+            .take(n.max(2))
+            .map(|p| p.ids.as_slice())
+            .collect();
         let mut rng = SplitMix64::new(self.recipe.seed);
-        let b = make_batch(&ps, &self.prompt, self.tokenizer.specials(), 0.0, &mut rng, self.vs.device())?;
+        let b = make_batch(
+            &ps,
+            &self.prompt,
+            self.tokenizer.specials(),
+            0.0,
+            &mut rng,
+            self.vs.device(),
+        )?;
         let own = tch::no_grad(|| self.loss(&b)).double_value(&[]);
         let k = ps.len() as i64;
         let rot = Tensor::arange(k, (Kind::Int64, self.vs.device())).roll([1], [0]);
         let enc = &b.encoder;
         // Rotating whole encoder rows keeps each row's padding consistent.
-        let swapped_encoder = EncoderBatch { ids: enc.ids.index_select(0, &rot), valid: enc.valid.index_select(0, &rot), positions: enc.positions.index_select(0, &rot) };
-        let swapped = Batch { encoder: swapped_encoder, answer_inputs: b.answer_inputs.shallow_clone(), labels: b.labels.shallow_clone(), n_label_tokens: b.n_label_tokens };
+        let swapped_encoder = EncoderBatch {
+            ids: enc.ids.index_select(0, &rot),
+            valid: enc.valid.index_select(0, &rot),
+            positions: enc.positions.index_select(0, &rot),
+        };
+        let swapped = Batch {
+            encoder: swapped_encoder,
+            answer_inputs: b.answer_inputs.shallow_clone(),
+            labels: b.labels.shallow_clone(),
+            n_label_tokens: b.n_label_tokens,
+        };
         let other = tch::no_grad(|| self.loss(&swapped)).double_value(&[]);
         Ok((own, other))
     }
@@ -220,12 +308,26 @@ impl Trainer {
     pub fn evaluate(&self, n: usize) -> Result<(f64, f64, f64, (String, String))> {
         let ps: Vec<_> = self.data.held_out.iter().take(n).collect();
         let max_len = ps.iter().map(|p| p.ids.len()).max().unwrap_or(1);
-        let cfg = GenerationConfig { max_new_tokens: max_len + 8, no_repeat_ngram_size: 20, stop_ids: self.tokenizer.specials().stop_ids() };
+        let cfg = GenerationConfig {
+            max_new_tokens: max_len + 8,
+            no_repeat_ngram_size: 20,
+            stop_ids: self.tokenizer.specials().stop_ids(),
+        };
         let (mut cp, mut wp, mut ex) = (0.0, 0.0, 0.0);
         let mut example = (String::new(), String::new());
         for chunk in ps.chunks(16) {
-            let seqs: Vec<Vec<u32>> = chunk.iter().map(|p| c3_core::prompt::encoder_input(&p.ids, self.model.config.n_latents(), self.tokenizer.specials())).collect();
-            let batch = EncoderBatch::new(&seqs, self.tokenizer.specials().endoftext, self.vs.device())?;
+            let seqs: Vec<Vec<u32>> = chunk
+                .iter()
+                .map(|p| {
+                    c3_core::prompt::encoder_input(
+                        &p.ids,
+                        self.model.config.n_latents(),
+                        self.tokenizer.specials(),
+                    )
+                })
+                .collect();
+            let batch =
+                EncoderBatch::new(&seqs, self.tokenizer.specials().endoftext, self.vs.device())?;
             let projected = tch::no_grad(|| self.model.project(&self.model.encode(&batch)));
             let gens = generate(&self.model, &self.prompt, &projected, &cfg)?;
             for (p, g) in chunk.iter().zip(gens) {
@@ -245,17 +347,41 @@ impl Trainer {
 
     /// Writes a checkpoint of the current state.
     pub fn save(&self) -> Result<PathBuf> {
-        state::save(&self.out, &self.vs, &self.model, &self.opt, &self.recipe, &self.tokenizer_file)
+        state::save(
+            &self.out,
+            &self.vs,
+            &self.model,
+            &self.opt,
+            &self.recipe,
+            &self.tokenizer_file,
+        )
     }
 
     /// Trains until `total_steps` or until `stop` is set (then saves and returns).
     pub fn run(&mut self, stop: &AtomicBool, on: &mut dyn FnMut(Event)) -> Result<Outcome> {
         let s = self.recipe.schedule.clone();
         let params = self.opt.params.values().map(|p| p.var.numel() as i64).sum();
-        on(Event::Started { step: self.opt.step, total: s.total_steps as u64, train: self.data.train.len(), held_out: self.data.held_out.len(), params, resumed_from: self.resumed_from.clone() });
+        on(Event::Started {
+            step: self.opt.step,
+            total: s.total_steps as u64,
+            train: self.data.train.len(),
+            held_out: self.data.held_out.len(),
+            params,
+            resumed_from: self.resumed_from.clone(),
+        });
         let metrics_path = self.out.join("metrics.jsonl");
-        std::fs::create_dir_all(&self.out).map_err(|e| Error::Io { path: self.out.clone(), source: e })?;
-        let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(&metrics_path).map_err(|e| Error::Io { path: metrics_path.clone(), source: e })?;
+        std::fs::create_dir_all(&self.out).map_err(|e| Error::Io {
+            path: self.out.clone(),
+            source: e,
+        })?;
+        let mut metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| Error::Io {
+                path: metrics_path.clone(),
+                source: e,
+            })?;
         let mut log = |v: serde_json::Value| {
             let _ = writeln!(metrics, "{v}");
         };
@@ -264,8 +390,13 @@ impl Trainer {
         while (self.opt.step as usize) < s.total_steps {
             if stop.load(Ordering::SeqCst) {
                 let path = self.save()?;
-                on(Event::Saved { step: self.opt.step, path });
-                return Ok(Outcome::Interrupted { step: self.opt.step });
+                on(Event::Saved {
+                    step: self.opt.step,
+                    path,
+                });
+                return Ok(Outcome::Interrupted {
+                    step: self.opt.step,
+                });
             }
             let lr = lr_at(self.opt.step as usize, self.recipe.optim.lr, &s);
             let (loss, norm, tokens) = self.train_step()?;
@@ -274,15 +405,33 @@ impl Trainer {
             if step % s.log_every.max(1) as u64 == 0 || step as usize == s.total_steps {
                 let tps = window.2 as f64 / t0.elapsed().as_secs_f64().max(1e-9);
                 let mean = window.0 / window.1 as f64;
-                log(serde_json::json!({"step": step, "loss": mean, "lr": lr, "grad_norm": norm, "answer_tokens_per_s": tps}));
-                on(Event::Step { step, loss: mean, lr, grad_norm: norm, tokens_per_s: tps });
+                log(
+                    serde_json::json!({"step": step, "loss": mean, "lr": lr, "grad_norm": norm, "answer_tokens_per_s": tps}),
+                );
+                on(Event::Step {
+                    step,
+                    loss: mean,
+                    lr,
+                    grad_norm: norm,
+                    tokens_per_s: tps,
+                });
                 (t0, window) = (Instant::now(), (0.0, 0, 0));
             }
-            if s.eval_every > 0 && (step % s.eval_every as u64 == 0 || step as usize == s.total_steps) {
+            if s.eval_every > 0
+                && (step % s.eval_every as u64 == 0 || step as usize == s.total_steps)
+            {
                 let (cp, wp, ex, example) = self.evaluate(s.eval_passages)?;
                 let (own, swapped) = self.latent_gap(s.eval_passages)?;
-                log(serde_json::json!({"step": step, "eval_char_precision": cp, "eval_word_precision": wp, "eval_exact": ex, "eval_passages": s.eval_passages.min(self.data.held_out.len()), "eval_loss": own, "eval_loss_swapped_latents": swapped}));
-                on(Event::Eval { step, char_precision: cp, word_precision: wp, exact: ex, example });
+                log(
+                    serde_json::json!({"step": step, "eval_char_precision": cp, "eval_word_precision": wp, "eval_exact": ex, "eval_passages": s.eval_passages.min(self.data.held_out.len()), "eval_loss": own, "eval_loss_swapped_latents": swapped}),
+                );
+                on(Event::Eval {
+                    step,
+                    char_precision: cp,
+                    word_precision: wp,
+                    exact: ex,
+                    example,
+                });
                 t0 = Instant::now();
             }
             if step % s.save_every.max(1) as u64 == 0 || step as usize == s.total_steps {
@@ -291,17 +440,25 @@ impl Trainer {
                 t0 = Instant::now();
             }
         }
-        Ok(Outcome::Finished { step: self.opt.step })
+        Ok(Outcome::Finished {
+            step: self.opt.step,
+        })
     }
 }
 
 fn tokenizer_in(dir: &Path) -> Result<PathBuf> {
-    for f in [c3_core::tokenizer::TOKENIZER_JSON, c3_core::tokenizer::QWEN_TIKTOKEN] {
+    for f in [
+        c3_core::tokenizer::TOKENIZER_JSON,
+        c3_core::tokenizer::QWEN_TIKTOKEN,
+    ] {
         if dir.join(f).is_file() {
             return Ok(dir.join(f));
         }
     }
-    Err(Error::Input(format!("{}: no tokenizer.json or qwen.tiktoken", dir.display())))
+    Err(Error::Input(format!(
+        "{}: no tokenizer.json or qwen.tiktoken",
+        dir.display()
+    )))
 }
 
 /// HF-style init (N(0, 0.02) weights, zero biases, unit norms), seeded per name.
@@ -309,7 +466,10 @@ fn init_scratch(vs: &VarStore, seed: u64) {
     tch::no_grad(|| {
         for (name, mut var) in vs.variables() {
             let key = name.strip_prefix("llm1.").unwrap_or(&name).to_string();
-            let spec = TensorSpec { name: key, shape: var.size().iter().map(|&d| d as usize).collect() };
+            let spec = TensorSpec {
+                name: key,
+                shape: var.size().iter().map(|&d| d as usize).collect(),
+            };
             let vals = init_values(seed ^ u64::from(name.starts_with("llm1.")), &spec);
             var.copy_(&Tensor::from_slice(&vals).view(var.size().as_slice()));
         }
@@ -318,20 +478,42 @@ fn init_scratch(vs: &VarStore, seed: u64) {
 
 /// Drops metric lines past `step` (written after the checkpoint we resume from).
 fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
     let kept: Vec<&str> = text
         .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
         .collect();
-    std::fs::write(path, kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).map_err(|e| Error::Io { path: path.into(), source: e })
+    std::fs::write(
+        path,
+        kept.join("\n") + if kept.is_empty() { "" } else { "\n" },
+    )
+    .map_err(|e| Error::Io {
+        path: path.into(),
+        source: e,
+    })
 }
 
 /// Copies `file` into the run folder `out` (same name) and returns the copy's path.
 fn stable_copy(file: &Path, out: &Path) -> Result<PathBuf> {
-    let name = file.file_name().ok_or_else(|| Error::Input(format!("{}: not a file", file.display())))?;
+    let name = file
+        .file_name()
+        .ok_or_else(|| Error::Input(format!("{}: not a file", file.display())))?;
     let dest = out.join(name);
     if dest != file {
-        std::fs::copy(file, &dest).map_err(|e| Error::Input(format!("copying {} to {}: {e}", file.display(), dest.display())))?;
+        std::fs::copy(file, &dest).map_err(|e| {
+            Error::Input(format!(
+                "copying {} to {}: {e}",
+                file.display(),
+                dest.display()
+            ))
+        })?;
     }
     Ok(dest)
 }

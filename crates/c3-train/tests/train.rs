@@ -13,8 +13,12 @@ fn tokenizer() -> PathBuf {
 
 /// A corpus of `n` short distinct sentences in one file.
 fn corpus(dir: &Path, n: usize) -> PathBuf {
-    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"];
-    let text: Vec<String> = (0..n).map(|i| format!("{} {} {}.", words[i % 8], words[(i * 3 + 1) % 8], i)).collect();
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
+    ];
+    let text: Vec<String> = (0..n)
+        .map(|i| format!("{} {} {}.", words[i % 8], words[(i * 3 + 1) % 8], i))
+        .collect();
     let f = dir.join("corpus.txt");
     std::fs::write(&f, text.join(" ")).unwrap();
     f
@@ -70,7 +74,16 @@ log_every = 1
 }
 
 fn params(t: &Trainer) -> Vec<(String, Vec<f32>)> {
-    t.opt.params.iter().map(|(n, p)| (n.clone(), Vec::<f32>::try_from(p.var.flatten(0, -1)).unwrap())).collect()
+    t.opt
+        .params
+        .iter()
+        .map(|(n, p)| {
+            (
+                n.clone(),
+                Vec::<f32>::try_from(p.var.flatten(0, -1)).unwrap(),
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -104,7 +117,10 @@ fn resume_equals_an_uninterrupted_run() {
     std::fs::create_dir_all(&b_dir).unwrap();
     // Run A: 2N steps straight.
     let mut a = Trainer::new(recipe(&a_dir, c.clone(), 12)).unwrap();
-    assert_eq!(a.run(&AtomicBool::new(false), &mut |_| {}).unwrap(), Outcome::Finished { step: 12 });
+    assert_eq!(
+        a.run(&AtomicBool::new(false), &mut |_| {}).unwrap(),
+        Outcome::Finished { step: 12 }
+    );
     // Run B: N steps, stop (as Ctrl-C does: save and return), then a new process resumes.
     let mut b = Trainer::new(recipe(&b_dir, c.clone(), 12)).unwrap();
     let stop = AtomicBool::new(false);
@@ -120,7 +136,11 @@ fn resume_equals_an_uninterrupted_run() {
     assert_eq!(b.step(), 6, "did not resume");
     b.run(&AtomicBool::new(false), &mut |_| {}).unwrap();
     for ((n, x), (_, y)) in params(&a).iter().zip(params(&b).iter()) {
-        let d = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        let d = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
         assert!(d <= 1e-6, "{n} differs by {d}");
     }
 }
@@ -141,5 +161,8 @@ fn resumed_runs_survive_checkpoint_rotation() {
     drop(t);
     let mut t = Trainer::new(rotating(6)).unwrap();
     assert_eq!(t.step(), 2, "did not resume");
-    assert_eq!(t.run(&AtomicBool::new(false), &mut |_| {}).unwrap(), Outcome::Finished { step: 6 });
+    assert_eq!(
+        t.run(&AtomicBool::new(false), &mut |_| {}).unwrap(),
+        Outcome::Finished { step: 6 }
+    );
 }

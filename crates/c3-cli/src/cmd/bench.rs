@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, ensure};
 use c3_core::GenerationConfig;
-use c3_runtime::{C3Runtime, Latents};
 use c3_core::generation::greedy_pick;
+use c3_runtime::{C3Runtime, Latents};
 use c3_torch::tch::{Device, Tensor};
 use c3_torch::{KvCache, TorchCascade};
 use serde_json::{Value, json};
@@ -231,11 +231,15 @@ fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> R
             let t = c3_torch::tch::no_grad(|| -> Result<f64> {
                 let mut cache = KvCache::new(c.model.model.layers.len());
                 // Prefill fills the cache; its output is not needed here.
-                let _ = c.model.decode_hidden(&c.model.prompt_embeds(&c.prompt, &lat), &mut cache);
+                let _ = c
+                    .model
+                    .decode_hidden(&c.model.prompt_embeds(&c.prompt, &lat), &mut cache);
                 let mut tok = Tensor::from_slice(&[0i64]).view([1, 1]);
                 let t0 = Instant::now();
                 for _ in 0..k - 1 {
-                    let h = c.model.decode_hidden(&c.model.embed_decoder(&tok), &mut cache);
+                    let h = c
+                        .model
+                        .decode_hidden(&c.model.embed_decoder(&tok), &mut cache);
                     let logits = Vec::<f32>::try_from(c.model.logits(&h).view([-1]))?;
                     let next = greedy_pick(&logits, &[]);
                     tok = Tensor::from_slice(&[next as i64]).view([1, 1]);

@@ -80,7 +80,13 @@ pub fn run(a: Args) -> Result<()> {
                 let from = resumed_from
                     .map(|p| format!(", resumed from {}", p.display()))
                     .unwrap_or_default();
-                say(&bar, format!("{:.2}M trainable parameters, {train} train / {held_out} held-out passages{from}", params as f64 / 1e6));
+                say(
+                    &bar,
+                    format!(
+                        "{:.2}M trainable parameters, {train} train / {held_out} held-out passages{from}",
+                        params as f64 / 1e6
+                    ),
+                );
             }
             Event::Step {
                 step,
@@ -101,11 +107,17 @@ pub fn run(a: Args) -> Result<()> {
                 exact,
                 example,
             } => {
-                say(&bar, format!(
-                    "step {step}: held-out char precision {:.1}%, word precision {:.1}%, exact {:.1}%\n  ref: {}\n  out: {}",
-                    100.0 * char_precision, 100.0 * word_precision, 100.0 * exact,
-                    clip(&example.0), clip(&example.1)
-                ));
+                say(
+                    &bar,
+                    format!(
+                        "step {step}: held-out char precision {:.1}%, word precision {:.1}%, exact {:.1}%\n  ref: {}\n  out: {}",
+                        100.0 * char_precision,
+                        100.0 * word_precision,
+                        100.0 * exact,
+                        clip(&example.0),
+                        clip(&example.1)
+                    ),
+                );
             }
             Event::Saved { step, path } => {
                 say(&bar, format!("step {step}: saved {}", path.display()))
