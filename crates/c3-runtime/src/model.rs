@@ -399,6 +399,38 @@ impl C3Runtime {
         Ok(inputs)
     }
 
+    /// Runs the decoder on float32 inputs given as (name, shape, values) and returns
+    /// every output the same way: lets tests drive the cache by hand (cached steps
+    /// against a full recompute) without touching ONNX Runtime types.
+    pub fn decoder_outputs_f32(
+        &self,
+        floats: &[(String, Vec<usize>, Vec<f32>)],
+        mask_len: usize,
+        positions: &[i64],
+    ) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
+        let mut inputs: Vec<(String, DynValue)> = vec![
+            (
+                "attention_mask".into(),
+                i64_value(&[1, mask_len], vec![1; mask_len])?,
+            ),
+            (
+                "position_ids".into(),
+                i64_value(&[1, positions.len()], positions.to_vec())?,
+            ),
+        ];
+        for (name, shape, data) in floats {
+            inputs.push((name.clone(), float_value(self.dtype, shape, data)?));
+        }
+        let mut dec = lock(&self.decoder);
+        let out = dec.run(inputs)?;
+        let mut result = Vec::new();
+        for (name, v) in out.iter() {
+            let (shape, data) = to_f32(&v, self.dtype)?;
+            result.push((name.to_string(), shape, data));
+        }
+        Ok(result)
+    }
+
     /// Runs the decoder once on `inputs` and drops the outputs (benchmarks).
     pub fn run_decoder(&self, inputs: Vec<(String, DynValue)>) -> Result<()> {
         let mut dec = lock(&self.decoder);
