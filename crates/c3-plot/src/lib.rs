@@ -65,8 +65,11 @@ pub fn write_report_plots(
 fn atomic(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     // Keep the .png extension on the temporary name: the encoder picks the format from it.
     let tmp = path.with_extension("partial.png");
-    draw(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| err(path, e))
+    let done = draw(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| err(path, e)));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 /// A 960x600 PNG canvas with the bundled font registered.

@@ -265,15 +265,19 @@ impl Trainer {
     /// How much the decoder reads the latents: held-out loss with each passage's
     /// own latents, and with the latents of another passage of the batch (rows
     /// rotated by one). A decoder that ignores the latents shows no gap; one that
-    /// copies through them shows a large one. Returns (own, swapped).
-    pub fn latent_gap(&self, n: usize) -> Result<(f64, f64)> {
+    /// copies through them shows a large one. Returns (own, swapped), or None
+    /// when fewer than two held-out passages exist (nothing to swap with).
+    pub fn latent_gap(&self, n: usize) -> Result<Option<(f64, f64)>> {
         let ps: Vec<&[u32]> = self
             .data
             .held_out
             .iter()
-            .take(n.max(2))
+            .take(n)
             .map(|p| p.ids.as_slice())
             .collect();
+        if ps.len() < 2 {
+            return Ok(None);
+        }
         let mut rng = SplitMix64::new(self.recipe.seed);
         let b = make_batch(
             &ps,
@@ -300,7 +304,7 @@ impl Trainer {
             n_label_tokens: b.n_label_tokens,
         };
         let other = tch::no_grad(|| self.loss(&swapped)).double_value(&[]);
-        Ok((own, other))
+        Ok(Some((own, other)))
     }
 
     /// Greedy reconstruction of the first `n` held-out passages: mean char
@@ -421,7 +425,8 @@ impl Trainer {
                 && (step % s.eval_every as u64 == 0 || step as usize == s.total_steps)
             {
                 let (cp, wp, ex, example) = self.evaluate(s.eval_passages)?;
-                let (own, swapped) = self.latent_gap(s.eval_passages)?;
+                let gap = self.latent_gap(s.eval_passages)?;
+                let (own, swapped) = (gap.map(|g| g.0), gap.map(|g| g.1));
                 log(
                     serde_json::json!({"step": step, "eval_char_precision": cp, "eval_word_precision": wp, "eval_exact": ex, "eval_passages": s.eval_passages.min(self.data.held_out.len()), "eval_loss": own, "eval_loss_swapped_latents": swapped}),
                 );
