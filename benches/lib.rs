@@ -4,7 +4,7 @@
 
 use c3_core::DType;
 use c3_core::presets::{Preset, init_checkpoint};
-use c3_export::args::{ExportArgs, ExportDtype, Target};
+use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 
 /// A loaded export and the folder that holds it (deleted on drop).
@@ -13,8 +13,9 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-/// Exports a fresh `tiny` preset checkpoint and loads it with `options`.
-pub fn tiny_export(options: RuntimeOptions) -> Fixture {
+/// Exports a fresh `tiny` preset checkpoint with the decoder cache `kv_cache` and
+/// loads it with `options`.
+pub fn tiny_export(options: RuntimeOptions, kv_cache: KvCacheArg) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let ck = dir.path().join("ck");
     init_checkpoint(Preset::Tiny, 0, DType::F32, &ck, false).expect("init tiny checkpoint");
@@ -24,6 +25,7 @@ pub fn tiny_export(options: RuntimeOptions) -> Fixture {
         out: out.clone(),
         dtype: ExportDtype::Fp32,
         target: Target::Ort,
+        kv_cache,
         quantize: None,
         verify: false,
         json: false,

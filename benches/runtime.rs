@@ -1,11 +1,16 @@
 //! Latency of the deployed cascade: encoder by text length, one decode step at
-//! positions 16 / 256 / 1024 (batch 1 and 8), and one document end to end.
+//! positions 16 / 256 / 1024 (batch 1 and 8; shared-buffer and concat KV caches), and
+//! one document end to end.
 //! Run: `cargo bench -p c3-benches` (results in target/criterion/).
 
 use c3_benches::tiny_export;
 use c3_core::GenerationConfig;
 use c3_runtime::RuntimeOptions;
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use c3_export::args::KvCacheArg;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn options() -> RuntimeOptions {
     // Intra-op threads fixed so numbers compare across runs on the same machine.
@@ -20,7 +25,7 @@ fn doc(len: usize) -> Vec<u32> {
 }
 
 fn encoder(c: &mut Criterion) {
-    let f = tiny_export(options());
+    let f = tiny_export(options(), KvCacheArg::Auto);
     let mut g = c.benchmark_group("encoder");
     for len in [16, 64, 256, 1000] {
         let d = vec![doc(len)];
@@ -32,26 +37,44 @@ fn encoder(c: &mut Criterion) {
     g.finish();
 }
 
+/// One decode step (embedding in, logits out) at a fixed position, for both cache
+/// contracts in the same run: the cache is filled once by a prefill of `pos` zero
+/// positions, then each timed step is preceded by an untimed truncate back to `pos`.
 fn decode_step(c: &mut Criterion) {
-    let f = tiny_export(options());
-    let rt = &f.runtime;
     let mut g = c.benchmark_group("decode_step");
-    for batch in [1, 8] {
-        for pos in [16, 256, 1024] {
-            g.bench_function(BenchmarkId::new(format!("batch{batch}"), pos), |b| {
-                b.iter_batched(
-                    || rt.synthetic_decoder_inputs(batch, 1, pos).expect("inputs"),
-                    |inputs| rt.run_decoder(inputs).expect("step"),
-                    BatchSize::SmallInput,
-                )
-            });
+    for kv in [KvCacheArg::SharedBuffer, KvCacheArg::Concat] {
+        let f = tiny_export(options(), kv);
+        let rt = &f.runtime;
+        let name = rt.manifest.kv_cache.name();
+        for batch in [1, 8] {
+            for pos in [16, 256, 1024] {
+                let id = BenchmarkId::new(format!("{name}/batch{batch}"), pos);
+                g.throughput(Throughput::Elements(batch as u64));
+                g.bench_function(id, |b| {
+                    let mut state = rt.decode_state(batch, pos + 1).expect("state");
+                    state
+                        .forward(rt.zero_embeds(batch, pos).expect("embeds"), pos)
+                        .expect("fill");
+                    b.iter_custom(|iters| {
+                        let mut spent = Duration::ZERO;
+                        for _ in 0..iters {
+                            state.truncate(pos).expect("truncate");
+                            let embeds = rt.zero_embeds(batch, 1).expect("embeds");
+                            let t = Instant::now();
+                            black_box(state.forward(embeds, 1).expect("step"));
+                            spent += t.elapsed();
+                        }
+                        spent
+                    })
+                });
+            }
         }
     }
     g.finish();
 }
 
 fn end_to_end(c: &mut Criterion) {
-    let f = tiny_export(options());
+    let f = tiny_export(options(), KvCacheArg::Auto);
     let rt = &f.runtime;
     let cfg = GenerationConfig {
         max_new_tokens: 32,

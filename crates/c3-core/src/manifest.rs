@@ -50,6 +50,32 @@ pub struct ExportManifest {
     pub head_dim: usize,
     pub vocab: usize,
     pub hidden: usize,
+    /// How `decoder.onnx` keeps its KV cache (manifests before this field: concat).
+    #[serde(default)]
+    pub kv_cache: KvCache,
+}
+
+/// The decoder's KV-cache contract (export/CONTRACT.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvCache {
+    /// Standard ops: `past` `[B, kv, past_len, hd]` in, `present` = Concat(past, new)
+    /// out. Every step copies the cache; what TensorRT and any ONNX runtime can run.
+    #[default]
+    Concat,
+    /// `com.microsoft:GroupQueryAttention` over a preallocated `[B, kv, max_len, hd]`
+    /// buffer that is bound as both `past` and `present`: a step writes one position
+    /// in place and reads only the first `total_sequence_length` positions.
+    SharedBuffer,
+}
+
+impl KvCache {
+    pub fn name(self) -> &'static str {
+        match self {
+            KvCache::Concat => "concat",
+            KvCache::SharedBuffer => "shared_buffer",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

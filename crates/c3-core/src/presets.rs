@@ -40,7 +40,9 @@ impl Preset {
         match self {
             Preset::Tiny => C3Config {
                 encoder: qwen2(264, 64, 128, 2, 4, 2, 1024, 10_000.0, true),
-                decoder: qwen2(264, 96, 192, 2, 4, 2, 2048, 1_000_000.0, false),
+                // head_dim 32: a multiple of 16, as GroupQueryAttention's rotary needs
+                // (the shared-buffer KV cache); Qwen2 models have 64 or 128.
+                decoder: qwen2(264, 128, 256, 2, 4, 2, 2048, 1_000_000.0, false),
                 c3: c3_fields(4, 64, 259, 260, 261),
             },
             Preset::ReleaseShape => C3Config {

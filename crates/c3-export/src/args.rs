@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use c3_core::KvCache;
 use clap::{Args, ValueEnum};
 
 /// Export a C3 checkpoint to ONNX (encoder, KV-cache decoder, token embedding).
@@ -18,6 +19,12 @@ pub struct ExportArgs {
     /// `ort`: ONNX Runtime (may use contrib ops); `tensorrt`: standard ONNX ops only.
     #[arg(long, value_enum, default_value = "ort")]
     pub target: Target,
+    /// Decoder KV cache: `shared-buffer` (ONNX Runtime's GroupQueryAttention writing
+    /// into one preallocated buffer, no per-step copy; `--target ort`, head_dim a
+    /// multiple of 16), `concat` (standard ops, the cache is copied every step), or
+    /// `auto` (shared-buffer where it applies, else concat).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub kv_cache: KvCacheArg,
     /// Weight-only quantization of the decoder's linear layers (MatMulNBits, `--target ort`).
     #[arg(long, value_enum)]
     pub quantize: Option<Quantize>,
@@ -63,6 +70,33 @@ impl Target {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvCacheArg {
+    Auto,
+    Concat,
+    SharedBuffer,
+}
+
+impl ExportArgs {
+    /// The decoder's cache contract for a decoder of `head_dim`, or why the requested
+    /// one cannot be exported.
+    pub fn kv_cache(&self, head_dim: usize) -> anyhow::Result<KvCache> {
+        // GroupQueryAttention's own rotary needs head_dim % 16 == 0 (ORT checks it).
+        let gqa_fits = head_dim.is_multiple_of(16);
+        match (self.kv_cache, self.target) {
+            (KvCacheArg::Concat, _) | (KvCacheArg::Auto, Target::Tensorrt) => Ok(KvCache::Concat),
+            (KvCacheArg::Auto, Target::Ort) if !gqa_fits => Ok(KvCache::Concat),
+            (KvCacheArg::SharedBuffer, Target::Tensorrt) => anyhow::bail!(
+                "--kv-cache shared-buffer needs --target ort (GroupQueryAttention is an ONNX Runtime contrib op; TensorRT takes standard ops only)"
+            ),
+            (KvCacheArg::SharedBuffer, Target::Ort) if !gqa_fits => anyhow::bail!(
+                "--kv-cache shared-buffer needs a decoder head_dim that is a multiple of 16 (this one is {head_dim}); use --kv-cache concat"
+            ),
+            (KvCacheArg::SharedBuffer | KvCacheArg::Auto, Target::Ort) => Ok(KvCache::SharedBuffer),
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantize {
     Int8,
     Int4,
@@ -81,5 +115,50 @@ impl Quantize {
             Quantize::Int8 => 8,
             Quantize::Int4 => 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(target: Target, kv_cache: KvCacheArg) -> ExportArgs {
+        ExportArgs {
+            checkpoint: "ck".into(),
+            out: "out".into(),
+            dtype: ExportDtype::Fp32,
+            target,
+            kv_cache,
+            quantize: None,
+            verify: false,
+            json: false,
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_shared_buffer_where_it_applies() {
+        let ort = args(Target::Ort, KvCacheArg::Auto);
+        assert_eq!(ort.kv_cache(128).unwrap(), KvCache::SharedBuffer);
+        assert_eq!(
+            ort.kv_cache(24).unwrap(),
+            KvCache::Concat,
+            "rotary needs % 16"
+        );
+        let trt = args(Target::Tensorrt, KvCacheArg::Auto);
+        assert_eq!(trt.kv_cache(128).unwrap(), KvCache::Concat);
+        let concat = args(Target::Ort, KvCacheArg::Concat);
+        assert_eq!(concat.kv_cache(128).unwrap(), KvCache::Concat);
+    }
+
+    #[test]
+    fn an_explicit_shared_buffer_that_cannot_be_built_is_refused() {
+        let e = args(Target::Tensorrt, KvCacheArg::SharedBuffer)
+            .kv_cache(128)
+            .unwrap_err();
+        assert!(e.to_string().contains("--target ort"), "{e}");
+        let e = args(Target::Ort, KvCacheArg::SharedBuffer)
+            .kv_cache(24)
+            .unwrap_err();
+        assert!(e.to_string().contains("multiple of 16"), "{e}");
     }
 }

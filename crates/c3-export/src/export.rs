@@ -12,7 +12,7 @@ use c3_core::manifest::{
     ConfigPair, ExportManifest, FileRef, IoSpec, MANIFEST_FORMAT, ModelInfo, Models, PromptInfo,
     SourceInfo, SpecialIds, checkpoint_hash, sha256_file,
 };
-use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, PromptTemplate};
+use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate};
 use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto};
 use c3_onnx::{DType, WriteOptions, WriteSummary};
 use serde::Serialize;
@@ -29,6 +29,7 @@ pub struct ExportReport {
     pub checkpoint_sha256: String,
     pub dtype: String,
     pub target: String,
+    pub kv_cache: String,
     pub files: Vec<FileSize>,
     pub seconds: f64,
     pub verify: Option<crate::verify::VerifyReport>,
@@ -56,6 +57,7 @@ pub fn run(args: &ExportArgs) -> Result<ExportReport> {
         .check_config(&ck.config, tokenizer.path())?;
     let ck_hash = checkpoint_hash(&args.checkpoint)?;
     let cfg = ck.config.clone();
+    let kv_cache = args.kv_cache(cfg.decoder.head_dim())?;
     let dtype = args.dtype.onnx();
     if args.quantize.is_some() && args.dtype == ExportDtype::Bf16 {
         bail!("--quantize works with --dtype fp32 or fp16 (MatMulNBits has no bf16 kernel)");
@@ -63,7 +65,14 @@ pub fn run(args: &ExportArgs) -> Result<ExportReport> {
     let weights = Weights::new(Arc::new(ck), dtype, args.quantize.map(|q| q.bits()));
 
     let staging = staging_dir(&args.out)?;
-    let result = write_all(args, &weights, &tokenizer, &ck_hash, staging.path());
+    let result = write_all(
+        args,
+        &weights,
+        &tokenizer,
+        &ck_hash,
+        kv_cache,
+        staging.path(),
+    );
     let manifest_sha256 = result?;
     publish(staging, &args.out)?;
 
@@ -96,6 +105,7 @@ pub fn run(args: &ExportArgs) -> Result<ExportReport> {
         checkpoint_sha256: ck_hash,
         dtype: args.dtype.name().into(),
         target: args.target.name().into(),
+        kv_cache: kv_cache.name().into(),
         files,
         seconds: t0.elapsed().as_secs_f64(),
         verify,
@@ -114,6 +124,7 @@ fn write_all(
     w: &Weights,
     tok: &C3Tokenizer,
     ck_hash: &str,
+    kv_cache: KvCache,
     dir: &Path,
 ) -> Result<String> {
     let cfg = &w.checkpoint().config;
@@ -128,7 +139,7 @@ fn write_all(
         ck_hash,
     )?;
     let dec = write_model(
-        graphs::decoder(cfg, w)?,
+        graphs::decoder(cfg, w, kv_cache)?,
         dir,
         "decoder.onnx",
         &opts,
@@ -207,6 +218,7 @@ fn write_all(
         head_dim: dec_cfg.head_dim(),
         vocab: dec_cfg.vocab_size,
         hidden: dec_cfg.hidden_size,
+        kv_cache,
     };
     Ok(manifest.save(dir)?)
 }
@@ -355,10 +367,11 @@ pub fn print_report(r: &ExportReport, json: bool) {
         return;
     }
     println!(
-        "exported {} ({}, target {}) in {:.1}s",
+        "exported {} ({}, target {}, kv cache {}) in {:.1}s",
         r.out.display(),
         r.dtype,
         r.target,
+        r.kv_cache,
         r.seconds
     );
     for f in &r.files {

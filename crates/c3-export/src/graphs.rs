@@ -6,7 +6,9 @@ use anyhow::Result;
 use c3_core::C3Config;
 use c3_onnx::{DType, Dim, GraphBuilder, Model};
 
-use crate::qwen2::{self, LayerCache, Shared};
+use c3_core::KvCache;
+
+use crate::qwen2::{self, Attention, GqaInputs, LayerCache, Shared};
 use crate::weights::{Folder, Weights};
 
 /// `encoder.onnx`: `input_ids`/`attention_mask` `[batch, text_len]` (left-padded) ->
@@ -53,7 +55,11 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
     let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.dtype)?;
     let mut h = x;
     for i in 0..enc.num_hidden_layers {
-        h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &shared, None)?;
+        let attn = Attention::Standard {
+            shared: &shared,
+            cache: None,
+        };
+        h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &attn)?;
     }
     let h = qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &h, enc.rms_norm_eps)?;
     let last = g.scoped("model", |g| -> Result<String> {
@@ -91,12 +97,12 @@ fn shared(
     Ok(Shared { cos, sin, mask })
 }
 
-/// `decoder.onnx`: one graph for prefill (past_len 0) and KV-cached steps.
-pub fn decoder(cfg: &C3Config, w: &Weights) -> Result<Model> {
+/// `decoder.onnx`: one graph for prefill and KV-cached steps, with the cache contract
+/// `kv` (export/CONTRACT.md).
+pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     let dec = &cfg.decoder;
-    let (kv, hd) = (dec.num_key_value_heads as i64, dec.head_dim() as i64);
+    let (kv_heads, hd) = (dec.num_key_value_heads as i64, dec.head_dim() as i64);
     let mut g = GraphBuilder::new("c3_decoder");
-    let seq = [Dim::sym("batch"), Dim::sym("seq")];
     let embeds = g.input(
         "inputs_embeds",
         w.dtype,
@@ -106,36 +112,68 @@ pub fn decoder(cfg: &C3Config, w: &Weights) -> Result<Model> {
             Dim::Fixed(dec.hidden_size as i64),
         ],
     )?;
-    let mask = g.input(
-        "attention_mask",
-        DType::I64,
-        &[Dim::sym("batch"), Dim::sym("total_len")],
-    )?;
-    let positions = g.input("position_ids", DType::I64, &seq)?;
+    // Concat: the cache holds exactly the past; shared buffer: it is preallocated.
+    let (past_len, present_len) = match kv {
+        KvCache::Concat => ("past_len", "total_len"),
+        KvCache::SharedBuffer => ("max_len", "max_len"),
+    };
     let cache_dims = |len: &str| {
         [
             Dim::sym("batch"),
-            Dim::Fixed(kv),
+            Dim::Fixed(kv_heads),
             Dim::sym(len),
             Dim::Fixed(hd),
         ]
     };
+    let mut h = embeds.clone();
+    // Standard graphs take a mask and positions; GQA derives both from the lengths.
+    let shared;
+    let gqa;
+    match kv {
+        KvCache::Concat => {
+            let mask = g.input(
+                "attention_mask",
+                DType::I64,
+                &[Dim::sym("batch"), Dim::sym("total_len")],
+            )?;
+            let positions = g.input(
+                "position_ids",
+                DType::I64,
+                &[Dim::sym("batch"), Dim::sym("seq")],
+            )?;
+            shared = Some(self::shared(
+                &mut g, dec, &positions, &mask, &embeds, w.dtype,
+            )?);
+            gqa = None;
+        }
+        KvCache::SharedBuffer => {
+            let seqlens_k = g.input("seqlens_k", DType::I32, &[Dim::sym("batch")])?;
+            let total_len = g.input("total_sequence_length", DType::I32, &[])?;
+            let (cos_cache, sin_cache) =
+                g.scoped("model", |g| qwen2::rope_caches(g, dec, w.dtype))?;
+            shared = None;
+            gqa = Some(GqaInputs {
+                seqlens_k,
+                total_len,
+                cos_cache,
+                sin_cache,
+            });
+        }
+    }
     let mut past = Vec::new();
     for i in 0..dec.num_hidden_layers {
         let k = g.input(
             &format!("past_key_values.{i}.key"),
             w.dtype,
-            &cache_dims("past_len"),
+            &cache_dims(past_len),
         )?;
         let v = g.input(
             &format!("past_key_values.{i}.value"),
             w.dtype,
-            &cache_dims("past_len"),
+            &cache_dims(past_len),
         )?;
         past.push((k, v));
     }
-    let shared = shared(&mut g, dec, &positions, &mask, &embeds, w.dtype)?;
-    let mut h = embeds;
     for (i, (pk, pv)) in past.iter().enumerate() {
         let (ok, ov) = (format!("present.{i}.key"), format!("present.{i}.value"));
         let cache = LayerCache {
@@ -144,17 +182,15 @@ pub fn decoder(cfg: &C3Config, w: &Weights) -> Result<Model> {
             present_key: &ok,
             present_value: &ov,
         };
-        h = qwen2::layer(
-            &mut g,
-            w,
-            Folder::Root,
-            dec,
-            "model",
-            i,
-            &h,
-            &shared,
-            Some(cache),
-        )?;
+        let attn = match (&shared, &gqa) {
+            (Some(shared), _) => Attention::Standard {
+                shared,
+                cache: Some(cache),
+            },
+            (None, Some(inputs)) => Attention::Gqa { inputs, cache },
+            (None, None) => unreachable!("one of the two is set above"),
+        };
+        h = qwen2::layer(&mut g, w, Folder::Root, dec, "model", i, &h, &attn)?;
     }
     let h = qwen2::rms_norm(&mut g, w, Folder::Root, "model.norm", &h, dec.rms_norm_eps)?;
     let head_key = if dec.tie_word_embeddings {
@@ -186,16 +222,13 @@ pub fn decoder(cfg: &C3Config, w: &Weights) -> Result<Model> {
         ],
     )?;
     for i in 0..dec.num_hidden_layers {
-        g.output(
-            &format!("present.{i}.key"),
-            w.dtype,
-            &cache_dims("total_len"),
-        )?;
-        g.output(
-            &format!("present.{i}.value"),
-            w.dtype,
-            &cache_dims("total_len"),
-        )?;
+        for kind in ["key", "value"] {
+            g.output(
+                &format!("present.{i}.{kind}"),
+                w.dtype,
+                &cache_dims(present_len),
+            )?;
+        }
     }
     Ok(g.finish())
 }

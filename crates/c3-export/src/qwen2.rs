@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use c3_core::Qwen2Config;
-use c3_onnx::{DType, GraphBuilder};
+use c3_onnx::{DType, GraphBuilder, MS_DOMAIN};
 
 use crate::weights::{Folder, Weights};
 
@@ -191,9 +191,34 @@ pub struct LayerCache<'a> {
     pub present_value: &'a str,
 }
 
-/// `self_attn` at scope `key`. Query heads are grouped by KV head (`[B, kv, rep, L,
-/// hd]`) so K/V are broadcast, never copied `rep` times: what a decode step reads
-/// grows with the cache only once per KV head.
+/// Graph-wide inputs of `com.microsoft:GroupQueryAttention` (the shared-buffer cache).
+pub struct GqaInputs {
+    /// `[B]` int32: tokens in each row's cache after this run, minus one.
+    pub seqlens_k: String,
+    /// `[]` int32: tokens in the cache after this run.
+    pub total_len: String,
+    /// `[max_context, head_dim / 2]` in the export dtype, from f32 frequencies.
+    pub cos_cache: String,
+    pub sin_cache: String,
+}
+
+/// How a layer's attention is built.
+pub enum Attention<'a> {
+    /// Standard ops: RoPE tables and additive mask from `Shared`; with a cache, the
+    /// present K/V are Concat(past, new) (copies the cache every step).
+    Standard {
+        shared: &'a Shared,
+        cache: Option<LayerCache<'a>>,
+    },
+    /// GroupQueryAttention (rotary inside) reading and writing the cache in place
+    /// when past and present are bound to one buffer.
+    Gqa {
+        inputs: &'a GqaInputs,
+        cache: LayerCache<'a>,
+    },
+}
+
+/// `self_attn` at scope `key`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     g: &mut GraphBuilder,
@@ -202,55 +227,149 @@ pub fn attention(
     cfg: &Qwen2Config,
     key: &str,
     x: &str,
+    attn: &Attention<'_>,
+) -> Result<String> {
+    let q = linear(g, w, folder, &format!("{key}.q_proj"), x, true)?;
+    let k = linear(g, w, folder, &format!("{key}.k_proj"), x, true)?;
+    let v = linear(g, w, folder, &format!("{key}.v_proj"), x, true)?;
+    let ctx = g.scoped(key, |g| -> Result<String> {
+        match attn {
+            Attention::Standard { shared, cache } => {
+                standard_core(g, w.dtype, cfg, &q, &k, &v, shared, cache.as_ref())
+            }
+            Attention::Gqa { inputs, cache } => gqa_core(g, cfg, &q, &k, &v, inputs, cache),
+        }
+    })?;
+    linear(g, w, folder, &format!("{key}.o_proj"), &ctx, false)
+}
+
+/// Attention from projected `q`/`k`/`v` `[B, L, heads*hd]` in standard ops. Query
+/// heads are grouped by KV head (`[B, kv, rep, L, hd]`) so K/V are broadcast, never
+/// copied `rep` times.
+#[allow(clippy::too_many_arguments)]
+fn standard_core(
+    g: &mut GraphBuilder,
+    dtype: DType,
+    cfg: &Qwen2Config,
+    q: &str,
+    k: &str,
+    v: &str,
     s: &Shared,
-    cache: Option<LayerCache<'_>>,
+    cache: Option<&LayerCache<'_>>,
 ) -> Result<String> {
     let (h, kv, hd) = (
         cfg.num_attention_heads as i64,
         cfg.num_key_value_heads as i64,
         cfg.head_dim() as i64,
     );
-    let q = linear(g, w, folder, &format!("{key}.q_proj"), x, true)?;
-    let k = linear(g, w, folder, &format!("{key}.k_proj"), x, true)?;
-    let v = linear(g, w, folder, &format!("{key}.v_proj"), x, true)?;
-    let ctx = g.scoped(key, |g| -> Result<String> {
-        let q = split_heads(g, &q, h, hd)?;
-        let q = apply_rope(g, &q, s, hd)?;
-        let k = split_heads(g, &k, kv, hd)?;
-        let mut k = apply_rope(g, &k, s, hd)?;
-        let mut v = split_heads(g, &v, kv, hd)?;
-        if let Some(c) = &cache {
-            k = g
-                .node("Concat", &[c.past_key, &k])
-                .attr("axis", 2i64)
-                .output_names(&[c.present_key])
-                .output()?;
-            v = g
-                .node("Concat", &[c.past_value, &v])
-                .attr("axis", 2i64)
-                .output_names(&[c.present_value])
-                .output()?;
+    let q = split_heads(g, q, h, hd)?;
+    let q = apply_rope(g, &q, s, hd)?;
+    let k = split_heads(g, k, kv, hd)?;
+    let mut k = apply_rope(g, &k, s, hd)?;
+    let mut v = split_heads(g, v, kv, hd)?;
+    if let Some(c) = cache {
+        k = g
+            .node("Concat", &[c.past_key, &k])
+            .attr("axis", 2i64)
+            .output_names(&[c.present_key])
+            .output()?;
+        v = g
+            .node("Concat", &[c.past_value, &v])
+            .attr("axis", 2i64)
+            .output_names(&[c.present_value])
+            .output()?;
+    }
+    let q5_shape = g.const_i64s(&[0, kv, h / kv, -1, hd])?;
+    let q5 = g.reshape(&q, &q5_shape)?;
+    let k5 = g.unsqueeze(&k, &[2])?;
+    let kt = g.transpose(&k5, &[0, 1, 2, 4, 3])?;
+    let scores = g.matmul(&q5, &kt)?;
+    let scale = g.scalar_as(dtype, (hd as f64).powf(-0.5))?;
+    let scores = g.mul(&scores, &scale)?;
+    let scores = cast_if(g, &scores, dtype, DType::F32)?;
+    let scores = g.add(&scores, &s.mask)?;
+    let probs = g.softmax(&scores, -1)?;
+    let probs = cast_if(g, &probs, DType::F32, dtype)?;
+    let v5 = g.unsqueeze(&v, &[2])?;
+    let ctx = g.matmul(&probs, &v5)?;
+    let heads_shape = g.const_i64s(&[0, h, -1, hd])?;
+    let ctx = g.reshape(&ctx, &heads_shape)?;
+    let ctx = g.transpose(&ctx, &[0, 2, 1, 3])?;
+    let flat = g.const_i64s(&[0, 0, h * hd])?;
+    Ok(g.reshape(&ctx, &flat)?)
+}
+
+/// Attention from projected `q`/`k`/`v` `[B, L, heads*hd]` by one GroupQueryAttention
+/// node: non-interleaved (rotate-half) rotary at positions `seqlens_k`-derived (0..L-1
+/// for a prefill, `seqlens_k` for a step), causal, softmax in f32, scale hd^-0.5.
+fn gqa_core(
+    g: &mut GraphBuilder,
+    cfg: &Qwen2Config,
+    q: &str,
+    k: &str,
+    v: &str,
+    inputs: &GqaInputs,
+    c: &LayerCache<'_>,
+) -> Result<String> {
+    let out = g.key("attn_output");
+    let hd = cfg.head_dim() as f64;
+    g.node(
+        "GroupQueryAttention",
+        &[
+            q,
+            k,
+            v,
+            c.past_key,
+            c.past_value,
+            &inputs.seqlens_k,
+            &inputs.total_len,
+            &inputs.cos_cache,
+            &inputs.sin_cache,
+        ],
+    )
+    .domain(MS_DOMAIN)
+    .attr("num_heads", cfg.num_attention_heads as i64)
+    .attr("kv_num_heads", cfg.num_key_value_heads as i64)
+    .attr("do_rotary", 1i64)
+    .attr("rotary_interleaved", 0i64)
+    .attr("scale", hd.powf(-0.5) as f32)
+    .output_names(&[&out, c.present_key, c.present_value])
+    .outputs(3)?;
+    Ok(out)
+}
+
+/// RoPE cos/sin caches `[max_positions, head_dim / 2]` for GroupQueryAttention: the
+/// same f32 arithmetic as [`rope_tables`] (position * theta^(-2i/d), then cos/sin),
+/// done here once instead of per run, stored in the export dtype.
+pub fn rope_caches(
+    g: &mut GraphBuilder,
+    cfg: &Qwen2Config,
+    dtype: DType,
+) -> Result<(String, String)> {
+    let (hd, max) = (cfg.head_dim(), cfg.max_position_embeddings);
+    let inv_freq: Vec<f32> = (0..hd / 2)
+        .map(|i| 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / hd as f32))
+        .collect();
+    let (mut cos, mut sin) = (
+        Vec::with_capacity(max * hd / 2),
+        Vec::with_capacity(max * hd / 2),
+    );
+    for p in 0..max {
+        for f in &inv_freq {
+            let a = p as f32 * f;
+            cos.push(a.cos());
+            sin.push(a.sin());
         }
-        let q5_shape = g.const_i64s(&[0, kv, h / kv, -1, hd])?;
-        let q5 = g.reshape(&q, &q5_shape)?;
-        let k5 = g.unsqueeze(&k, &[2])?;
-        let kt = g.transpose(&k5, &[0, 1, 2, 4, 3])?;
-        let scores = g.matmul(&q5, &kt)?;
-        let scale = g.scalar_as(w.dtype, (hd as f64).powf(-0.5))?;
-        let scores = g.mul(&scores, &scale)?;
-        let scores = cast_if(g, &scores, w.dtype, DType::F32)?;
-        let scores = g.add(&scores, &s.mask)?;
-        let probs = g.softmax(&scores, -1)?;
-        let probs = cast_if(g, &probs, DType::F32, w.dtype)?;
-        let v5 = g.unsqueeze(&v, &[2])?;
-        let ctx = g.matmul(&probs, &v5)?;
-        let heads_shape = g.const_i64s(&[0, h, -1, hd])?;
-        let ctx = g.reshape(&ctx, &heads_shape)?;
-        let ctx = g.transpose(&ctx, &[0, 2, 1, 3])?;
-        let flat = g.const_i64s(&[0, 0, h * hd])?;
-        Ok(g.reshape(&ctx, &flat)?)
-    })?;
-    linear(g, w, folder, &format!("{key}.o_proj"), &ctx, false)
+    }
+    let shape = [max as i64, (hd / 2) as i64];
+    g.scoped("rotary_emb", |g| -> Result<(String, String)> {
+        let cos = g.constant(&shape, &cos)?;
+        let sin = g.constant(&shape, &sin)?;
+        Ok((
+            cast_if(g, &cos, DType::F32, dtype)?,
+            cast_if(g, &sin, DType::F32, dtype)?,
+        ))
+    })
 }
 
 /// `mlp` at scope `key`: `down(silu(gate(x)) * up(x))`.
@@ -281,13 +400,12 @@ pub fn layer(
     prefix: &str,
     i: usize,
     x: &str,
-    s: &Shared,
-    cache: Option<LayerCache<'_>>,
+    attn: &Attention<'_>,
 ) -> Result<String> {
     let key = format!("{prefix}.layers.{i}");
     let eps = cfg.rms_norm_eps;
     let h = rms_norm(g, w, folder, &format!("{key}.input_layernorm"), x, eps)?;
-    let a = attention(g, w, folder, cfg, &format!("{key}.self_attn"), &h, s, cache)?;
+    let a = attention(g, w, folder, cfg, &format!("{key}.self_attn"), &h, attn)?;
     let x = g.scoped(&key, |g| g.add(x, &a))?;
     let h = rms_norm(
         g,

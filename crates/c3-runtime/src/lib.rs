@@ -9,10 +9,12 @@
 //! ONNX session is used by one request at a time (ONNX Runtime's `run` needs exclusive
 //! access in `ort`), and all per-request state lives in the request.
 
+mod decode;
 pub mod latent_file;
 mod model;
 mod provider;
 mod values;
 
+pub use decode::{DecodeState, Logits};
 pub use model::{C3Runtime, Latents, Reconstruction, RuntimeOptions};
 pub use provider::Provider;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use c3_core::prompt::document_ids;
 use c3_core::{
-    BatchGreedy, C3Tokenizer, DecoderPrompt, ExportManifest, Generated, GenerationConfig,
+    BatchGreedy, C3Tokenizer, DecoderPrompt, ExportManifest, Generated, GenerationConfig, KvCache,
     PromptTemplate,
 };
 use c3_onnx::ort::session::Session;
@@ -68,13 +68,13 @@ pub struct C3Runtime {
     pub manifest_sha256: String,
     pub tokenizer: C3Tokenizer,
     pub options: RuntimeOptions,
-    dtype: FloatType,
+    pub(crate) dtype: FloatType,
     encoder: Mutex<Session>,
     embed: Mutex<Session>,
-    decoder: Mutex<Session>,
+    pub(crate) decoder: Mutex<Session>,
 }
 
-fn lock(m: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
+pub(crate) fn lock(m: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
     // A panic while holding a session leaves it usable: ONNX Runtime keeps no
     // half-updated state between runs.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -219,7 +219,7 @@ impl C3Runtime {
     }
 
     /// Token embeddings `[ids.len() * hidden]` (f32) of decoder ids, one row.
-    fn embed(&self, ids: &[u32], rows: usize) -> Result<DynValue> {
+    pub(crate) fn embed(&self, ids: &[u32], rows: usize) -> Result<DynValue> {
         let per_row = ids.len() / rows.max(1);
         let v = i64_value(&[rows, per_row], ids.iter().map(|&t| t as i64).collect())?;
         let mut s = lock(&self.embed);
@@ -228,9 +228,9 @@ impl C3Runtime {
             .context("embed_tokens.onnx returned no inputs_embeds")
     }
 
-    /// Decoder inputs of the prefill: the prompt's embeddings with each row's latents
-    /// in the N slots, positions 0..L-1, an empty cache.
-    fn prefill_inputs(&self, latents: &[&Latents]) -> Result<Vec<(String, DynValue)>> {
+    /// The prefill's `inputs_embeds` `[B, L, hidden]`: the prompt's embeddings with each
+    /// row's latents in the N slots.
+    pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<DynValue> {
         let m = &self.manifest;
         let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
         for l in latents {
@@ -250,37 +250,15 @@ impl C3Runtime {
             row[s..s + lat.data.len()].copy_from_slice(&lat.data);
             embeds.extend(row);
         }
-        let mut inputs: Vec<(String, DynValue)> = vec![
-            (
-                "inputs_embeds".into(),
-                float_value(self.dtype, &[b, plen, d], &embeds)?,
-            ),
-            (
-                "attention_mask".into(),
-                i64_value(&[b, plen], vec![1; b * plen])?,
-            ),
-            (
-                "position_ids".into(),
-                i64_value(&[b, plen], (0..b).flat_map(|_| 0..plen as i64).collect())?,
-            ),
-        ];
-        for i in 0..m.layers {
-            for kind in ["key", "value"] {
-                let v = float_value(self.dtype, &[b, m.kv_heads, 0, m.head_dim], &[])?;
-                inputs.push((format!("past_key_values.{i}.{kind}"), v));
-            }
-        }
-        Ok(inputs)
+        float_value(self.dtype, &[b, plen, d], &embeds)
     }
 
     /// Prefill logits `[L, vocab]` (row-major, f32) for one document's latents: what
     /// verification compares with the reference.
     pub fn prefill_logits(&self, latents: &Latents) -> Result<Vec<f32>> {
-        let inputs = self.prefill_inputs(&[latents])?;
-        let mut dec = lock(&self.decoder);
-        let out = dec.run(inputs)?;
-        let (_, v) = out["logits"].try_extract_tensor::<f32>()?;
-        Ok(v.to_vec())
+        let plen = self.manifest.prompt.ids.len();
+        let mut state = self.decode_state(1, plen)?;
+        Ok(state.forward(self.prefill_embeds(&[latents])?, plen)?.data)
     }
 
     /// Greedy decoding of each row's latents with a KV cache, after the manifest's
@@ -301,141 +279,23 @@ impl C3Runtime {
             "the prompt ({plen} tokens) fills the decoder context ({})",
             m.max_context
         );
-        let mut inputs = self.prefill_inputs(latents)?;
-        let mut state = BatchGreedy::new(b, prompt, m.max_context, cfg);
-        let mut pos = plen;
-        let mut dec = lock(&self.decoder);
-        loop {
-            let mut out = dec.run(inputs)?;
-            let (shape, logits) = {
-                let (s, v) = out["logits"].try_extract_tensor::<f32>()?;
-                (
-                    s.iter().map(|&x| x as usize).collect::<Vec<_>>(),
-                    v.to_vec(),
-                )
-            };
-            let (seq, vocab) = (shape[1], shape[2]);
-            let last = |r: usize| &logits[(r * seq + seq - 1) * vocab..(r * seq + seq) * vocab];
-            let Some(next) = state.step(last, on_token) else {
-                break;
-            };
-            let mut past = Vec::with_capacity(2 * m.layers);
-            for i in 0..m.layers {
-                for kind in ["key", "value"] {
-                    let v = out
-                        .remove(format!("present.{i}.{kind}"))
-                        .with_context(|| format!("decoder returned no present.{i}.{kind}"))?;
-                    past.push((format!("past_key_values.{i}.{kind}"), v));
-                }
-            }
-            drop(out);
-            pos += 1;
-            inputs = vec![
-                ("inputs_embeds".into(), self.embed(&next, b)?),
-                (
-                    "attention_mask".into(),
-                    i64_value(&[b, pos], vec![1; b * pos])?,
-                ),
-                (
-                    "position_ids".into(),
-                    i64_value(&[b, 1], vec![(pos - 1) as i64; b])?,
-                ),
-            ];
-            inputs.extend(past);
+        // Room for the prompt and every token the generation may add, within context.
+        let capacity = (plen + cfg.max_new_tokens).min(m.max_context);
+        let mut state = self.decode_state(b, capacity)?;
+        let mut greedy = BatchGreedy::new(b, prompt, m.max_context, cfg);
+        let mut logits = state.forward(self.prefill_embeds(latents)?, plen)?;
+        // BatchGreedy ends every row by max_new_tokens, so the steps fit `capacity`.
+        while let Some(next) = greedy.step(|r| logits.last(r), on_token) {
+            logits = state.forward(self.embed(&next, b)?, 1)?;
         }
-        Ok(state.into_results())
+        Ok(greedy.into_results())
     }
 
-    /// Decoder inputs of `seq` new positions after a cache of `past_len`, all zeros:
-    /// what benchmarks time a prefill or a decode step with (values do not change
-    /// the work done).
-    pub fn synthetic_decoder_inputs(
-        &self,
-        batch: usize,
-        seq: usize,
-        past_len: usize,
-    ) -> Result<Vec<(String, DynValue)>> {
-        let m = &self.manifest;
-        ensure!(
-            past_len + seq <= m.max_context,
-            "{past_len} + {seq} positions exceed the decoder context ({})",
-            m.max_context
-        );
-        let total = past_len + seq;
-        let mut inputs: Vec<(String, DynValue)> = vec![
-            (
-                "inputs_embeds".into(),
-                float_value(
-                    self.dtype,
-                    &[batch, seq, m.hidden],
-                    &vec![0.0; batch * seq * m.hidden],
-                )?,
-            ),
-            (
-                "attention_mask".into(),
-                i64_value(&[batch, total], vec![1; batch * total])?,
-            ),
-            (
-                "position_ids".into(),
-                i64_value(
-                    &[batch, seq],
-                    (0..batch)
-                        .flat_map(|_| past_len as i64..total as i64)
-                        .collect(),
-                )?,
-            ),
-        ];
-        let cache = vec![0.0; batch * m.kv_heads * past_len * m.head_dim];
-        for i in 0..m.layers {
-            for kind in ["key", "value"] {
-                let v = float_value(
-                    self.dtype,
-                    &[batch, m.kv_heads, past_len, m.head_dim],
-                    &cache,
-                )?;
-                inputs.push((format!("past_key_values.{i}.{kind}"), v));
-            }
-        }
-        Ok(inputs)
-    }
-
-    /// Runs the decoder on float32 inputs given as (name, shape, values) and returns
-    /// every output the same way: lets tests drive the cache by hand (cached steps
-    /// against a full recompute) without touching ONNX Runtime types.
-    pub fn decoder_outputs_f32(
-        &self,
-        floats: &[(String, Vec<usize>, Vec<f32>)],
-        mask_len: usize,
-        positions: &[i64],
-    ) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>> {
-        let mut inputs: Vec<(String, DynValue)> = vec![
-            (
-                "attention_mask".into(),
-                i64_value(&[1, mask_len], vec![1; mask_len])?,
-            ),
-            (
-                "position_ids".into(),
-                i64_value(&[1, positions.len()], positions.to_vec())?,
-            ),
-        ];
-        for (name, shape, data) in floats {
-            inputs.push((name.clone(), float_value(self.dtype, shape, data)?));
-        }
-        let mut dec = lock(&self.decoder);
-        let out = dec.run(inputs)?;
-        let mut result = Vec::new();
-        for (name, v) in out.iter() {
-            let (shape, data) = to_f32(&v, self.dtype)?;
-            result.push((name.to_string(), shape, data));
-        }
-        Ok(result)
-    }
-
-    /// Runs the decoder once on `inputs` and drops the outputs (benchmarks).
-    pub fn run_decoder(&self, inputs: Vec<(String, DynValue)>) -> Result<()> {
-        let mut dec = lock(&self.decoder);
-        dec.run(inputs)?;
-        Ok(())
+    /// Token embeddings `[rows, ids.len() / rows, hidden]` in the export dtype, zeros:
+    /// what benchmarks feed a timed prefill or step (values do not change the work).
+    pub fn zero_embeds(&self, rows: usize, seq: usize) -> Result<DynValue> {
+        let d = self.manifest.hidden;
+        float_value(self.dtype, &[rows, seq, d], &vec![0.0; rows * seq * d])
     }
 
     /// Compresses `text` and reconstructs it (one document, batch 1).
@@ -477,11 +337,18 @@ fn check_contract(m: &ExportManifest) -> Result<()> {
         enc_out == ["latents"],
         "encoder outputs are {enc_out:?}, expected [latents]"
     );
-    let mut want_in = vec![
-        "inputs_embeds".to_string(),
-        "attention_mask".into(),
-        "position_ids".into(),
-    ];
+    let mut want_in = match m.kv_cache {
+        KvCache::Concat => vec![
+            "inputs_embeds".to_string(),
+            "attention_mask".into(),
+            "position_ids".into(),
+        ],
+        KvCache::SharedBuffer => vec![
+            "inputs_embeds".to_string(),
+            "seqlens_k".into(),
+            "total_sequence_length".into(),
+        ],
+    };
     let mut want_out = vec!["logits".to_string()];
     for i in 0..m.layers {
         for kind in ["key", "value"] {
@@ -492,8 +359,9 @@ fn check_contract(m: &ExportManifest) -> Result<()> {
     let dec_in = names(&m.models.decoder.inputs);
     if dec_in != want_in {
         bail!(
-            "decoder inputs are {dec_in:?}, expected {want_in:?} ({} layers)",
-            m.layers
+            "decoder inputs are {dec_in:?}, expected {want_in:?} ({} layers, kv cache {})",
+            m.layers,
+            m.kv_cache.name()
         );
     }
     let dec_out = names(&m.models.decoder.outputs);

@@ -3,7 +3,8 @@
 //! the f32 -> half direction's rounding and lossless in the other.
 
 use anyhow::{Result, bail};
-use c3_onnx::ort::value::{DynValue, Tensor};
+use c3_onnx::ort::memory::Allocator;
+use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, TensorElementType};
 use half::{bf16, f16};
 
 /// The float dtype of an export's weights, latents, embeddings and KV cache.
@@ -46,6 +47,30 @@ pub fn float_value(ty: FloatType, shape: &[usize], data: &[f32]) -> Result<DynVa
 /// An int64 tensor.
 pub fn i64_value(shape: &[usize], data: Vec<i64>) -> Result<DynValue> {
     Ok(Tensor::from_array((shape.to_vec(), data))?.into_dyn())
+}
+
+/// An int32 tensor (`shape` `[]` for a scalar).
+pub fn i32_value(shape: &[usize], data: Vec<i32>) -> Result<DynValue> {
+    Ok(Tensor::from_array((shape.to_vec(), data))?.into_dyn())
+}
+
+/// A float tensor of `shape` from `alloc`, zero-filled when the memory is on the host
+/// (device memory is left as allocated: readers only touch positions written first).
+pub fn zeroed_tensor(alloc: &Allocator, ty: FloatType, shape: &[usize]) -> Result<DynTensor> {
+    let elem = match ty {
+        FloatType::F32 => TensorElementType::Float32,
+        FloatType::F16 => TensorElementType::Float16,
+        FloatType::BF16 => TensorElementType::Bfloat16,
+    };
+    let mut t = DynTensor::new(alloc, elem, shape.to_vec())?;
+    if alloc.memory_info().is_cpu_accessible() {
+        match ty {
+            FloatType::F32 => t.try_extract_tensor_mut::<f32>()?.1.fill(0.0),
+            FloatType::F16 => t.try_extract_tensor_mut::<f16>()?.1.fill(f16::ZERO),
+            FloatType::BF16 => t.try_extract_tensor_mut::<bf16>()?.1.fill(bf16::ZERO),
+        }
+    }
+    Ok(t)
 }
 
 /// A float tensor's shape and values as f32.

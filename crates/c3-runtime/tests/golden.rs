@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use c3_core::GenerationConfig;
-use c3_export::args::{ExportArgs, ExportDtype, Target};
+use c3_core::KvCache;
+use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
 use c3_runtime::{C3Runtime, Latents, RuntimeOptions};
 use safetensors::SafeTensors;
 
@@ -45,12 +46,13 @@ impl Golden {
     }
 }
 
-fn export(dtype: ExportDtype, target: Target, out: &Path) {
+fn export(dtype: ExportDtype, target: Target, kv_cache: KvCacheArg, out: &Path) {
     let args = ExportArgs {
         checkpoint: fixtures().join("tiny"),
         out: out.to_path_buf(),
         dtype,
         target,
+        kv_cache,
         quantize: None,
         verify: false,
         json: false,
@@ -77,11 +79,18 @@ fn gen_cfg(rt: &C3Runtime, n: usize) -> GenerationConfig {
 #[test]
 fn fp32_exports_match_hf_goldens() {
     let g = Golden::load();
-    for target in [Target::Ort, Target::Tensorrt] {
+    // Both cache contracts under `--target ort`, and the TensorRT-ready graphs.
+    for (target, kv, want_kv) in [
+        (Target::Ort, KvCacheArg::Auto, KvCache::SharedBuffer),
+        (Target::Ort, KvCacheArg::Concat, KvCache::Concat),
+        (Target::Tensorrt, KvCacheArg::Auto, KvCache::Concat),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
-        export(ExportDtype::Fp32, target, &out);
+        export(ExportDtype::Fp32, target, kv, &out);
         let rt = C3Runtime::load(&out, RuntimeOptions::default()).unwrap();
+        assert_eq!(rt.manifest.kv_cache, want_kv, "{target:?} {kv:?}");
+        let target = (target, want_kv);
         let docs: Vec<Vec<u32>> = (0..3).map(|i| g.ids(&format!("doc{i}.text_ids"))).collect();
         // Batched (length-sorted, left-padded) encoding, compared per document.
         let lats = rt.compress(&docs).unwrap();
@@ -143,7 +152,7 @@ fn half_precision_exports_declare_their_dtypes() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
-        export(dtype, Target::Tensorrt, &out);
+        export(dtype, Target::Tensorrt, KvCacheArg::Auto, &out);
         let (m, _) = c3_core::ExportManifest::load(&out).unwrap();
         assert_eq!(m.dtype, dtype_name(dtype));
         assert_eq!(m.models.encoder.outputs[0].dtype, name);
@@ -172,81 +181,69 @@ fn dtype_name(d: ExportDtype) -> &'static str {
     d.name()
 }
 
-/// KV-cache steps through the ONNX decoder equal a full recompute: prefill 4
-/// positions, then 2 more from the returned cache, vs all 6 at once (fp32, 1e-4).
+/// KV-cache steps through the ONNX decoder equal a full recompute, for both cache
+/// contracts: prefill 4 positions, then 2 single steps from the cache, vs all 6 at
+/// once (fp32, 1e-4); after truncating back to 4, the same 2 steps again; and the two
+/// contracts give the same logits.
 #[test]
 fn cached_decoder_steps_equal_full_recompute() {
-    let tmp = tempfile::tempdir().unwrap();
-    export(ExportDtype::Fp32, Target::Ort, tmp.path());
-    let rt = C3Runtime::load(tmp.path(), RuntimeOptions::default()).unwrap();
-    let m = &rt.manifest;
-    let (t, split, h) = (6usize, 4usize, m.hidden);
-    // Deterministic, non-trivial embeddings (sines of distinct frequencies).
-    let embeds: Vec<f32> = (0..t * h).map(|i| (0.37 * i as f32).sin() * 0.5).collect();
-    let empty_cache = |name: &str| {
-        (0..m.layers)
-            .flat_map(|i| {
-                ["key", "value"].map(|k| {
-                    (
-                        format!("{name}.{i}.{k}"),
-                        vec![1, m.kv_heads, 0, m.head_dim],
-                        vec![],
-                    )
-                })
-            })
-            .collect::<Vec<(String, Vec<usize>, Vec<f32>)>>()
-    };
-    let logits = |outs: &[(String, Vec<usize>, Vec<f32>)]| {
-        outs.iter().find(|o| o.0 == "logits").unwrap().2.clone()
-    };
+    let (t, split) = (6usize, 4usize);
+    let mut per_kind = Vec::new();
+    for kv in [KvCacheArg::SharedBuffer, KvCacheArg::Concat] {
+        let tmp = tempfile::tempdir().unwrap();
+        export(ExportDtype::Fp32, Target::Ort, kv, tmp.path());
+        let rt = C3Runtime::load(tmp.path(), RuntimeOptions::default()).unwrap();
+        let h = rt.manifest.hidden;
+        // Deterministic, non-trivial embeddings (sines of distinct frequencies).
+        let embeds: Vec<f32> = (0..t * h).map(|i| (0.37 * i as f32).sin() * 0.5).collect();
+        let value = |from: usize, to: usize| {
+            c3_onnx::ort::value::Tensor::from_array((
+                vec![1usize, to - from, h],
+                embeds[from * h..to * h].to_vec(),
+            ))
+            .unwrap()
+            .into_dyn()
+        };
+        let full = rt
+            .decode_state(1, t)
+            .unwrap()
+            .forward(value(0, t), t)
+            .unwrap();
 
-    let mut full_in = vec![("inputs_embeds".to_string(), vec![1, t, h], embeds.clone())];
-    full_in.extend(empty_cache("past_key_values"));
-    let full = logits(
-        &rt.decoder_outputs_f32(&full_in, t, &(0..t as i64).collect::<Vec<_>>())
-            .unwrap(),
-    );
-
-    let mut first_in = vec![(
-        "inputs_embeds".to_string(),
-        vec![1, split, h],
-        embeds[..split * h].to_vec(),
-    )];
-    first_in.extend(empty_cache("past_key_values"));
-    let first = rt
-        .decoder_outputs_f32(&first_in, split, &(0..split as i64).collect::<Vec<_>>())
-        .unwrap();
-    let mut second_in = vec![(
-        "inputs_embeds".to_string(),
-        vec![1, t - split, h],
-        embeds[split * h..].to_vec(),
-    )];
-    for (name, shape, data) in &first {
-        if let Some(rest) = name.strip_prefix("present.") {
-            assert_eq!(shape[2], split, "{name} has {shape:?}");
-            second_in.push((
-                format!("past_key_values.{rest}"),
-                shape.clone(),
-                data.clone(),
-            ));
+        let mut state = rt.decode_state(1, t).unwrap();
+        let mut cached = state.forward(value(0, split), split).unwrap().data;
+        for p in split..t {
+            cached.extend(state.forward(value(p, p + 1), 1).unwrap().data);
         }
-    }
-    assert_eq!(second_in.len(), 1 + 2 * m.layers);
-    let second = logits(
-        &rt.decoder_outputs_f32(&second_in, t, &(split as i64..t as i64).collect::<Vec<_>>())
-            .unwrap(),
-    );
+        assert_eq!(state.len(), t);
+        state.truncate(split).unwrap();
+        let mut again = Vec::new();
+        for p in split..t {
+            again.extend(state.forward(value(p, p + 1), 1).unwrap().data);
+        }
 
-    let vocab = full.len() / t;
-    let cached: Vec<f32> = logits(&first).into_iter().chain(second).collect();
-    assert_eq!(cached.len(), full.len());
-    let diff = cached
-        .iter()
-        .zip(&full)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+        let vocab = full.vocab;
+        let diff = max_abs(&cached, &full.data);
+        assert!(
+            diff <= 1e-4,
+            "{kv:?}: cached vs full recompute: max abs diff {diff} over {t} x {vocab}"
+        );
+        let tail = &full.data[split * vocab..];
+        let diff = max_abs(&again, tail);
+        assert!(
+            diff <= 1e-4,
+            "{kv:?}: steps after truncate differ by {diff}"
+        );
+        let err = state.forward(value(0, 1), 1).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("capacity"),
+            "{kv:?}: over capacity: {err:#}"
+        );
+        per_kind.push(full.data);
+    }
+    let diff = max_abs(&per_kind[0], &per_kind[1]);
     assert!(
         diff <= 1e-4,
-        "cached vs full recompute: max abs diff {diff} over {t} x {vocab}"
+        "shared-buffer vs concat logits differ by {diff}"
     );
 }

@@ -113,6 +113,7 @@ pub fn manifest(dtype: &str, target: &str) -> ExportManifest {
         head_dim: 8,
         vocab: 32,
         hidden: 16,
+        kv_cache: c3_core::KvCache::Concat,
     }
 }
 

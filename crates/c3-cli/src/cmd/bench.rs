@@ -143,13 +143,39 @@ pub fn run(a: Args) -> Result<()> {
         let step8 = step(8)?;
         let plen = m.prompt.ids.len();
         let full_len = plen - m.n_latents + len;
+        // One decoder step at a fixed cache length (filled once, truncated back before
+        // every timed step): how a step's cost grows with position.
+        let step_at = |pos: usize| -> Result<f64> {
+            let mut st = rt.decode_state(1, pos + 1)?;
+            st.forward(rt.zero_embeds(1, pos)?, pos)?;
+            median_secs(r.max(50), || {
+                st.truncate(pos)?;
+                st.forward(rt.zero_embeds(1, 1)?, 1).map(drop)
+            })
+        };
+        let positions: Vec<usize> = [16, 256, 1024]
+            .into_iter()
+            .filter(|&p| p < m.max_context)
+            .collect();
+        let mut by_pos = serde_json::Map::new();
+        for &p in &positions {
+            by_pos.insert(p.to_string(), json!(step_at(p)? * 1e3));
+        }
+        let step_ratio = match (positions.first(), positions.last()) {
+            (Some(a), Some(b)) if a != b => {
+                json!({"from": a, "to": b, "ratio": by_pos[&b.to_string()].as_f64().unwrap_or(f64::NAN) / by_pos[&a.to_string()].as_f64().unwrap_or(f64::NAN)})
+            }
+            _ => Value::Null,
+        };
+        // The decoder alone on `seq` zero positions with an empty cache.
         let prefill = |seq: usize| {
             median_secs(r, || {
-                rt.run_decoder(rt.synthetic_decoder_inputs(1, seq, 0)?)
+                let embeds = rt.zero_embeds(1, seq)?;
+                rt.decode_state(1, seq)?.forward(embeds, seq).map(drop)
             })
         };
         json!({
-            "backend": "onnxruntime", "provider": a.provider,
+            "backend": "onnxruntime", "provider": a.provider, "kv_cache": m.kv_cache.name(),
             "docs_per_second": a.docs as f64 / compress,
             "time_to_first_token_ms": ttft * 1e3,
             "decode_tokens_per_second_b1": 1.0 / step1,
@@ -159,6 +185,8 @@ pub fn run(a: Args) -> Result<()> {
             "prefill_tokens_with_latents": plen,
             "prefill_ms_with_full_text": prefill(full_len)? * 1e3,
             "prefill_tokens_with_full_text": full_len,
+            "decode_step_ms_by_position": by_pos,
+            "decode_step_growth": step_ratio,
             "peak_rss_mib": peak_rss_mib(),
         })
     };
@@ -305,6 +333,26 @@ fn print_human(r: &Value) {
         "batch 8 / batch 1 decode throughput = {}x",
         f(o, "batch8_over_batch1")
     );
+    if let Some(steps) = o["decode_step_ms_by_position"].as_object() {
+        let mut steps: Vec<(usize, f64)> = steps
+            .iter()
+            .map(|(p, v)| (p.parse().unwrap_or(0), v.as_f64().unwrap_or(f64::NAN)))
+            .collect();
+        steps.sort_by_key(|s| s.0);
+        let list: Vec<String> = steps
+            .iter()
+            .map(|(p, v)| format!("{v:.3} ms @{p}"))
+            .collect();
+        println!(
+            "decode step ({} cache): {}",
+            o["kv_cache"].as_str().unwrap_or("?"),
+            list.join(", ")
+        );
+    }
+    let g = &o["decode_step_growth"];
+    if let Some(x) = g["ratio"].as_f64() {
+        println!("step @{} / step @{} = {x:.2}x", g["to"], g["from"]);
+    }
     println!(
         "decoder prefill: {} ms for {} tokens with N latents vs {} ms for {} tokens with the full text",
         f(o, "prefill_ms_with_latents"),

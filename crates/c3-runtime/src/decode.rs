@@ -1,0 +1,273 @@
+//! Per-request decoder state: the KV cache of a batch of rows and how many positions
+//! it holds. Two cache contracts (export/CONTRACT.md, `kv_cache` in the manifest):
+//!
+//! - `shared_buffer`: one `[B, kv, capacity, hd]` tensor per layer and kind, allocated
+//!   once per request and bound through an `IoBinding` as both `past_key_values.*`
+//!   and `present.*`. ONNX Runtime's GroupQueryAttention sees the same pointer on
+//!   both sides and writes the new positions in place, so a step neither copies nor
+//!   reallocates the cache; it reads only the first `len` positions.
+//! - `concat`: the graph returns `present` = Concat(past, new), which is fed back as
+//!   the next `past`. Every step copies the whole cache (standard ops; what TensorRT
+//!   exports use).
+
+use anyhow::{Context, Result, bail, ensure};
+use c3_core::KvCache;
+use c3_onnx::ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+use c3_onnx::ort::session::IoBinding;
+use c3_onnx::ort::value::{DynTensor, DynValue};
+
+use crate::model::{C3Runtime, lock};
+use crate::provider::Provider;
+use crate::values::{float_value, i32_value, i64_value, to_f32, zeroed_tensor};
+
+/// Logits of one decoder run, `[batch, seq, vocab]` row-major f32.
+#[derive(Debug, Clone)]
+pub struct Logits {
+    pub batch: usize,
+    pub seq: usize,
+    pub vocab: usize,
+    pub data: Vec<f32>,
+}
+
+impl Logits {
+    /// The last position's logits of `row`.
+    pub fn last(&self, row: usize) -> &[f32] {
+        let start = (row * self.seq + self.seq - 1) * self.vocab;
+        &self.data[start..start + self.vocab]
+    }
+}
+
+enum Cache {
+    /// The previous run's `present.*`, fed back as `past_key_values.*`.
+    Concat(Vec<(String, DynValue)>),
+    /// Preallocated buffers bound as past and present (kept alive by the binding too).
+    Shared {
+        binding: Box<IoBinding>,
+        _buffers: Vec<DynTensor>,
+    },
+}
+
+/// The decoder cache of one request: `batch` rows that advance together.
+pub struct DecodeState<'m> {
+    rt: &'m C3Runtime,
+    batch: usize,
+    len: usize,
+    capacity: usize,
+    cache: Cache,
+}
+
+impl C3Runtime {
+    /// An empty cache for `batch` rows that will hold at most `capacity` positions
+    /// (prompt + generated; at most the decoder context). A shared-buffer export
+    /// allocates its buffers here, once.
+    pub fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
+        let m = &self.manifest;
+        ensure!(batch > 0, "a decoder state needs at least one row");
+        ensure!(
+            capacity > 0 && capacity <= m.max_context,
+            "cache capacity {capacity} is outside 1..={} (the decoder context)",
+            m.max_context
+        );
+        let names = cache_names(m.layers);
+        let cache = match m.kv_cache {
+            KvCache::Concat => {
+                let empty = |_| -> Result<DynValue> {
+                    float_value(self.dtype, &[batch, m.kv_heads, 0, m.head_dim], &[])
+                };
+                let past = names
+                    .iter()
+                    .map(|(past, _)| Ok((past.clone(), empty(())?)))
+                    .collect::<Result<_>>()?;
+                Cache::Concat(past)
+            }
+            KvCache::SharedBuffer => {
+                let shape = [batch, m.kv_heads, capacity, m.head_dim];
+                let dec = lock(&self.decoder);
+                let alloc = cache_allocator(&dec, &self.options.provider);
+                let mut binding = dec.create_binding()?;
+                let mut buffers = Vec::with_capacity(names.len());
+                for (past, present) in &names {
+                    let mut buf = zeroed_tensor(&alloc, self.dtype, &shape)?;
+                    binding.bind_input(past, &buf)?;
+                    binding.bind_output(present, &mut buf)?;
+                    buffers.push(buf);
+                }
+                drop(dec);
+                Cache::Shared {
+                    binding: Box::new(binding),
+                    _buffers: buffers,
+                }
+            }
+        };
+        Ok(DecodeState {
+            rt: self,
+            batch,
+            len: 0,
+            capacity,
+            cache,
+        })
+    }
+}
+
+/// `(past_key_values.{i}.{kind}, present.{i}.{kind})` for every layer and kind.
+fn cache_names(layers: usize) -> Vec<(String, String)> {
+    (0..layers)
+        .flat_map(|i| {
+            ["key", "value"].map(|kind| {
+                (
+                    format!("past_key_values.{i}.{kind}"),
+                    format!("present.{i}.{kind}"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn host_memory() -> Result<MemoryInfo<'static>> {
+    Ok(MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )?)
+}
+
+/// Where shared cache buffers live: host memory for the CPU provider, else the
+/// session's device memory (so GPU steps do not copy the cache across the bus). If the
+/// device allocator is unavailable (a fallback to the CPU), host memory: still
+/// correct, since ONNX Runtime then copies and GroupQueryAttention sees two buffers.
+fn cache_allocator(session: &c3_onnx::ort::session::Session, provider: &Provider) -> Allocator {
+    if *provider != Provider::Cpu {
+        let device = MemoryInfo::new(
+            AllocationDevice::CUDA,
+            0,
+            AllocatorType::Device,
+            MemoryType::Default,
+        )
+        .and_then(|info| Allocator::new(session, info));
+        if let Ok(a) = device {
+            return a;
+        }
+    }
+    Allocator::default()
+}
+
+impl DecodeState<'_> {
+    /// Positions the cache holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Rows decoded together.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Most positions this state can hold.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Runs `seq` new positions per row, given their embeddings `[batch, seq, hidden]`
+    /// in the export dtype, appending them to the cache; returns their logits.
+    pub fn forward(&mut self, embeds: DynValue, seq: usize) -> Result<Logits> {
+        let (b, m) = (self.batch, &self.rt.manifest);
+        ensure!(seq > 0, "nothing to run: 0 new positions");
+        let total = self.len + seq;
+        ensure!(
+            total <= self.capacity,
+            "{total} positions exceed the cache capacity ({})",
+            self.capacity
+        );
+        let mut dec = lock(&self.rt.decoder);
+        let logits = match &mut self.cache {
+            Cache::Concat(past) => {
+                let mut inputs: Vec<(String, DynValue)> = vec![
+                    ("inputs_embeds".into(), embeds),
+                    (
+                        "attention_mask".into(),
+                        i64_value(&[b, total], vec![1; b * total])?,
+                    ),
+                    (
+                        "position_ids".into(),
+                        i64_value(
+                            &[b, seq],
+                            (0..b).flat_map(|_| self.len as i64..total as i64).collect(),
+                        )?,
+                    ),
+                ];
+                inputs.append(past);
+                let mut out = dec.run(inputs)?;
+                for (past_name, present) in cache_names(m.layers) {
+                    let v = out
+                        .remove(present.as_str())
+                        .with_context(|| format!("decoder returned no {present}"))?;
+                    past.push((past_name, v));
+                }
+                logits_of(&out["logits"], b, seq, m.vocab)?
+            }
+            Cache::Shared { binding, .. } => {
+                // GroupQueryAttention runs several new positions after a past only at
+                // batch 1 (ONNX Runtime's rule); a prefill or one step is any batch.
+                if self.len > 0 && seq > 1 && b > 1 {
+                    bail!("a shared-buffer cache takes one position per step at batch {b}");
+                }
+                binding.bind_input("inputs_embeds", &embeds)?;
+                // Logits change shape between prefill and steps: ORT allocates them
+                // per run (rebinding drops the previous run's buffer, a bound output
+                // would have to keep its shape).
+                binding.bind_output_to_device("logits", &host_memory()?)?;
+                let k = i32::try_from(total - 1).context("position over i32")?;
+                binding.bind_input("seqlens_k", &i32_value(&[b], vec![k; b])?)?;
+                binding.bind_input("total_sequence_length", &i32_value(&[], vec![k + 1])?)?;
+                let out = dec.run_binding(binding)?;
+                logits_of(&out["logits"], b, seq, m.vocab)?
+            }
+        };
+        self.len = total;
+        Ok(logits)
+    }
+
+    /// Forgets every position at or after `len` (benchmarks time one step at a fixed
+    /// position again and again). The shared buffer just moves its end; the concat
+    /// cache is sliced (a copy).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        ensure!(
+            len <= self.len,
+            "cannot truncate a {}-position cache to {len}",
+            self.len
+        );
+        if let Cache::Concat(past) = &mut self.cache {
+            let m = &self.rt.manifest;
+            for (_, v) in past.iter_mut() {
+                let (shape, data) = to_f32(v, self.rt.dtype)?;
+                let (rows, t, hd) = (shape[0] * shape[1], shape[2], shape[3]);
+                let kept: Vec<f32> = (0..rows)
+                    .flat_map(|r| data[r * t * hd..(r * t + len) * hd].iter().copied())
+                    .collect();
+                *v = float_value(self.rt.dtype, &[self.batch, m.kv_heads, len, hd], &kept)?;
+            }
+        }
+        self.len = len;
+        Ok(())
+    }
+}
+
+fn logits_of(v: &DynValue, b: usize, seq: usize, vocab: usize) -> Result<Logits> {
+    let (shape, data) = v.try_extract_tensor::<f32>()?;
+    let got: Vec<i64> = shape.iter().copied().collect();
+    ensure!(
+        got == [b as i64, seq as i64, vocab as i64],
+        "decoder returned logits of shape {got:?}, expected [{b}, {seq}, {vocab}]"
+    );
+    Ok(Logits {
+        batch: b,
+        seq,
+        vocab,
+        data: data.to_vec(),
+    })
+}
