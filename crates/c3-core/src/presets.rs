@@ -24,6 +24,10 @@ pub enum Preset {
     Tiny,
     /// Qwen2.5-1.5B encoder + Qwen2.5-3B decoder shapes, N = 32, Qwen vocabulary.
     ReleaseShape,
+    /// Qwen2.5-0.5B shapes for both LLMs, N = 32, Qwen vocabulary: a model whose
+    /// per-step cost is dominated by its weights, as in production, that still runs
+    /// in fp32 on a small CPU (latency benchmarks; the weights are random).
+    SmallShape,
 }
 
 impl Preset {
@@ -31,6 +35,7 @@ impl Preset {
         match s {
             "tiny" => Some(Preset::Tiny),
             "c3-release-shape" => Some(Preset::ReleaseShape),
+            "c3-0.5b-shape" => Some(Preset::SmallShape),
             _ => None,
         }
     }
@@ -49,6 +54,11 @@ impl Preset {
                 encoder: qwen2(151_936, 1536, 8960, 28, 12, 2, 32_768, 1_000_000.0, true),
                 decoder: qwen2(151_860, 2048, 11_008, 36, 16, 2, 32_768, 1_000_000.0, true),
                 c3: c3_fields(32, 1536, 151_857, 151_858, 151_859),
+            },
+            Preset::SmallShape => C3Config {
+                encoder: qwen2(151_936, 896, 4864, 24, 14, 2, 32_768, 1_000_000.0, true),
+                decoder: qwen2(151_860, 896, 4864, 24, 14, 2, 32_768, 1_000_000.0, true),
+                c3: c3_fields(32, 896, 151_857, 151_858, 151_859),
             },
         }
     }
@@ -172,7 +182,7 @@ pub fn init_checkpoint(
             write_byte_level_tokenizer(&tmp_tok.0)?;
             vec![(TOKENIZER_JSON.to_string(), tmp_tok.0.clone())]
         }
-        Preset::ReleaseShape => {
+        Preset::ReleaseShape | Preset::SmallShape => {
             let tk = crate::deps::qwen_tiktoken()?;
             vec![(QWEN_TIKTOKEN.to_string(), tk)]
         }
@@ -229,6 +239,6 @@ impl SplitMix64 {
 /// An error for a preset name that does not exist.
 pub fn unknown_preset(name: &str) -> Error {
     Error::Input(format!(
-        "unknown preset `{name}` (expected tiny or c3-release-shape)"
+        "unknown preset `{name}` (expected tiny, c3-0.5b-shape or c3-release-shape)"
     ))
 }

@@ -14,22 +14,23 @@ use anyhow::{Context, Result, bail, ensure};
 use c3_core::KvCache;
 use c3_onnx::ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use c3_onnx::ort::session::IoBinding;
-use c3_onnx::ort::value::{DynTensor, DynValue};
+use c3_onnx::ort::value::{DynTensor, DynValue, Tensor};
 
 use crate::model::{C3Runtime, lock};
 use crate::provider::Provider;
-use crate::values::{float_value, i32_value, i64_value, to_f32, zeroed_tensor};
+use crate::values::{alloc_tensor, float_value, i64_value, to_f32};
 
-/// Logits of one decoder run, `[batch, seq, vocab]` row-major f32.
-#[derive(Debug, Clone)]
-pub struct Logits {
+/// Logits of the last decoder run, `[batch, seq, vocab]` row-major f32, borrowed from
+/// the output tensor (no copy per step).
+#[derive(Debug, Clone, Copy)]
+pub struct Logits<'a> {
     pub batch: usize,
     pub seq: usize,
     pub vocab: usize,
-    pub data: Vec<f32>,
+    pub data: &'a [f32],
 }
 
-impl Logits {
+impl Logits<'_> {
     /// The last position's logits of `row`.
     pub fn last(&self, row: usize) -> &[f32] {
         let start = (row * self.seq + self.seq - 1) * self.vocab;
@@ -41,10 +42,19 @@ enum Cache {
     /// The previous run's `present.*`, fed back as `past_key_values.*`.
     Concat(Vec<(String, DynValue)>),
     /// Preallocated buffers bound as past and present (kept alive by the binding too).
-    Shared {
-        binding: Box<IoBinding>,
-        _buffers: Vec<DynTensor>,
-    },
+    Shared(Box<Shared>),
+}
+
+/// Everything a shared-buffer state binds once and updates in place between runs.
+struct Shared {
+    binding: IoBinding,
+    _buffers: Vec<DynTensor>,
+    /// `seqlens_k` `[B]` and `total_sequence_length` `[]`, bound once, rewritten per run.
+    seqlens: Tensor<i32>,
+    total: Tensor<i32>,
+    /// `[B, 1, vocab]` logits of a step, bound from the first step on (a prefill's
+    /// logits have another shape: ONNX Runtime allocates those).
+    step_logits: Option<Tensor<f32>>,
 }
 
 /// The decoder cache of one request: `batch` rows that advance together.
@@ -54,6 +64,9 @@ pub struct DecodeState<'m> {
     len: usize,
     capacity: usize,
     cache: Cache,
+    /// The last run's `logits` when ONNX Runtime allocated them, and that run's seq.
+    last: Option<DynValue>,
+    last_seq: usize,
 }
 
 impl C3Runtime {
@@ -87,16 +100,24 @@ impl C3Runtime {
                 let mut binding = dec.create_binding()?;
                 let mut buffers = Vec::with_capacity(names.len());
                 for (past, present) in &names {
-                    let mut buf = zeroed_tensor(&alloc, self.dtype, &shape)?;
+                    let mut buf = alloc_tensor(&alloc, self.dtype, &shape)?;
                     binding.bind_input(past, &buf)?;
                     binding.bind_output(present, &mut buf)?;
                     buffers.push(buf);
                 }
+                let host = Allocator::default();
+                let seqlens = Tensor::<i32>::new(&host, [batch])?;
+                let total = Tensor::<i32>::new(&host, [0usize; 0])?;
+                binding.bind_input("seqlens_k", &seqlens)?;
+                binding.bind_input("total_sequence_length", &total)?;
                 drop(dec);
-                Cache::Shared {
-                    binding: Box::new(binding),
+                Cache::Shared(Box::new(Shared {
+                    binding,
                     _buffers: buffers,
-                }
+                    seqlens,
+                    total,
+                    step_logits: None,
+                }))
             }
         };
         Ok(DecodeState {
@@ -105,6 +126,8 @@ impl C3Runtime {
             len: 0,
             capacity,
             cache,
+            last: None,
+            last_seq: 0,
         })
     }
 }
@@ -173,8 +196,9 @@ impl DecodeState<'_> {
     }
 
     /// Runs `seq` new positions per row, given their embeddings `[batch, seq, hidden]`
-    /// in the export dtype, appending them to the cache; returns their logits.
-    pub fn forward(&mut self, embeds: DynValue, seq: usize) -> Result<Logits> {
+    /// in the export dtype, appending them to the cache; [`Self::logits`] then holds
+    /// their logits.
+    pub fn forward(&mut self, embeds: DynValue, seq: usize) -> Result<()> {
         let (b, m) = (self.batch, &self.rt.manifest);
         ensure!(seq > 0, "nothing to run: 0 new positions");
         let total = self.len + seq;
@@ -184,7 +208,7 @@ impl DecodeState<'_> {
             self.capacity
         );
         let mut dec = lock(&self.rt.decoder);
-        let logits = match &mut self.cache {
+        self.last = match &mut self.cache {
             Cache::Concat(past) => {
                 let mut inputs: Vec<(String, DynValue)> = vec![
                     ("inputs_embeds".into(), embeds),
@@ -208,28 +232,64 @@ impl DecodeState<'_> {
                         .with_context(|| format!("decoder returned no {present}"))?;
                     past.push((past_name, v));
                 }
-                logits_of(&out["logits"], b, seq, m.vocab)?
+                out.remove("logits")
             }
-            Cache::Shared { binding, .. } => {
+            Cache::Shared(sh) => {
                 // GroupQueryAttention runs several new positions after a past only at
                 // batch 1 (ONNX Runtime's rule); a prefill or one step is any batch.
                 if self.len > 0 && seq > 1 && b > 1 {
                     bail!("a shared-buffer cache takes one position per step at batch {b}");
                 }
-                binding.bind_input("inputs_embeds", &embeds)?;
-                // Logits change shape between prefill and steps: ORT allocates them
-                // per run (rebinding drops the previous run's buffer, a bound output
-                // would have to keep its shape).
-                binding.bind_output_to_device("logits", &host_memory()?)?;
                 let k = i32::try_from(total - 1).context("position over i32")?;
-                binding.bind_input("seqlens_k", &i32_value(&[b], vec![k; b])?)?;
-                binding.bind_input("total_sequence_length", &i32_value(&[], vec![k + 1])?)?;
-                let out = dec.run_binding(binding)?;
-                logits_of(&out["logits"], b, seq, m.vocab)?
+                sh.seqlens.extract_tensor_mut().1.fill(k);
+                sh.total.extract_tensor_mut().1[0] = k + 1;
+                sh.binding.bind_input("inputs_embeds", &embeds)?;
+                if seq == 1 && sh.step_logits.is_none() {
+                    let mut t = Tensor::<f32>::new(&Allocator::default(), [b, 1, m.vocab])?;
+                    sh.binding.bind_output("logits", &mut t)?;
+                    sh.step_logits = Some(t);
+                } else if seq > 1 {
+                    // Bound per run: drops the previous run's buffer of another shape.
+                    sh.binding
+                        .bind_output_to_device("logits", &host_memory()?)?;
+                    sh.step_logits = None;
+                }
+                let mut out = dec.run_binding(&sh.binding)?;
+                if sh.step_logits.is_some() {
+                    None
+                } else {
+                    out.remove("logits")
+                }
             }
         };
         self.len = total;
-        Ok(logits)
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    /// The logits of the last [`Self::forward`].
+    pub fn logits(&self) -> Result<Logits<'_>> {
+        let (b, seq, vocab) = (self.batch, self.last_seq, self.rt.manifest.vocab);
+        ensure!(seq > 0, "no decoder run yet");
+        let data = match (&self.last, &self.cache) {
+            (Some(v), _) => v.try_extract_tensor::<f32>()?,
+            (None, Cache::Shared(sh)) => match &sh.step_logits {
+                Some(t) => t.extract_tensor(),
+                None => bail!("the decoder returned no logits"),
+            },
+            (None, Cache::Concat(_)) => bail!("the decoder returned no logits"),
+        };
+        let got: Vec<i64> = data.0.iter().copied().collect();
+        ensure!(
+            got == [b as i64, seq as i64, vocab as i64],
+            "decoder returned logits of shape {got:?}, expected [{b}, {seq}, {vocab}]"
+        );
+        Ok(Logits {
+            batch: b,
+            seq,
+            vocab,
+            data: data.1,
+        })
     }
 
     /// Forgets every position at or after `len` (benchmarks time one step at a fixed
@@ -255,19 +315,4 @@ impl DecodeState<'_> {
         self.len = len;
         Ok(())
     }
-}
-
-fn logits_of(v: &DynValue, b: usize, seq: usize, vocab: usize) -> Result<Logits> {
-    let (shape, data) = v.try_extract_tensor::<f32>()?;
-    let got: Vec<i64> = shape.iter().copied().collect();
-    ensure!(
-        got == [b as i64, seq as i64, vocab as i64],
-        "decoder returned logits of shape {got:?}, expected [{b}, {seq}, {vocab}]"
-    );
-    Ok(Logits {
-        batch: b,
-        seq,
-        vocab,
-        data: data.to_vec(),
-    })
 }

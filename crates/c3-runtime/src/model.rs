@@ -258,7 +258,8 @@ impl C3Runtime {
     pub fn prefill_logits(&self, latents: &Latents) -> Result<Vec<f32>> {
         let plen = self.manifest.prompt.ids.len();
         let mut state = self.decode_state(1, plen)?;
-        Ok(state.forward(self.prefill_embeds(&[latents])?, plen)?.data)
+        state.forward(self.prefill_embeds(&[latents])?, plen)?;
+        Ok(state.logits()?.data.to_vec())
     }
 
     /// Greedy decoding of each row's latents with a KV cache, after the manifest's
@@ -283,10 +284,14 @@ impl C3Runtime {
         let capacity = (plen + cfg.max_new_tokens).min(m.max_context);
         let mut state = self.decode_state(b, capacity)?;
         let mut greedy = BatchGreedy::new(b, prompt, m.max_context, cfg);
-        let mut logits = state.forward(self.prefill_embeds(latents)?, plen)?;
+        state.forward(self.prefill_embeds(latents)?, plen)?;
         // BatchGreedy ends every row by max_new_tokens, so the steps fit `capacity`.
-        while let Some(next) = greedy.step(|r| logits.last(r), on_token) {
-            logits = state.forward(self.embed(&next, b)?, 1)?;
+        loop {
+            let logits = state.logits()?;
+            let Some(next) = greedy.step(|r| logits.last(r), on_token) else {
+                break;
+            };
+            state.forward(self.embed(&next, b)?, 1)?;
         }
         Ok(greedy.into_results())
     }

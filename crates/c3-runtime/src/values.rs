@@ -49,28 +49,15 @@ pub fn i64_value(shape: &[usize], data: Vec<i64>) -> Result<DynValue> {
     Ok(Tensor::from_array((shape.to_vec(), data))?.into_dyn())
 }
 
-/// An int32 tensor (`shape` `[]` for a scalar).
-pub fn i32_value(shape: &[usize], data: Vec<i32>) -> Result<DynValue> {
-    Ok(Tensor::from_array((shape.to_vec(), data))?.into_dyn())
-}
-
-/// A float tensor of `shape` from `alloc`, zero-filled when the memory is on the host
-/// (device memory is left as allocated: readers only touch positions written first).
-pub fn zeroed_tensor(alloc: &Allocator, ty: FloatType, shape: &[usize]) -> Result<DynTensor> {
+/// A float tensor of `shape` from `alloc` (`ort` zero-fills host memory; device memory
+/// is left as allocated: readers only touch positions written first).
+pub fn alloc_tensor(alloc: &Allocator, ty: FloatType, shape: &[usize]) -> Result<DynTensor> {
     let elem = match ty {
         FloatType::F32 => TensorElementType::Float32,
         FloatType::F16 => TensorElementType::Float16,
         FloatType::BF16 => TensorElementType::Bfloat16,
     };
-    let mut t = DynTensor::new(alloc, elem, shape.to_vec())?;
-    if alloc.memory_info().is_cpu_accessible() {
-        match ty {
-            FloatType::F32 => t.try_extract_tensor_mut::<f32>()?.1.fill(0.0),
-            FloatType::F16 => t.try_extract_tensor_mut::<f16>()?.1.fill(f16::ZERO),
-            FloatType::BF16 => t.try_extract_tensor_mut::<bf16>()?.1.fill(bf16::ZERO),
-        }
-    }
-    Ok(t)
+    Ok(DynTensor::new(alloc, elem, shape.to_vec())?)
 }
 
 /// A float tensor's shape and values as f32.

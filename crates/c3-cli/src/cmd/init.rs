@@ -8,13 +8,14 @@ use c3_core::presets::{Preset, init_checkpoint, unknown_preset};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `tiny` (tests, demos) or `c3-release-shape` (1.5B encoder + 3B decoder shapes).
+    /// `tiny` (tests, demos), `c3-0.5b-shape` (Qwen2.5-0.5B shapes for both LLMs:
+    /// CPU latency benchmarks) or `c3-release-shape` (1.5B encoder + 3B decoder shapes).
     #[arg(long, default_value = "tiny")]
     preset: String,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Storage dtype: fp32, fp16 or bf16 (default: fp32 for tiny, bf16 for release shape).
+    /// Storage dtype: fp32, fp16 or bf16 (default: bf16 for the release shape, else fp32).
     #[arg(long)]
     dtype: Option<String>,
     /// Replace an existing checkpoint at OUT.
@@ -32,8 +33,8 @@ pub fn run(a: Args) -> Result<()> {
     let dtype = match &a.dtype {
         Some(s) => DType::parse(s)
             .ok_or_else(|| anyhow!("unknown dtype `{s}` (expected fp32, fp16 or bf16)"))?,
-        None if preset == Preset::Tiny => DType::F32,
-        None => DType::BF16,
+        None if preset == Preset::ReleaseShape => DType::BF16,
+        None => DType::F32,
     };
     let t = std::time::Instant::now();
     let cfg = init_checkpoint(preset, a.seed, dtype, &a.out, a.force)?;
