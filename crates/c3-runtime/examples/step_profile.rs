@@ -12,7 +12,9 @@ use c3_runtime::{C3Runtime, Latents, RuntimeOptions};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().context("usage: step_profile EXPORT_DIR [THREADS]")?;
+    let dir = args
+        .next()
+        .context("usage: step_profile EXPORT_DIR [THREADS]")?;
     let threads = match args.next() {
         Some(t) => t.parse().context("THREADS must be a number")?,
         None => 2,
