@@ -57,9 +57,18 @@ fn export(ckpt: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn every_fp32_target_verifies_against_tch() {
     let tmp = tempfile::tempdir().unwrap();
-    for target in ["ort", "tensorrt"] {
-        let out = tmp.path().join(target);
-        let v = export(&fixture(), &out, &["--target", target, "--verify"]);
+    for (target, kv, want_kv) in [
+        ("ort", "auto", "shared_buffer"),
+        ("ort", "concat", "concat"),
+        ("tensorrt", "auto", "concat"),
+    ] {
+        let out = tmp.path().join(format!("{target}-{kv}"));
+        let v = export(
+            &fixture(),
+            &out,
+            &["--target", target, "--kv-cache", kv, "--verify"],
+        );
+        assert_eq!(v["kv_cache"], want_kv, "{v}");
         assert_eq!(v["verify"]["pass"], true, "{v}");
         assert_eq!(
             v["verify"]["greedy_first_difference"],
@@ -316,6 +325,19 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
             "int4",
         ]),
         &["--quantize", "tensorrt"],
+    );
+    assert_error(
+        &c3(&[
+            "export",
+            s(&fixture()),
+            "--out",
+            s(&tmp.path().join("q")),
+            "--target",
+            "tensorrt",
+            "--kv-cache",
+            "shared-buffer",
+        ]),
+        &["--kv-cache shared-buffer", "--target ort"],
     );
     assert!(
         !tmp.path().join("x").exists() && !tmp.path().join("q").exists(),
