@@ -313,32 +313,28 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
         &c3(&["export", s(&fixture()), "--out", s(tmp.path())]),
         &["not an export folder"],
     );
-    assert_error(
-        &c3(&[
-            "export",
-            s(&fixture()),
-            "--out",
-            s(&tmp.path().join("q")),
-            "--target",
-            "tensorrt",
-            "--quantize",
-            "int4",
-        ]),
-        &["--quantize", "tensorrt"],
-    );
-    assert_error(
-        &c3(&[
-            "export",
-            s(&fixture()),
-            "--out",
-            s(&tmp.path().join("q")),
-            "--target",
-            "tensorrt",
+    // Options that TensorRT graphs cannot carry (contrib ops) are refused up front.
+    let q = tmp.path().join("q");
+    for (opt, value, needles) in [
+        ("--quantize", "int4", ["--quantize", "tensorrt"]),
+        (
             "--kv-cache",
             "shared-buffer",
-        ]),
-        &["--kv-cache shared-buffer", "--target ort"],
-    );
+            ["--kv-cache shared-buffer", "--target ort"],
+        ),
+    ] {
+        let args = [
+            "export",
+            s(&fixture()),
+            "--out",
+            s(&q),
+            "--target",
+            "tensorrt",
+        ];
+        let mut args = args.to_vec();
+        args.extend([opt, value]);
+        assert_error(&c3(&args), &needles);
+    }
     assert!(
         !tmp.path().join("x").exists() && !tmp.path().join("q").exists(),
         "no half-written export left behind"
