@@ -314,7 +314,7 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
         &["not an export folder"],
     );
     // Options that TensorRT graphs cannot carry (contrib ops) are refused up front.
-    let q = tmp.path().join("q");
+    let (q, fx) = (tmp.path().join("q"), fixture());
     for (opt, value, needles) in [
         ("--quantize", "int4", ["--quantize", "tensorrt"]),
         (
@@ -323,14 +323,7 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
             ["--kv-cache shared-buffer", "--target ort"],
         ),
     ] {
-        let args = [
-            "export",
-            s(&fixture()),
-            "--out",
-            s(&q),
-            "--target",
-            "tensorrt",
-        ];
+        let args = ["export", s(&fx), "--out", s(&q), "--target", "tensorrt"];
         let mut args = args.to_vec();
         args.extend([opt, value]);
         assert_error(&c3(&args), &needles);
