@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use c3_core::{C3Tokenizer, Generated, GenerationConfig};
+use c3_core::{C3Tokenizer, Generated, GenerationConfig, Reconstruction};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
 use c3_torch::TorchCascade;
 use c3_torch::tch::Device;
@@ -116,13 +116,7 @@ impl Backend {
         match self {
             Backend::Torch(c) => {
                 let latents = c.compress_ids(docs)?;
-                Ok(c3_torch::generate(&c.model, &c.prompt, &latents, cfg)?
-                    .into_iter()
-                    .map(|g| Generated {
-                        ids: g.ids,
-                        finish: g.finish,
-                    })
-                    .collect())
+                Ok(c3_torch::generate(&c.model, &c.prompt, &latents, cfg)?)
             }
             Backend::Ort(r) => {
                 let lats = r.compress(docs)?;
@@ -133,40 +127,10 @@ impl Backend {
     }
 
     /// One text through the cascade, with timings.
-    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Roundtrip> {
+    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
         Ok(match self {
-            Backend::Torch(c) => {
-                let r = c.roundtrip(text, cfg)?;
-                Roundtrip {
-                    text_ids: r.text_ids,
-                    generation: Generated {
-                        ids: r.generation.ids,
-                        finish: r.generation.finish,
-                    },
-                    text: r.text,
-                    encode_seconds: r.encode_seconds,
-                    decode_seconds: r.decode_seconds,
-                }
-            }
-            Backend::Ort(rt) => {
-                let r = rt.roundtrip(text, cfg)?;
-                Roundtrip {
-                    text_ids: r.text_ids,
-                    generation: r.generation,
-                    text: r.text,
-                    encode_seconds: r.encode_seconds,
-                    decode_seconds: r.decode_seconds,
-                }
-            }
+            Backend::Torch(c) => c.roundtrip(text, cfg)?,
+            Backend::Ort(rt) => rt.roundtrip(text, cfg)?,
         })
     }
-}
-
-/// One reconstruction, back-end independent.
-pub struct Roundtrip {
-    pub text_ids: Vec<u32>,
-    pub generation: Generated,
-    pub text: String,
-    pub encode_seconds: f64,
-    pub decode_seconds: f64,
 }

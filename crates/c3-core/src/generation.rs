@@ -205,6 +205,45 @@ pub struct Generated {
     pub finish: FinishReason,
 }
 
+/// One document compressed and reconstructed, with timings: what every back-end's
+/// round trip returns.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reconstruction {
+    /// The document's ids in the model's tokenizer.
+    pub text_ids: Vec<u32>,
+    pub generation: Generated,
+    /// Decoded output, whitespace-stripped (spec §2).
+    pub text: String,
+    pub encode_seconds: f64,
+    pub decode_seconds: f64,
+}
+
+impl Reconstruction {
+    /// Times `encode` (ids -> the back-end's latents) and `decode` (latents -> one
+    /// generation) of one tokenized document, then detokenizes the output.
+    pub fn timed<L, E: From<crate::Error>>(
+        tokenizer: &crate::C3Tokenizer,
+        text_ids: Vec<u32>,
+        encode: impl FnOnce(&[u32]) -> std::result::Result<L, E>,
+        decode: impl FnOnce(L) -> std::result::Result<Generated, E>,
+    ) -> std::result::Result<Self, E> {
+        let t0 = std::time::Instant::now();
+        let latents = encode(&text_ids)?;
+        let encode_seconds = t0.elapsed().as_secs_f64();
+        let t1 = std::time::Instant::now();
+        let generation = decode(latents)?;
+        let decode_seconds = t1.elapsed().as_secs_f64();
+        let text = tokenizer.decode(&generation.ids)?.trim().to_string();
+        Ok(Reconstruction {
+            text_ids,
+            generation,
+            text,
+            encode_seconds,
+            decode_seconds,
+        })
+    }
+}
+
 /// Greedy decoding state of a batch of rows sharing one prompt, independent of the
 /// back-end: feed it each step's last-position logits, get the next tokens to feed.
 /// Rows that finished keep receiving the first stop id (their outputs are ignored)

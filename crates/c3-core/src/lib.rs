@@ -23,7 +23,9 @@ pub mod tokenizer;
 pub use checkpoint::{Checkpoint, DType, TensorStore, TensorView};
 pub use config::{C3Config, C3Fields, Qwen2Config};
 pub use error::{Error, Result};
-pub use generation::{BatchGreedy, FinishReason, Generated, GenerationConfig, NoRepeatNGram};
+pub use generation::{
+    BatchGreedy, FinishReason, Generated, GenerationConfig, NoRepeatNGram, Reconstruction,
+};
 pub use manifest::{ExportManifest, KvCache, MANIFEST_FILE};
 pub use prompt::{DecoderPrompt, PromptTemplate};
 pub use tokenizer::{C3Tokenizer, SpecialTokens};

@@ -2,13 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use c3_core::prompt::document_ids;
 use c3_core::{
     BatchGreedy, C3Tokenizer, DecoderPrompt, ExportManifest, Generated, GenerationConfig, KvCache,
-    PromptTemplate,
+    PromptTemplate, Reconstruction,
 };
 use c3_onnx::ort::session::Session;
 use c3_onnx::ort::value::DynValue;
@@ -47,17 +46,6 @@ pub struct Latents {
     pub data: Vec<f32>,
     /// The document's length in the model's tokens.
     pub text_tokens: usize,
-}
-
-/// One text compressed and reconstructed.
-#[derive(Debug, Clone)]
-pub struct Reconstruction {
-    pub text_ids: Vec<u32>,
-    pub generation: Generated,
-    /// Decoded output, whitespace-stripped (spec §2).
-    pub text: String,
-    pub encode_seconds: f64,
-    pub decode_seconds: f64,
 }
 
 /// An export folder loaded into ONNX Runtime. `Send + Sync`; see the crate docs.
@@ -305,21 +293,12 @@ impl C3Runtime {
 
     /// Compresses `text` and reconstructs it (one document, batch 1).
     pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
-        let ids = self.document_ids(text)?;
-        let t0 = Instant::now();
-        let lat = self.compress(std::slice::from_ref(&ids))?.remove(0);
-        let encode_seconds = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
-        let generation = self.generate(&[&lat], cfg, &mut |_, _| {})?.remove(0);
-        let decode_seconds = t1.elapsed().as_secs_f64();
-        let text = self.tokenizer.decode(&generation.ids)?.trim().to_string();
-        Ok(Reconstruction {
-            text_ids: ids,
-            generation,
-            text,
-            encode_seconds,
-            decode_seconds,
-        })
+        Reconstruction::timed(
+            &self.tokenizer,
+            self.document_ids(text)?,
+            |ids| Ok(self.compress(&[ids.to_vec()])?.remove(0)),
+            |lat| Ok(self.generate(&[&lat], cfg, &mut |_, _| {})?.remove(0)),
+        )
     }
 
     /// The manifest's generation settings.

@@ -8,10 +8,12 @@ use tch::{Device, Kind, Tensor};
 
 use crate::c3::{C3Model, EncoderBatch};
 use crate::error::Result;
-use crate::generate::{Generation, generate};
+use crate::generate::generate;
 use crate::load::load_model;
 use c3_core::prompt::{document_ids, encoder_input};
-use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, PromptTemplate};
+use c3_core::{
+    C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, PromptTemplate, Reconstruction,
+};
 
 /// A loaded checkpoint ready to compress and reconstruct.
 pub struct TorchCascade {
@@ -19,17 +21,6 @@ pub struct TorchCascade {
     pub tokenizer: C3Tokenizer,
     pub prompt: DecoderPrompt,
     _vs: tch::nn::VarStore,
-}
-
-/// One reconstruction.
-pub struct Reconstruction {
-    /// The document's ids in the model's tokenizer.
-    pub text_ids: Vec<u32>,
-    pub generation: Generation,
-    /// Decoded output, whitespace-stripped (spec §2).
-    pub text: String,
-    pub encode_seconds: f64,
-    pub decode_seconds: f64,
 }
 
 impl TorchCascade {
@@ -78,20 +69,12 @@ impl TorchCascade {
     /// Tokenizes (refusing empty or over-long text), compresses and reconstructs.
     pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
         let ids = document_ids(&self.tokenizer, text, self.model.config.max_text_tokens())?;
-        let t0 = std::time::Instant::now();
-        let latents = self.compress_ids(std::slice::from_ref(&ids))?;
-        let encode_seconds = t0.elapsed().as_secs_f64();
-        let t1 = std::time::Instant::now();
-        let generation = generate(&self.model, &self.prompt, &latents, cfg)?.remove(0);
-        let decode_seconds = t1.elapsed().as_secs_f64();
-        let text = self.tokenizer.decode(&generation.ids)?.trim().to_string();
-        Ok(Reconstruction {
-            text_ids: ids,
-            generation,
-            text,
-            encode_seconds,
-            decode_seconds,
-        })
+        Reconstruction::timed(
+            &self.tokenizer,
+            ids,
+            |ids| self.compress_ids(&[ids.to_vec()]),
+            |latents| Ok(generate(&self.model, &self.prompt, &latents, cfg)?.remove(0)),
+        )
     }
 
     /// The reference generation settings with this tokenizer's stop ids.

@@ -7,15 +7,7 @@ use crate::c3::C3Model;
 use crate::error::{Error, Result};
 use crate::kv_cache::KvCache;
 use c3_core::generation::greedy_pick;
-use c3_core::{DecoderPrompt, FinishReason, GenerationConfig, NoRepeatNGram};
-
-/// One decoded sequence.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generation {
-    /// Generated ids, stop token excluded.
-    pub ids: Vec<u32>,
-    pub finish: FinishReason,
-}
+use c3_core::{DecoderPrompt, FinishReason, Generated, GenerationConfig, NoRepeatNGram};
 
 fn row_logits(t: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(t.to_kind(Kind::Float).contiguous())?)
@@ -29,7 +21,7 @@ pub fn generate(
     prompt: &DecoderPrompt,
     projected: &Tensor,
     cfg: &GenerationConfig,
-) -> Result<Vec<Generation>> {
+) -> Result<Vec<Generated>> {
     let b = projected.size()[0] as usize;
     let ctx = model.config.decoder.max_position_embeddings;
     if prompt.ids.len() >= ctx {
@@ -42,7 +34,7 @@ pub fn generate(
     let mut rules: Vec<NoRepeatNGram> = (0..b)
         .map(|_| NoRepeatNGram::new(cfg.no_repeat_ngram_size, &prompt.ids))
         .collect();
-    let mut out: Vec<Option<Generation>> = vec![None; b];
+    let mut out: Vec<Option<Generated>> = vec![None; b];
     let mut ids: Vec<Vec<u32>> = vec![Vec::new(); b];
     tch::no_grad(|| -> Result<()> {
         let embeds = model.prompt_embeds(prompt, projected);
@@ -60,7 +52,7 @@ pub fn generate(
                 let tok = greedy_pick(&row_logits(&logits.get(r as i64))?, rules[r].banned());
                 next[r] = tok as i64;
                 if cfg.stop_ids.contains(&tok) {
-                    out[r] = Some(Generation {
+                    out[r] = Some(Generated {
                         ids: std::mem::take(&mut ids[r]),
                         finish: FinishReason::Stop,
                     });
@@ -76,7 +68,7 @@ pub fn generate(
                     None
                 };
                 if let Some(finish) = finish {
-                    out[r] = Some(Generation {
+                    out[r] = Some(Generated {
                         ids: std::mem::take(&mut ids[r]),
                         finish,
                     });

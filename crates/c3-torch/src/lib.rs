@@ -16,9 +16,9 @@ mod qwen2;
 mod rope;
 
 pub use c3::{C3Model, EncoderBatch};
-pub use cascade::{Reconstruction, TorchCascade};
+pub use cascade::TorchCascade;
 pub use error::{Error, Result};
-pub use generate::{Generation, generate};
+pub use generate::generate;
 pub use kv_cache::KvCache;
 pub use load::{load_model, save_model, tensor_from_view};
 pub use qwen2::Qwen2Model;
