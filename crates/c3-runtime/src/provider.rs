@@ -68,7 +68,14 @@ pub fn session(
                     .with_engine_cache_path(d.clone())
                     .with_timing_cache_path(d);
             }
-            register(&mut b, trt, "tensorrt", allow_fallback)?
+            register(&mut b, trt, "tensorrt", allow_fallback)?;
+            // Nodes TensorRT does not take (e.g. GroupQueryAttention of a `--target ort`
+            // export) then run on CUDA rather than on the CPU, as ONNX Runtime's
+            // TensorRT documentation recommends. Best effort: TensorRT itself was
+            // checked above.
+            if ep::CUDA::is_available().unwrap_or(false) {
+                let _ = ep::CUDA::default().register(&mut b);
+            }
         }
     }
     b.commit_from_file(path).map_err(|e| {
