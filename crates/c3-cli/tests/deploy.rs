@@ -377,3 +377,53 @@ fn build_dry_run_checks_exports_and_real_builds_need_a_gpu() {
         );
     }
 }
+
+/// `c3 bench --json` on the fixture: every figure the runtime issue asks for is
+/// there, positive, measured for this runtime and the tch reference in one run.
+#[test]
+fn bench_reports_runtime_and_reference_in_one_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("export");
+    export(&fixture(), &out, &[]);
+    let v = ok(&c3(&[
+        "bench",
+        "--model",
+        s(&out),
+        "--docs",
+        "2",
+        "--new-tokens",
+        "4",
+        "--repeat",
+        "1",
+        "--json",
+    ]));
+    let o = &v["runtime"];
+    assert_eq!(o["kv_cache"], "shared_buffer", "{v}");
+    for k in [
+        "docs_per_second",
+        "time_to_first_token_ms",
+        "decode_tokens_per_second_b1",
+        "decode_tokens_per_second_b8",
+        "prefill_ms_with_latents",
+        "prefill_ms_with_full_text",
+        "peak_rss_mib",
+    ] {
+        assert!(o[k].as_f64().is_some_and(|x| x > 0.0), "{k}: {v}");
+    }
+    let steps = o["decode_step_ms_by_position"].as_object().unwrap();
+    assert!(steps.contains_key("16") && steps.len() >= 2, "{v}");
+    assert!(o["decode_step_growth"]["ratio"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["reference"]["decode_tokens_per_second_b1"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(v["ratios"]["decode_b1_ort_over_tch"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["deepseek_ocr_published"]["note"]
+            .as_str()
+            .unwrap()
+            .contains("not measured")
+    );
+}
