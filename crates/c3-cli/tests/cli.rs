@@ -233,4 +233,27 @@ fn eval_writes_report_and_resumes_from_its_results() {
     assert_eq!(lines(&out.join("results.jsonl")), 3);
     assert!(c3(&args).status.success());
     assert_eq!(lines(&out.join("results.jsonl")), 3);
+    // Another model (same shapes, other seed) into the same folder is refused: its
+    // results must not be mixed with, or replaced by, the first model's.
+    let other = tmp.path().join("other");
+    let init = c3(&[
+        "init",
+        "--preset",
+        "tiny",
+        "--seed",
+        "9",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let mut again = args;
+    again[2] = other.to_str().unwrap();
+    let refused = c3(&again);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("another model or passage set"), "{err}");
+    assert_eq!(lines(&out.join("results.jsonl")), 3);
 }

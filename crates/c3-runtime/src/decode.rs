@@ -39,8 +39,12 @@ impl Logits<'_> {
 }
 
 enum Cache {
-    /// The previous run's `present.*`, fed back as `past_key_values.*`.
-    Concat(Vec<(String, DynValue)>),
+    /// The previous run's `present.*`, fed back as `past_key_values.*`, and the
+    /// (past, present) names, built once rather than per step.
+    Concat {
+        past: Vec<(String, DynValue)>,
+        names: Vec<(String, String)>,
+    },
     /// Preallocated buffers bound as past and present (kept alive by the binding too).
     Shared(Box<Shared>),
 }
@@ -67,6 +71,9 @@ pub struct DecodeState<'m> {
     /// The last run's `logits` when ONNX Runtime allocated them, and that run's seq.
     last: Option<DynValue>,
     last_seq: usize,
+    /// A run failed part-way: the cache may hold a half-written step (or, for
+    /// concat, no past at all), so the state refuses further runs.
+    broken: bool,
 }
 
 impl C3Runtime {
@@ -91,7 +98,7 @@ impl C3Runtime {
                     .iter()
                     .map(|(past, _)| Ok((past.clone(), empty(())?)))
                     .collect::<Result<_>>()?;
-                Cache::Concat(past)
+                Cache::Concat { past, names }
             }
             KvCache::SharedBuffer => {
                 let shape = [batch, m.kv_heads, capacity, m.head_dim];
@@ -128,6 +135,7 @@ impl C3Runtime {
             cache,
             last: None,
             last_seq: 0,
+            broken: false,
         })
     }
 }
@@ -199,7 +207,10 @@ impl DecodeState<'_> {
     /// in the export dtype, appending them to the cache; [`Self::logits`] then holds
     /// their logits.
     pub fn forward(&mut self, embeds: DynValue, seq: usize) -> Result<()> {
-        let (b, m) = (self.batch, &self.rt.manifest);
+        ensure!(
+            !self.broken,
+            "this decoder state failed in an earlier run; start a new one"
+        );
         ensure!(seq > 0, "nothing to run: 0 new positions");
         let total = self.len + seq;
         ensure!(
@@ -207,9 +218,27 @@ impl DecodeState<'_> {
             "{total} positions exceed the cache capacity ({})",
             self.capacity
         );
+        // Shared-buffer rule (ONNX Runtime's GroupQueryAttention): several new
+        // positions after a past only at batch 1; a prefill or one step is any batch.
+        if matches!(self.cache, Cache::Shared(_)) && self.len > 0 && seq > 1 && self.batch > 1 {
+            bail!(
+                "a shared-buffer cache takes one position per step at batch {}",
+                self.batch
+            );
+        }
+        self.broken = true;
+        self.last = self.run(embeds, seq, total)?;
+        self.broken = false;
+        self.len = total;
+        self.last_seq = seq;
+        Ok(())
+    }
+
+    fn run(&mut self, embeds: DynValue, seq: usize, total: usize) -> Result<Option<DynValue>> {
+        let (b, m) = (self.batch, &self.rt.manifest);
         let mut dec = lock(&self.rt.decoder);
-        self.last = match &mut self.cache {
-            Cache::Concat(past) => {
+        Ok(match &mut self.cache {
+            Cache::Concat { past, names } => {
                 let mut inputs: Vec<(String, DynValue)> = vec![
                     ("inputs_embeds".into(), embeds),
                     (
@@ -226,20 +255,15 @@ impl DecodeState<'_> {
                 ];
                 inputs.append(past);
                 let mut out = dec.run(inputs)?;
-                for (past_name, present) in cache_names(m.layers) {
+                for (past_name, present) in names.iter() {
                     let v = out
                         .remove(present.as_str())
                         .with_context(|| format!("decoder returned no {present}"))?;
-                    past.push((past_name, v));
+                    past.push((past_name.clone(), v));
                 }
                 out.remove("logits")
             }
             Cache::Shared(sh) => {
-                // GroupQueryAttention runs several new positions after a past only at
-                // batch 1 (ONNX Runtime's rule); a prefill or one step is any batch.
-                if self.len > 0 && seq > 1 && b > 1 {
-                    bail!("a shared-buffer cache takes one position per step at batch {b}");
-                }
                 let k = i32::try_from(total - 1).context("position over i32")?;
                 sh.seqlens.extract_tensor_mut().1.fill(k);
                 sh.total.extract_tensor_mut().1[0] = k + 1;
@@ -261,10 +285,7 @@ impl DecodeState<'_> {
                     out.remove("logits")
                 }
             }
-        };
-        self.len = total;
-        self.last_seq = seq;
-        Ok(())
+        })
     }
 
     /// The logits of the last [`Self::forward`].
@@ -277,9 +298,9 @@ impl DecodeState<'_> {
                 Some(t) => t.extract_tensor(),
                 None => bail!("the decoder returned no logits"),
             },
-            (None, Cache::Concat(_)) => bail!("the decoder returned no logits"),
+            (None, Cache::Concat { .. }) => bail!("the decoder returned no logits"),
         };
-        let got: Vec<i64> = data.0.iter().copied().collect();
+        let got: &[i64] = data.0;
         ensure!(
             got == [b as i64, seq as i64, vocab as i64],
             "decoder returned logits of shape {got:?}, expected [{b}, {seq}, {vocab}]"
@@ -301,7 +322,7 @@ impl DecodeState<'_> {
             "cannot truncate a {}-position cache to {len}",
             self.len
         );
-        if let Cache::Concat(past) = &mut self.cache {
+        if let Cache::Concat { past, .. } = &mut self.cache {
             let m = &self.rt.manifest;
             for (_, v) in past.iter_mut() {
                 let (shape, data) = to_f32(v, self.rt.dtype)?;

@@ -240,6 +240,22 @@ fn cached_decoder_steps_equal_full_recompute() {
             format!("{err:#}").contains("capacity"),
             "{kv:?}: over capacity: {err:#}"
         );
+        // A run that fails part-way (embeddings of the wrong width) leaves the state
+        // refusing further runs rather than decoding from a half-updated cache.
+        let mut state = rt.decode_state(1, t).unwrap();
+        let bad =
+            c3_onnx::ort::value::Tensor::from_array((vec![1usize, 1, h + 1], vec![0f32; h + 1]))
+                .unwrap()
+                .into_dyn();
+        assert!(
+            state.forward(bad, 1).is_err(),
+            "{kv:?}: wrong width accepted"
+        );
+        let err = state.forward(value(0, 1), 1).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("earlier run"),
+            "{kv:?}: {err:#}"
+        );
         per_kind.push(full);
     }
     let diff = max_abs(&per_kind[0], &per_kind[1]);

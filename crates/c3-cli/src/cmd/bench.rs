@@ -118,7 +118,15 @@ pub fn run(a: Args) -> Result<()> {
     );
     let sample_ids = rt.tokenizer.encode(SAMPLE)?;
     let docs = documents(&sample_ids, a.docs, len);
-    let k = a.new_tokens.min(m.max_context - m.prompt.ids.len() - 1);
+    let k = a
+        .new_tokens
+        .min(m.max_context.saturating_sub(m.prompt.ids.len() + 1));
+    ensure!(
+        k > 1,
+        "the decoder context ({}) leaves no room to time decode steps after the {}-token prompt",
+        m.max_context,
+        m.prompt.ids.len()
+    );
     let r = a.repeat;
 
     let ort = {

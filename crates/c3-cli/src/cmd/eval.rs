@@ -44,6 +44,56 @@ pub struct Args {
     json: bool,
 }
 
+/// What a results file belongs to: the model (export manifest hash or checkpoint
+/// hash) and the exact passages.
+fn model_identity(
+    cascade: &crate::backend::Backend,
+    model: &crate::backend::ModelArgs,
+) -> Result<String> {
+    Ok(match cascade {
+        crate::backend::Backend::Ort(rt) => format!("export {}", rt.manifest_sha256),
+        crate::backend::Backend::Torch(_) => format!(
+            "checkpoint {}",
+            c3_core::manifest::checkpoint_hash(model.path())?
+        ),
+    })
+}
+
+/// Resuming is only right for the same model on the same passages: `OUT/results.meta.json`
+/// records both, and a results file from another model or corpus is refused instead
+/// of being silently reported as this one's.
+fn check_resume(
+    out: &std::path::Path,
+    model: &str,
+    passages: &[c3_train::Passage],
+    have_results: bool,
+) -> Result<()> {
+    let mut text = String::new();
+    for p in passages {
+        text.push_str(&p.text);
+        text.push('\u{0}');
+    }
+    let meta = serde_json::json!({
+        "model": model,
+        "passages_sha256": c3_core::manifest::sha256_hex(text.as_bytes()),
+    });
+    let path = out.join("results.meta.json");
+    if have_results {
+        let old: Option<serde_json::Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if old.as_ref() != Some(&meta) {
+            bail!(
+                "{}: results.jsonl there is from another model or passage set (see results.meta.json); use another --out or delete it",
+                out.display()
+            );
+        }
+        return Ok(());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&meta)?)
+        .with_context(|| path.display().to_string())
+}
+
 pub fn run(a: Args) -> Result<()> {
     let buckets = parse_buckets(&a.buckets).map_err(anyhow::Error::msg)?;
     let cascade = a.model.open()?;
@@ -74,6 +124,12 @@ pub fn run(a: Args) -> Result<()> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
+    check_resume(
+        &a.out,
+        &model_identity(&cascade, &a.model)?,
+        &passages,
+        !results.is_empty(),
+    )?;
     let done: HashSet<usize> = results.iter().map(|r| r.id).collect();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
