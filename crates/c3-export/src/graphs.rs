@@ -127,9 +127,11 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     };
     let mut h = embeds.clone();
     // Standard graphs take a mask and positions; GQA derives both from the lengths.
-    let shared;
-    let gqa;
-    match kv {
+    enum Attn {
+        Standard(Shared),
+        Gqa(GqaInputs),
+    }
+    let attn_inputs = match kv {
         KvCache::Concat => {
             let mask = g.input(
                 "attention_mask",
@@ -141,25 +143,23 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
                 DType::I64,
                 &[Dim::sym("batch"), Dim::sym("seq")],
             )?;
-            shared = Some(self::shared(
+            Attn::Standard(self::shared(
                 &mut g, dec, &positions, &mask, &embeds, w.dtype,
-            )?);
-            gqa = None;
+            )?)
         }
         KvCache::SharedBuffer => {
             let seqlens_k = g.input("seqlens_k", DType::I32, &[Dim::sym("batch")])?;
             let total_len = g.input("total_sequence_length", DType::I32, &[])?;
             let (cos_cache, sin_cache) =
                 g.scoped("model", |g| qwen2::rope_caches(g, dec, w.dtype))?;
-            shared = None;
-            gqa = Some(GqaInputs {
+            Attn::Gqa(GqaInputs {
                 seqlens_k,
                 total_len,
                 cos_cache,
                 sin_cache,
-            });
+            })
         }
-    }
+    };
     let mut past = Vec::new();
     for i in 0..dec.num_hidden_layers {
         let k = g.input(
@@ -182,13 +182,12 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
             present_key: &ok,
             present_value: &ov,
         };
-        let attn = match (&shared, &gqa) {
-            (Some(shared), _) => Attention::Standard {
+        let attn = match &attn_inputs {
+            Attn::Standard(shared) => Attention::Standard {
                 shared,
                 cache: Some(cache),
             },
-            (None, Some(inputs)) => Attention::Gqa { inputs, cache },
-            (None, None) => unreachable!("one of the two is set above"),
+            Attn::Gqa(inputs) => Attention::Gqa { inputs, cache },
         };
         h = qwen2::layer(&mut g, w, Folder::Root, dec, "model", i, &h, &attn)?;
     }
