@@ -39,7 +39,14 @@ fi
 
 deb() { # deb PACKAGE: download and unpack a Debian package into $work/PACKAGE
   rm -rf "$work/$1"; mkdir -p "$work/$1"
-  (cd "$work/$1" && apt-get download "$1" >/dev/null 2>&1 && dpkg -x ./*.deb x)
+  # The candidate version can be missing from the mirror (a security update whose
+  # pool file is gone): try every version the package lists know, newest first.
+  local v
+  for v in $(apt-cache madison "$1" | awk '{print $3}' | uniq); do
+    (cd "$work/$1" && apt-get download "$1=$v" >/dev/null 2>&1) && break
+  done
+  ls "$work/$1"/*.deb >/dev/null 2>&1 || { log "could not download the Debian package $1"; exit 1; }
+  (cd "$work/$1" && dpkg -x ./*.deb x)
 }
 
 if [[ ! -f "$out/python/.done" ]]; then

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use c3_core::{C3Tokenizer, Generated, GenerationConfig, Reconstruction};
+use c3_core::window::decode_windows;
+use c3_core::{C3Tokenizer, Generated, GenerationConfig, Reconstruction, WindowPlan, WindowReport};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
 use c3_torch::TorchCascade;
 use c3_torch::tch::Device;
@@ -126,11 +127,52 @@ impl Backend {
         }
     }
 
-    /// One text through the cascade, with timings.
-    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
+    /// One text of any length through the cascade, window by window, with timings.
+    pub fn roundtrip(
+        &self,
+        text: &str,
+        cfg: &GenerationConfig,
+        window: Option<usize>,
+        limit: Option<usize>,
+    ) -> Result<Reconstruction> {
         Ok(match self {
-            Backend::Torch(c) => c.roundtrip(text, cfg)?,
-            Backend::Ort(rt) => rt.roundtrip(text, cfg)?,
+            Backend::Torch(c) => c.roundtrip(text, cfg, window, limit)?,
+            Backend::Ort(rt) => rt.roundtrip(text, cfg, window, limit)?,
+        })
+    }
+
+    /// How this model windows documents (`window` overrides the length).
+    pub fn window_plan(&self, window: Option<usize>) -> Result<WindowPlan> {
+        Ok(match self {
+            Backend::Torch(c) => c
+                .model
+                .config
+                .window_plan(window, c.tokenizer.specials().endoftext)?,
+            Backend::Ort(r) => r.manifest.window_plan(window)?,
+        })
+    }
+
+    /// Tokenized documents of any length, windowed, reconstructed in batched
+    /// decodes and joined: each document's output ids and every window's outcome.
+    pub fn reconstruct_documents(
+        &self,
+        docs: &[Vec<u32>],
+        plan: &WindowPlan,
+        cfg: &GenerationConfig,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Vec<u32>>, Vec<WindowReport>)> {
+        let lens: Vec<usize> = docs.iter().map(Vec::len).collect();
+        let windows = plan.split_all(&lens);
+        let inputs: Vec<Vec<u32>> = windows
+            .iter()
+            .map(|w| w.input(&docs[w.doc], plan.pad_id))
+            .collect();
+        decode_windows(&windows, docs.len(), limit, |range, max_new| {
+            let cfg = GenerationConfig {
+                max_new_tokens: max_new,
+                ..cfg.clone()
+            };
+            self.reconstruct(&inputs[range], &cfg)
         })
     }
 }

@@ -115,11 +115,16 @@ fn bad_inputs_fail_with_one_clear_line() {
         &c3(&["roundtrip", "--checkpoint", ck, &bin]),
         &["bin.txt", "UTF-8", "offset 2"],
     );
-    // Longer than the encoder accepts (512 positions - 5 = 507 byte tokens).
+    // Longer than the encoder accepts (512 positions - 5 = 507 byte tokens) is
+    // windowed, not refused; a window the encoder cannot take is refused.
     let long = write(tmp.path(), "long.txt", "a".repeat(600).as_bytes());
     assert_error(
-        &c3(&["roundtrip", "--checkpoint", ck, &long]),
-        &["600 tokens", "limit of 507"],
+        &c3(&["roundtrip", "--checkpoint", ck, "--window", "600", &long]),
+        &["window of 600", "1..=507"],
+    );
+    assert_error(
+        &c3(&["roundtrip", "--checkpoint", ck, "--window", "0", &long]),
+        &["window of 0"],
     );
     // Missing checkpoint.
     assert_error(

@@ -133,6 +133,40 @@ fn runtime_roundtrip_equals_tch_and_latent_files_round_trip() {
     assert_eq!(ort["output_ids"], tch["output_ids"]);
     assert_eq!(ort["backend"], "onnxruntime");
 
+    // A document of several windows: same windows and outputs on both back-ends,
+    // and through a latent file.
+    let win = |backend: &str, model: &Path| {
+        ok(&c3(&[
+            "roundtrip",
+            backend,
+            s(model),
+            s(&doc),
+            "--window",
+            "16",
+            "--json",
+        ]))
+    };
+    let (w_ort, w_tch) = (win("--model", &ex), win("--checkpoint", &fixture()));
+    assert_eq!(w_ort["n_windows"], 4, "53 byte tokens in windows of 16");
+    assert_eq!(w_ort["latent_tokens"], 16);
+    assert_eq!(w_ort["output_ids"], w_tch["output_ids"]);
+    assert_eq!(w_ort["windows"], w_tch["windows"]);
+    let wlat = tmp.path().join("windows.latents");
+    let args = [
+        "compress",
+        "--model",
+        s(&ex),
+        s(&doc),
+        "--window",
+        "16",
+        "-o",
+        s(&wlat),
+    ];
+    ok(&c3(&[&args[..], &["--json"]].concat()));
+    let d = ok(&c3(&["decompress", "--model", s(&ex), s(&wlat), "--json"]));
+    assert_eq!(d[0]["output_ids"], w_ort["output_ids"]);
+    assert_eq!(d[0]["windows"], w_ort["windows"]);
+
     let lat = tmp.path().join("doc.latents");
     let v = ok(&c3(&[
         "compress",

@@ -93,6 +93,11 @@ pub struct C3Fields {
     pub im_patch_token: u32,
     #[serde(default = "yes")]
     pub use_im_start_end: bool,
+    /// The text length (model tokens) the model was trained on, when every training
+    /// passage had exactly this length: documents are windowed to it and shorter
+    /// windows padded (crate::window). Absent: trained on varying lengths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_tokens: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -159,6 +164,17 @@ impl C3Config {
                 ),
             ));
         }
+        if let Some(w) = self.c3.window_tokens
+            && (w == 0 || w > self.max_text_tokens())
+        {
+            return Err(Error::config(
+                root_path,
+                format!(
+                    "window_tokens {w} must be in 1..={} (the encoder's limit)",
+                    self.max_text_tokens()
+                ),
+            ));
+        }
         if self.c3.latent_token_len == 0 {
             return Err(Error::config(root_path, "latent_token_len must be > 0"));
         }
@@ -191,6 +207,16 @@ impl C3Config {
     /// N, the number of latent vectors.
     pub fn n_latents(&self) -> usize {
         self.c3.latent_token_len
+    }
+
+    /// How this model's documents are windowed (`window`: an override of the length).
+    pub fn window_plan(&self, window: Option<usize>, pad_id: u32) -> Result<crate::WindowPlan> {
+        crate::WindowPlan::new(
+            window,
+            self.c3.window_tokens,
+            self.max_text_tokens(),
+            pad_id,
+        )
     }
 
     /// Longest text (in the model's own tokens) the encoder accepts: its context

@@ -24,6 +24,16 @@ pub struct PassageResult {
     pub word_precision: f64,
     pub exact: bool,
     pub decile_errors: [f64; 10],
+    /// Where each window's own tokens begin, as a fraction of the text (one entry
+    /// per window; `[0.0]` for a text that fits one window).
+    #[serde(default)]
+    pub window_starts: Vec<f64>,
+    /// Windows that stopped before giving back all their tokens.
+    #[serde(default)]
+    pub windows_short: usize,
+    /// Windows that ran to their token limit (output possibly truncated).
+    #[serde(default)]
+    pub windows_at_limit: usize,
 }
 
 impl PassageResult {
@@ -50,6 +60,9 @@ impl PassageResult {
             word_precision: word_precision(r, o),
             exact: r == o,
             decile_errors: decile_error_rates(&reference_errors(r, o)),
+            window_starts: vec![0.0],
+            windows_short: 0,
+            windows_at_limit: 0,
         }
     }
 }

@@ -205,41 +205,65 @@ pub struct Generated {
     pub finish: FinishReason,
 }
 
-/// One document compressed and reconstructed, with timings: what every back-end's
-/// round trip returns.
+/// One document compressed and reconstructed window by window, with timings:
+/// what every back-end's round trip returns.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Reconstruction {
     /// The document's ids in the model's tokenizer.
     pub text_ids: Vec<u32>,
+    /// The joined output ids; `finish` is the worst of the windows' (`length` if any
+    /// window ran to its limit).
     pub generation: Generated,
     /// Decoded output, whitespace-stripped (spec §2).
     pub text: String,
     pub encode_seconds: f64,
     pub decode_seconds: f64,
+    /// Every window's outcome, in order.
+    pub windows: Vec<crate::WindowReport>,
 }
 
 impl Reconstruction {
-    /// Times `encode` (ids -> the back-end's latents) and `decode` (latents -> one
-    /// generation) of one tokenized document, then detokenizes the output.
-    pub fn timed<L, E: From<crate::Error>>(
+    /// Splits one tokenized document into `plan`'s windows, times `encode` (window
+    /// inputs -> the back-end's latents) and the windows' decoding (`decode`: latents,
+    /// a range of windows, max new tokens -> their generations), then joins and
+    /// detokenizes the output.
+    pub fn windowed<L, E: From<crate::Error>>(
         tokenizer: &crate::C3Tokenizer,
         text_ids: Vec<u32>,
-        encode: impl FnOnce(&[u32]) -> std::result::Result<L, E>,
-        decode: impl FnOnce(L) -> std::result::Result<Generated, E>,
+        plan: &crate::WindowPlan,
+        limit: Option<usize>,
+        encode: impl FnOnce(&[Vec<u32>]) -> std::result::Result<L, E>,
+        mut decode: impl FnMut(
+            &L,
+            std::ops::Range<usize>,
+            usize,
+        ) -> std::result::Result<Vec<Generated>, E>,
     ) -> std::result::Result<Self, E> {
+        if text_ids.is_empty() {
+            return Err(crate::Error::Input("the text is empty".into()).into());
+        }
+        let windows = plan.split(0, text_ids.len());
+        let inputs: Vec<Vec<u32>> = windows
+            .iter()
+            .map(|w| w.input(&text_ids, plan.pad_id))
+            .collect();
         let t0 = std::time::Instant::now();
-        let latents = encode(&text_ids)?;
+        let latents = encode(&inputs)?;
         let encode_seconds = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
-        let generation = decode(latents)?;
+        let (mut docs, reports) =
+            crate::window::decode_windows(&windows, 1, limit, |r, m| decode(&latents, r, m))?;
         let decode_seconds = t1.elapsed().as_secs_f64();
-        let text = tokenizer.decode(&generation.ids)?.trim().to_string();
+        let ids = docs.pop().unwrap_or_default();
+        let finish = crate::window::document_finish(&reports);
+        let text = tokenizer.decode(&ids)?.trim().to_string();
         Ok(Reconstruction {
             text_ids,
-            generation,
+            generation: Generated { ids, finish },
             text,
             encode_seconds,
             decode_seconds,
+            windows: reports,
         })
     }
 }

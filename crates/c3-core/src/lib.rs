@@ -19,6 +19,7 @@ pub mod presets;
 pub mod prompt;
 pub mod published;
 pub mod tokenizer;
+pub mod window;
 
 pub use checkpoint::{Checkpoint, DType, TensorStore, TensorView};
 pub use config::{C3Config, C3Fields, Qwen2Config};
@@ -29,3 +30,4 @@ pub use generation::{
 pub use manifest::{ExportManifest, KvCache, MANIFEST_FILE};
 pub use prompt::{DecoderPrompt, PromptTemplate};
 pub use tokenizer::{C3Tokenizer, SpecialTokens};
+pub use window::{Window, WindowPlan, WindowReport};

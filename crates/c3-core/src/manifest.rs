@@ -36,6 +36,10 @@ pub struct ExportManifest {
     pub n_latents: usize,
     /// Longest document (model tokens) the encoder accepts.
     pub max_text_tokens: usize,
+    /// The model's fixed training window (config `window_tokens`), if it has one:
+    /// documents are windowed to it and shorter windows padded (crate::window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_tokens: Option<usize>,
     /// Decoder max positions (prompt + generated).
     pub max_context: usize,
     pub pad_id: u32,
@@ -145,6 +149,16 @@ pub struct IoSpec {
 }
 
 impl ExportManifest {
+    /// How this export's documents are windowed (`window`: an override of the length).
+    pub fn window_plan(&self, window: Option<usize>) -> Result<crate::WindowPlan> {
+        crate::WindowPlan::new(
+            window,
+            self.window_tokens,
+            self.max_text_tokens,
+            self.pad_id,
+        )
+    }
+
     /// Reads `DIR/c3-export.json`, checking the format, and returns it with its hash.
     pub fn load(dir: &Path) -> Result<(Self, String)> {
         let path = dir.join(MANIFEST_FILE);

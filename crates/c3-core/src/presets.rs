@@ -106,6 +106,7 @@ fn c3_fields(n: usize, d_enc: usize, start: u32, end: u32, pad: u32) -> C3Fields
         im_end_token: end,
         im_patch_token: pad,
         use_im_start_end: true,
+        window_tokens: None,
     }
 }
 

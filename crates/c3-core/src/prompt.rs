@@ -82,18 +82,11 @@ pub fn encoder_input(text_ids: &[u32], n: usize, sp: &SpecialTokens) -> Vec<u32>
     ids
 }
 
-/// Tokenizes a document for the encoder, refusing empty text and text longer than
-/// the encoder accepts (never truncating silently).
-pub fn document_ids(tok: &C3Tokenizer, text: &str, max_text_tokens: usize) -> Result<Vec<u32>> {
+/// Tokenizes a document, refusing empty text. Any length: documents longer than
+/// the model's window are windowed (crate::window), never truncated.
+pub fn document_ids(tok: &C3Tokenizer, text: &str) -> Result<Vec<u32>> {
     if text.trim().is_empty() {
         return Err(Error::Input("the text is empty".into()));
     }
-    let ids = tok.encode(text)?;
-    if ids.len() > max_text_tokens {
-        return Err(Error::Input(format!(
-            "the text has {} tokens, more than the encoder's limit of {max_text_tokens} (split it into smaller documents)",
-            ids.len()
-        )));
-    }
-    Ok(ids)
+    tok.encode(text)
 }

@@ -188,6 +188,7 @@ fn write_all(
         ir_version: c3_onnx::IR_VERSION,
         n_latents: cfg.n_latents(),
         max_text_tokens: cfg.max_text_tokens(),
+        window_tokens: cfg.c3.window_tokens,
         max_context: dec_cfg.max_position_embeddings,
         pad_id: sp.endoftext,
         special_tokens: SpecialIds {

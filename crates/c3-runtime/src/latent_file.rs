@@ -1,59 +1,80 @@
 //! Latent files: "compress once, decode many times". A safetensors file with one f32
-//! tensor `latents` `[docs, N, D]` and metadata naming the export it came from (its
-//! manifest hash), N, each document's token count and source name. A latent file
-//! from another export is refused: latents are only meaningful to the decoder whose
-//! projector made them.
+//! tensor `latents` `[windows, N, D]` (every window of every document, in document
+//! order) and metadata: the export it came from (its manifest hash), N, each
+//! document's token count and source name, and the window index (which rows belong
+//! to which document, which tokens each holds; c3_core::window). A latent file from
+//! another export is refused: latents are only meaningful to the decoder whose
+//! projector made them. Files are untrusted input: the index must describe the
+//! tensor exactly and every value must be finite, or the file is refused in one line.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
+use c3_core::Window;
 use safetensors::{Dtype, SafeTensors, serialize};
 
-use crate::model::{C3Runtime, Latents};
+use crate::model::{C3Runtime, Compressed, Latents};
 
 /// Metadata key of the export's manifest hash.
 pub const KEY_MANIFEST: &str = "c3.export_manifest_sha256";
 const KEY_FORMAT: &str = "c3.format";
-const FORMAT: &str = "c3-latents/1";
+/// Current format: windows. `c3-latents/1` files (one row per document) still load.
+const FORMAT: &str = "c3-latents/2";
+const FORMAT_V1: &str = "c3-latents/1";
 const KEY_N: &str = "c3.n_latents";
 const KEY_TOKENS: &str = "c3.text_tokens";
 const KEY_SOURCES: &str = "c3.sources";
+const KEY_WINDOWS: &str = "c3.windows";
 
-/// Latents of several documents with their sources.
+/// Windowed latents of several documents with their sources.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatentFile {
     pub manifest_sha256: String,
-    pub docs: Vec<Latents>,
+    pub compressed: Compressed,
     pub sources: Vec<String>,
 }
 
-/// Writes `docs` atomically (temp file + rename) to `path`.
-pub fn save(path: &Path, rt: &C3Runtime, docs: &[Latents], sources: &[String]) -> Result<()> {
+/// The exact bytes of a latent file for `c` (what [`save`] writes).
+pub fn to_bytes(rt: &C3Runtime, c: &Compressed, sources: &[String]) -> Result<Vec<u8>> {
     ensure!(
-        !docs.is_empty() && docs.len() == sources.len(),
-        "nothing to write to {}",
-        path.display()
+        !c.latents.is_empty()
+            && c.latents.len() == c.windows.len()
+            && sources.len() == c.doc_tokens.len(),
+        "nothing to write: {} windows, {} latents, {} sources for {} documents",
+        c.windows.len(),
+        c.latents.len(),
+        sources.len(),
+        c.doc_tokens.len()
     );
-    let (n, d) = (docs[0].n, docs[0].dim);
-    let mut bytes = Vec::with_capacity(docs.len() * n * d * 4);
-    for l in docs {
+    let (n, d) = (c.latents[0].n, c.latents[0].dim);
+    let mut bytes = Vec::with_capacity(c.latents.len() * n * d * 4);
+    for l in &c.latents {
         ensure!(
             l.n == n && l.dim == d,
             "latents of different shapes cannot share a file"
         );
         bytes.extend(l.data.iter().flat_map(|v| v.to_le_bytes()));
     }
-    let view = safetensors::tensor::TensorView::new(Dtype::F32, vec![docs.len(), n, d], &bytes)?;
-    let tokens: Vec<usize> = docs.iter().map(|l| l.text_tokens).collect();
+    let view =
+        safetensors::tensor::TensorView::new(Dtype::F32, vec![c.latents.len(), n, d], &bytes)?;
     let meta = HashMap::from([
         (KEY_FORMAT.to_string(), FORMAT.to_string()),
         (KEY_MANIFEST.to_string(), rt.manifest_sha256.clone()),
         (KEY_N.to_string(), n.to_string()),
-        (KEY_TOKENS.to_string(), serde_json::to_string(&tokens)?),
+        (
+            KEY_TOKENS.to_string(),
+            serde_json::to_string(&c.doc_tokens)?,
+        ),
         (KEY_SOURCES.to_string(), serde_json::to_string(sources)?),
+        (KEY_WINDOWS.to_string(), serde_json::to_string(&c.windows)?),
     ]);
-    let data = serialize([("latents", view)], Some(meta))?;
+    Ok(serialize([("latents", view)], Some(meta))?)
+}
+
+/// Writes the latent file atomically (temp file + rename) to `path`.
+pub fn save(path: &Path, rt: &C3Runtime, c: &Compressed, sources: &[String]) -> Result<()> {
+    let data = to_bytes(rt, c, sources)?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -70,81 +91,155 @@ pub fn save(path: &Path, rt: &C3Runtime, docs: &[Latents], sources: &[String]) -
 pub fn load(path: &Path, rt: &C3Runtime) -> Result<LatentFile> {
     let bytes =
         std::fs::read(path).with_context(|| format!("reading latent file {}", path.display()))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .with_context(|| format!("{}: not a latent file (safetensors)", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{}: not a latent file (safetensors)", path.display()))?;
+    from_bytes(&bytes, rt).with_context(|| format!("latent file {}", path.display()))
+}
+
+/// Parses and validates latent-file bytes (untrusted: an upload, a file on disk).
+pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
+    let st = SafeTensors::deserialize(bytes).context("not a safetensors file")?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| {
-        meta.get(k).with_context(|| {
-            format!(
-                "{}: metadata `{k}` missing (not a c3 latent file)",
-                path.display()
-            )
-        })
+        meta.get(k)
+            .with_context(|| format!("metadata `{k}` missing (not a c3 latent file)"))
     };
+    let format = get(KEY_FORMAT)?.as_str();
     ensure!(
-        get(KEY_FORMAT)? == FORMAT,
-        "{}: format `{}`, expected `{FORMAT}`",
-        path.display(),
-        get(KEY_FORMAT)?
+        format == FORMAT || format == FORMAT_V1,
+        "format `{format}`, expected `{FORMAT}`"
     );
     let hash = get(KEY_MANIFEST)?.clone();
     if hash != rt.manifest_sha256 {
         bail!(
-            "{}: made by export {}…, not by this export {} ({}…); compress again with this model",
-            path.display(),
-            &hash[..hash.len().min(12)],
+            "made by export {}…, not by this export {} ({}…); compress again with this model",
+            hash.get(..12).unwrap_or(&hash),
             rt.dir.display(),
             &rt.manifest_sha256[..12]
         );
     }
-    let tokens: Vec<usize> = serde_json::from_str(get(KEY_TOKENS)?)?;
-    let sources: Vec<String> = serde_json::from_str(get(KEY_SOURCES)?)?;
-    let t = st
-        .tensor("latents")
-        .with_context(|| format!("{}: no `latents` tensor", path.display()))?;
+    let doc_tokens: Vec<usize> =
+        serde_json::from_str(get(KEY_TOKENS)?).context("metadata `c3.text_tokens`")?;
+    let sources: Vec<String> =
+        serde_json::from_str(get(KEY_SOURCES)?).context("metadata `c3.sources`")?;
+    ensure!(
+        sources.len() == doc_tokens.len(),
+        "metadata lists {} sources for {} documents",
+        sources.len(),
+        doc_tokens.len()
+    );
+    let windows: Vec<Window> = if format == FORMAT_V1 {
+        // One unpadded row per document.
+        (doc_tokens.iter().enumerate())
+            .map(|(doc, &tokens)| Window {
+                doc,
+                start: 0,
+                tokens,
+                skip: 0,
+                pad: 0,
+            })
+            .collect()
+    } else {
+        serde_json::from_str(get(KEY_WINDOWS)?).context("metadata `c3.windows`")?
+    };
+    let t = st.tensor("latents").context("no `latents` tensor")?;
     ensure!(
         t.dtype() == Dtype::F32,
-        "{}: latents must be f32",
-        path.display()
+        "latents are {:?}, expected F32",
+        t.dtype()
     );
-    let (docs, n, d) = match t.shape() {
+    let (rows, n, d) = match t.shape() {
         [a, b, c] => (*a, *b, *c),
-        s => bail!(
-            "{}: latents have shape {s:?}, expected [docs, N, D]",
-            path.display()
-        ),
+        s => bail!("latents have shape {s:?}, expected [windows, N, D]"),
     };
     ensure!(
         n == rt.n_latents() && d == rt.manifest.hidden,
-        "{}: latents are [{n}, {d}] per document, the export takes [{}, {}]",
-        path.display(),
+        "latents are [{n}, {d}] per window, the export takes [{}, {}]",
         rt.n_latents(),
         rt.manifest.hidden
     );
     ensure!(
-        tokens.len() == docs && sources.len() == docs,
-        "{}: metadata lists {} documents, the tensor {docs}",
-        path.display(),
-        tokens.len()
+        rows == windows.len(),
+        "the window index lists {} windows, the tensor has {rows} rows",
+        windows.len()
     );
+    check_index(&windows, &doc_tokens, rt.manifest.max_text_tokens)?;
     let vals: Vec<f32> = t
         .data()
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let docs = (0..docs)
-        .map(|i| Latents {
+    if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "latent value {} of window {} is not finite",
+            vals[i],
+            i / (n * d).max(1)
+        );
+    }
+    let latents = windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Latents {
             n,
             dim: d,
             data: vals[i * n * d..(i + 1) * n * d].to_vec(),
-            text_tokens: tokens[i],
+            text_tokens: w.tokens + w.pad,
         })
         .collect();
     Ok(LatentFile {
         manifest_sha256: hash,
-        docs,
+        compressed: Compressed {
+            windows,
+            latents,
+            doc_tokens,
+        },
         sources,
     })
+}
+
+/// The window index must cover every document exactly once, in order: each
+/// window contributes tokens `start + skip .. start + tokens`, and those ranges
+/// tile `0 .. doc_tokens` with no gap or overlap.
+fn check_index(windows: &[Window], doc_tokens: &[usize], max_text: usize) -> Result<()> {
+    ensure!(!doc_tokens.is_empty(), "the file holds no documents");
+    if let Some(i) = doc_tokens.iter().position(|&t| t == 0) {
+        bail!("document {i} has no tokens");
+    }
+    let mut next = 0; // next document expected
+    let mut end = 0; // tokens of it covered so far
+    for (i, w) in windows.iter().enumerate() {
+        let bad = |what: &str| anyhow::anyhow!("window {i} of the index: {what}");
+        if w.doc != next {
+            // Moving on is only allowed once the current document is complete.
+            ensure!(
+                w.doc == next + 1 && next < doc_tokens.len() && end == doc_tokens[next],
+                bad(&format!(
+                    "belongs to document {} but document {next} is not complete",
+                    w.doc
+                ))
+            );
+            (next, end) = (w.doc, 0);
+        }
+        let total = *doc_tokens
+            .get(w.doc)
+            .ok_or_else(|| bad(&format!("document {} does not exist", w.doc)))?;
+        ensure!(
+            w.tokens >= 1 && w.tokens + w.pad <= max_text,
+            bad("its length is outside the encoder's limit")
+        );
+        ensure!(
+            w.skip < w.tokens && w.start.checked_add(w.tokens).is_some_and(|e| e <= total),
+            bad("its tokens fall outside its document")
+        );
+        ensure!(
+            w.start + w.skip == end,
+            bad("it does not continue where the previous window ended")
+        );
+        end = w.start + w.tokens;
+    }
+    ensure!(
+        next + 1 == doc_tokens.len() && end == doc_tokens[next],
+        "the window index does not cover every document ({} documents)",
+        doc_tokens.len()
+    );
+    Ok(())
 }

@@ -16,5 +16,5 @@ mod provider;
 mod values;
 
 pub use decode::{DecodeState, Logits};
-pub use model::{C3Runtime, Latents, RuntimeOptions};
+pub use model::{C3Runtime, Compressed, Latents, RuntimeOptions};
 pub use provider::Provider;

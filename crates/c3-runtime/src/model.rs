@@ -5,9 +5,10 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail, ensure};
 use c3_core::prompt::document_ids;
+use c3_core::window::decode_windows;
 use c3_core::{
     BatchGreedy, C3Tokenizer, DecoderPrompt, ExportManifest, Generated, GenerationConfig, KvCache,
-    PromptTemplate, Reconstruction,
+    PromptTemplate, Reconstruction, Window, WindowReport,
 };
 use c3_onnx::ort::session::Session;
 use c3_onnx::ort::value::DynValue;
@@ -46,6 +47,17 @@ pub struct Latents {
     pub data: Vec<f32>,
     /// The document's length in the model's tokens.
     pub text_tokens: usize,
+}
+
+/// Documents compressed window by window (c3_core::window).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compressed {
+    /// Every document's windows, in document order.
+    pub windows: Vec<Window>,
+    /// One entry per window.
+    pub latents: Vec<Latents>,
+    /// Each document's length in the model's tokens.
+    pub doc_tokens: Vec<usize>,
 }
 
 /// An export folder loaded into ONNX Runtime. `Send + Sync`; see the crate docs.
@@ -138,13 +150,52 @@ impl C3Runtime {
         self.manifest.n_latents
     }
 
-    /// Tokenizes a document, refusing empty text and text over the encoder's limit.
+    /// Tokenizes a document of any length, refusing empty text.
     pub fn document_ids(&self, text: &str) -> Result<Vec<u32>> {
-        Ok(document_ids(
-            &self.tokenizer,
-            text,
-            self.manifest.max_text_tokens,
-        )?)
+        Ok(document_ids(&self.tokenizer, text)?)
+    }
+
+    /// Compresses tokenized documents of any length window by window (`window`
+    /// overrides the export's length): every window of every document goes through
+    /// [`C3Runtime::compress`]'s length-sorted batches.
+    pub fn compress_documents(
+        &self,
+        docs: &[Vec<u32>],
+        window: Option<usize>,
+    ) -> Result<Compressed> {
+        let plan = self.manifest.window_plan(window)?;
+        for (i, d) in docs.iter().enumerate() {
+            ensure!(!d.is_empty(), "document {i} is empty");
+        }
+        let doc_tokens: Vec<usize> = docs.iter().map(Vec::len).collect();
+        let windows = plan.split_all(&doc_tokens);
+        let inputs: Vec<Vec<u32>> = windows
+            .iter()
+            .map(|w| w.input(&docs[w.doc], plan.pad_id))
+            .collect();
+        Ok(Compressed {
+            latents: self.compress(&inputs)?,
+            windows,
+            doc_tokens,
+        })
+    }
+
+    /// Decodes every window of every document as batched decodes and joins each
+    /// document's windows; `limit` caps each window's new tokens.
+    pub fn decompress(
+        &self,
+        c: &Compressed,
+        cfg: &GenerationConfig,
+        limit: Option<usize>,
+    ) -> Result<(Vec<Vec<u32>>, Vec<WindowReport>)> {
+        decode_windows(&c.windows, c.doc_tokens.len(), limit, |range, max_new| {
+            let rows: Vec<&Latents> = c.latents[range].iter().collect();
+            let cfg = GenerationConfig {
+                max_new_tokens: max_new,
+                ..cfg.clone()
+            };
+            self.generate(&rows, &cfg, &mut |_, _| {})
+        })
     }
 
     /// Latents of tokenized documents, in input order. Documents are sorted by length
@@ -291,13 +342,30 @@ impl C3Runtime {
         float_value(self.dtype, &[rows, seq, d], &vec![0.0; rows * seq * d])
     }
 
-    /// Compresses `text` and reconstructs it (one document, batch 1).
-    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
-        Reconstruction::timed(
+    /// Compresses `text` window by window and reconstructs it (`window` overrides
+    /// the export's length; `limit` caps each window's new tokens).
+    pub fn roundtrip(
+        &self,
+        text: &str,
+        cfg: &GenerationConfig,
+        window: Option<usize>,
+        limit: Option<usize>,
+    ) -> Result<Reconstruction> {
+        let plan = self.manifest.window_plan(window)?;
+        Reconstruction::windowed(
             &self.tokenizer,
             self.document_ids(text)?,
-            |ids| Ok(self.compress(&[ids.to_vec()])?.remove(0)),
-            |lat| Ok(self.generate(&[&lat], cfg, &mut |_, _| {})?.remove(0)),
+            &plan,
+            limit,
+            |inputs| self.compress(inputs),
+            |lats, range, max_new| {
+                let rows: Vec<&Latents> = lats[range].iter().collect();
+                let cfg = GenerationConfig {
+                    max_new_tokens: max_new,
+                    ..cfg.clone()
+                };
+                self.generate(&rows, &cfg, &mut |_, _| {})
+            },
         )
     }
 

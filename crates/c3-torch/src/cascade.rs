@@ -66,14 +66,34 @@ impl TorchCascade {
         }))
     }
 
-    /// Tokenizes (refusing empty or over-long text), compresses and reconstructs.
-    pub fn roundtrip(&self, text: &str, cfg: &GenerationConfig) -> Result<Reconstruction> {
-        let ids = document_ids(&self.tokenizer, text, self.model.config.max_text_tokens())?;
-        Reconstruction::timed(
+    /// Tokenizes (refusing empty text), compresses window by window (`window`
+    /// overrides the model's length) and reconstructs; `limit` caps each window's
+    /// new tokens (`cfg.max_new_tokens` is set per batch of windows).
+    pub fn roundtrip(
+        &self,
+        text: &str,
+        cfg: &GenerationConfig,
+        window: Option<usize>,
+        limit: Option<usize>,
+    ) -> Result<Reconstruction> {
+        let plan = self
+            .model
+            .config
+            .window_plan(window, self.tokenizer.specials().endoftext)?;
+        Reconstruction::windowed(
             &self.tokenizer,
-            ids,
-            |ids| self.compress_ids(&[ids.to_vec()]),
-            |latents| Ok(generate(&self.model, &self.prompt, &latents, cfg)?.remove(0)),
+            document_ids(&self.tokenizer, text)?,
+            &plan,
+            limit,
+            |inputs| self.compress_ids(inputs),
+            |latents, range, max_new| {
+                let rows = latents.narrow(0, range.start as i64, range.len() as i64);
+                let cfg = GenerationConfig {
+                    max_new_tokens: max_new,
+                    ..cfg.clone()
+                };
+                generate(&self.model, &self.prompt, &rows, &cfg)
+            },
         )
     }
 

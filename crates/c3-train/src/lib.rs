@@ -13,7 +13,8 @@ mod recipe;
 mod state;
 mod trainer;
 
-pub use data::{Passage, PassageSet};
+pub use batch::{Batch, IGNORE, make_batch};
+pub use data::{Passage, PassageSet, permutation};
 pub use error::{Error, Result};
 pub use recipe::Recipe;
 pub use trainer::{Event, Outcome, Trainer};

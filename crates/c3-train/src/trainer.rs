@@ -116,6 +116,8 @@ fn scratch_config(r: &Recipe, tok: &C3Tokenizer) -> C3Config {
             im_end_token: sp.img_end,
             im_patch_token: sp.img_pad,
             use_im_start_end: true,
+            // Fixed-length passages: the model only learns windows of that length.
+            window_tokens: (r.data.min_tokens == r.data.max_tokens).then_some(r.data.max_tokens),
         },
         encoder,
     }
@@ -191,6 +193,11 @@ impl Trainer {
             resumed_from: latest,
             epoch: EpochCache::default(),
         })
+    }
+
+    /// The decoder prompt every sample is trained with.
+    pub fn prompt(&self) -> &DecoderPrompt {
+        &self.prompt
     }
 
     /// Optimizer steps taken so far.

@@ -74,6 +74,7 @@ pub fn manifest(dtype: &str, target: &str) -> ExportManifest {
         ir_version: 10,
         n_latents: 4,
         max_text_tokens: 64,
+        window_tokens: None,
         max_context: 256,
         pad_id: 0,
         special_tokens: SpecialIds {

@@ -1,10 +1,12 @@
-//! `c3 compress` / `c3 decompress`: compress once, decode many times. Latents go to a
-//! safetensors file that records the export it came from (crates/c3-runtime
-//! `latent_file`); decompressing with another export is refused.
+//! `c3 compress` / `c3 decompress`: compress once, decode many times. Documents of
+//! any length are windowed; the latents of every window go to a safetensors file that
+//! records the export it came from and which windows make which document
+//! (crates/c3-runtime `latent_file`); decompressing with another export is refused.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use c3_core::window::WindowEnd;
 use c3_runtime::{C3Runtime, latent_file};
 use serde_json::json;
 
@@ -15,12 +17,15 @@ pub struct CompressArgs {
     /// Export folder (made by `c3 export`).
     #[arg(long)]
     model: PathBuf,
-    /// Text files to compress (`-` for stdin), one document each.
+    /// Text files to compress (`-` for stdin), one document each, of any length.
     #[arg(required = true)]
     files: Vec<PathBuf>,
     /// Latent file to write (safetensors).
     #[arg(short, long)]
     out: PathBuf,
+    /// Window length in model tokens (default: the model's own).
+    #[arg(long)]
+    window: Option<usize>,
     #[arg(long)]
     json: bool,
 }
@@ -36,22 +41,24 @@ pub fn compress(a: CompressArgs) -> Result<()> {
         docs.push(ids);
     }
     let t0 = std::time::Instant::now();
-    let lats = rt.compress(&docs)?;
+    let c = rt.compress_documents(&docs, a.window)?;
     let secs = t0.elapsed().as_secs_f64();
     let sources: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
-    latent_file::save(&a.out, &rt, &lats, &sources)?;
-    let tokens: Vec<usize> = docs.iter().map(Vec::len).collect();
+    latent_file::save(&a.out, &rt, &c, &sources)?;
+    let windows: Vec<usize> = (0..docs.len())
+        .map(|d| c.windows.iter().filter(|w| w.doc == d).count())
+        .collect();
     if a.json {
         println!(
             "{}",
-            json!({"out": a.out, "documents": docs.len(), "n_latents": rt.n_latents(), "text_tokens": tokens, "export_manifest_sha256": rt.manifest_sha256, "seconds": secs})
+            json!({"out": a.out, "documents": docs.len(), "n_latents": rt.n_latents(), "text_tokens": c.doc_tokens, "windows": windows, "export_manifest_sha256": rt.manifest_sha256, "seconds": secs})
         );
     } else {
         eprintln!(
-            "{} documents ({} text tokens) -> {} x {} latents in {:.0} ms -> {}",
+            "{} documents ({} text tokens) -> {} windows x {} latents in {:.0} ms -> {}",
             docs.len(),
-            tokens.iter().sum::<usize>(),
-            docs.len(),
+            c.doc_tokens.iter().sum::<usize>(),
+            c.windows.len(),
             rt.n_latents(),
             secs * 1e3,
             a.out.display()
@@ -67,7 +74,8 @@ pub struct DecompressArgs {
     model: PathBuf,
     /// Latent file from `c3 compress`.
     latents: PathBuf,
-    /// Upper bound on generated tokens per document (default: its token count + 32).
+    /// Upper bound on generated tokens per window (default: the window's token
+    /// count plus a quarter and 8).
     #[arg(long)]
     max_new_tokens: Option<usize>,
     /// `no_repeat_ngram_size` (spec default 20; 0 disables).
@@ -78,25 +86,31 @@ pub struct DecompressArgs {
 }
 
 pub fn decompress(a: DecompressArgs) -> Result<()> {
+    if a.max_new_tokens == Some(0) {
+        bail!("--max-new-tokens must be at least 1");
+    }
     let rt = C3Runtime::load(&a.model, Default::default())?;
     let file = latent_file::load(&a.latents, &rt)?;
+    let mut cfg = rt.reference_generation();
+    cfg.no_repeat_ngram_size = a.no_repeat_ngram_size;
+    let (docs, reports) = rt.decompress(&file.compressed, &cfg, a.max_new_tokens)?;
     let mut out = Vec::new();
-    for (lat, source) in file.docs.iter().zip(&file.sources) {
-        let mut cfg = rt.reference_generation();
-        cfg.no_repeat_ngram_size = a.no_repeat_ngram_size;
-        cfg.max_new_tokens = match a.max_new_tokens {
-            Some(0) => bail!("--max-new-tokens must be at least 1"),
-            Some(k) => k,
-            None => (lat.text_tokens + 32).min(4096),
-        };
-        let g = rt.generate(&[lat], &cfg, &mut |_, _| {})?.remove(0);
-        let text = rt.tokenizer.decode(&g.ids)?.trim().to_string();
-        out.push(
-            json!({"source": source, "text": text, "output_ids": g.ids, "finish_reason": g.finish}),
-        );
+    for (d, (ids, source)) in docs.iter().zip(&file.sources).enumerate() {
+        let text = rt.tokenizer.decode(ids)?.trim().to_string();
+        let windows: Vec<_> = reports.iter().filter(|r| r.window.doc == d).collect();
+        for r in windows
+            .iter()
+            .filter(|r| r.short || r.end == WindowEnd::Limit)
+        {
+            eprintln!(
+                "warning: {source}: {}",
+                crate::cmd::roundtrip::window_warning(r)
+            );
+        }
         if !a.json {
             println!("{text}");
         }
+        out.push(json!({"source": source, "text": text, "output_ids": ids, "windows": windows}));
     }
     if a.json {
         println!("{}", serde_json::Value::Array(out));

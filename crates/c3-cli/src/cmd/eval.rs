@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use c3_core::eval::{PassageResult, Report, parse_buckets};
-use c3_core::{C3Tokenizer, GenerationConfig, deps};
+use c3_core::{C3Tokenizer, deps};
 use c3_train::{PassageSet, Recipe};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,6 +27,17 @@ pub struct Args {
     min_tokens: usize,
     #[arg(long, default_value_t = 64)]
     max_tokens: usize,
+    /// Whole-document mode: every corpus file is one document, windowed and joined;
+    /// precision and error positions are over the full document.
+    #[arg(long, conflicts_with = "recipe")]
+    documents: bool,
+    /// Window length in model tokens (default: the model's own).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Upper bound on generated tokens per window (default: each window's own length
+    /// plus a quarter and 8, so a passage's budget never depends on its neighbours).
+    #[arg(long)]
+    max_new_tokens: Option<usize>,
     /// Evaluate at most this many passages (chosen by seed).
     #[arg(long, default_value_t = 256)]
     limit: usize,
@@ -94,6 +105,34 @@ fn check_resume(
         .with_context(|| path.display().to_string())
 }
 
+/// Whole documents: up to `limit` corpus files (chosen by seed), each one passage.
+fn whole_documents(
+    paths: &[PathBuf],
+    tok: &C3Tokenizer,
+    limit: usize,
+    seed: u64,
+) -> Result<Vec<c3_train::Passage>> {
+    let exts: Vec<String> = c3_core::corpus::DEFAULT_EXTENSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let files = c3_core::corpus::list_files(paths, &exts)?;
+    let docs = c3_core::corpus::read_documents(&files)?;
+    let order = c3_train::permutation(docs.len(), seed ^ 0xd0c5);
+    let mut out = Vec::new();
+    for &i in order.iter().take(limit) {
+        let text = docs[i].text.trim().to_string();
+        out.push(c3_train::Passage {
+            ids: tok.encode(&text)?,
+            text,
+        });
+    }
+    if out.is_empty() {
+        bail!("no documents under {paths:?}");
+    }
+    Ok(out)
+}
+
 pub fn run(a: Args) -> Result<()> {
     let buckets = parse_buckets(&a.buckets).map_err(anyhow::Error::msg)?;
     let cascade = a.model.open()?;
@@ -104,6 +143,7 @@ pub fn run(a: Args) -> Result<()> {
             PassageSet::build(&r.data, tok, r.seed)?.held_out
         }
         None if a.corpus.is_empty() => bail!("give --recipe or corpus paths"),
+        None if a.documents => whole_documents(&a.corpus, tok, a.limit, a.seed)?,
         None => {
             let mut d = Recipe::default().data;
             (d.paths, d.min_tokens, d.max_tokens, d.held_out) = (
@@ -149,25 +189,33 @@ pub fn run(a: Args) -> Result<()> {
         .enumerate()
         .filter(|(i, _)| !done.contains(i))
         .collect();
+    let plan = cascade.window_plan(a.window)?;
+    let cfg = cascade.reference_generation();
     for chunk in todo.chunks(16) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, p)| p.ids.clone()).collect();
-        let max_len = ids.iter().map(Vec::len).max().unwrap_or(1);
-        let cfg = GenerationConfig {
-            max_new_tokens: (max_len + 32).min(4096),
-            ..cascade.reference_generation()
-        };
-        let gens = cascade.reconstruct(&ids, &cfg)?;
-        for ((i, p), g) in chunk.iter().zip(gens) {
-            let out = tok.decode(&g.ids)?;
-            let r = PassageResult::score(
+        let (outs, windows) = cascade.reconstruct_documents(&ids, &plan, &cfg, a.max_new_tokens)?;
+        for (k, ((i, p), out_ids)) in chunk.iter().zip(outs).enumerate() {
+            let out = tok.decode(&out_ids)?;
+            let mine: Vec<_> = windows.iter().filter(|w| w.window.doc == k).collect();
+            let mut r = PassageResult::score(
                 *i,
                 format!("passage {i}"),
                 &p.text,
                 &out,
                 p.ids.len(),
                 qwen.encode(&p.text)?.len(),
-                n,
+                n * mine.len(),
             );
+            // Where each window's own tokens begin, as a fraction of the document.
+            r.window_starts = mine
+                .iter()
+                .map(|w| (w.window.start + w.window.skip) as f64 / p.ids.len() as f64)
+                .collect();
+            r.windows_short = mine.iter().filter(|w| w.short).count();
+            r.windows_at_limit = mine
+                .iter()
+                .filter(|w| w.end == c3_core::window::WindowEnd::Limit)
+                .count();
             writeln!(file, "{}", serde_json::to_string(&r)?)?;
             results.push(r);
             bar.inc(1);

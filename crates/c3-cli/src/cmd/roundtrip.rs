@@ -1,10 +1,12 @@
-//! `c3 roundtrip`: text -> latents -> text, with compression ratio and precision.
+//! `c3 roundtrip`: text of any length -> windows -> latents -> text, with
+//! compression ratio, precision and every window's outcome.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use c3_core::metrics::{char_precision, word_precision};
-use c3_core::{C3Tokenizer, deps};
+use c3_core::window::WindowEnd;
+use c3_core::{C3Tokenizer, WindowReport, deps};
 use serde_json::json;
 
 use crate::backend::ModelArgs;
@@ -14,9 +16,14 @@ use crate::input::read_text;
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Text file to compress, or `-` for stdin.
+    /// Text file to compress (any length), or `-` for stdin.
     file: PathBuf,
-    /// Upper bound on generated tokens (default: the text's token count + 32, at most 4096).
+    /// Window length in model tokens (default: the model's own; longer documents are
+    /// split into windows, each compressed to N latents).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Upper bound on generated tokens per window (default: the window's token count
+    /// plus a quarter and 8).
     #[arg(long)]
     max_new_tokens: Option<usize>,
     /// `no_repeat_ngram_size` (spec default 20; 0 disables).
@@ -27,38 +34,55 @@ pub struct Args {
     json: bool,
 }
 
+/// One line on a window that stopped early or ran to its limit.
+pub fn window_warning(r: &WindowReport) -> String {
+    let w = &r.window;
+    let what = if r.end == WindowEnd::Limit {
+        "ran to its token limit (output may be truncated; raise --max-new-tokens)"
+    } else {
+        "stopped before giving back all its tokens"
+    };
+    format!(
+        "window at tokens {}..{} {what}: {} of {} tokens generated",
+        w.start,
+        w.start + w.tokens,
+        r.generated,
+        w.tokens
+    )
+}
+
 pub fn run(a: Args) -> Result<()> {
+    if a.max_new_tokens == Some(0) {
+        bail!("--max-new-tokens must be at least 1");
+    }
     let text = read_text(&a.file)?;
     let cascade = a.model.open()?;
     let mut gen_cfg = cascade.reference_generation();
     gen_cfg.no_repeat_ngram_size = a.no_repeat_ngram_size;
-    let n_text = cascade.tokenizer().encode(&text)?.len();
-    gen_cfg.max_new_tokens = match a.max_new_tokens {
-        Some(0) => bail!("--max-new-tokens must be at least 1"),
-        Some(k) => k,
-        // Reconstruction needs about as many tokens as the text; the margin lets a
-        // model that paraphrases finish, and the cap keeps the spec's maximum.
-        None => (n_text + 32).min(4096),
-    };
-    let r = cascade.roundtrip(&text, &gen_cfg)?;
+    let plan = cascade.window_plan(a.window)?;
+    let r = cascade.roundtrip(&text, &gen_cfg, a.window, a.max_new_tokens)?;
     let n = cascade.n_latents();
+    let latents = n * r.windows.len();
     let qwen_tokens = qwen_token_count(&text);
     let reference = text.trim();
-    let new_tokens = r.generation.ids.len();
+    let new_tokens: usize = r.windows.iter().map(|w| w.generated).sum();
     let v = json!({
         "text": r.text,
         "output_ids": r.generation.ids,
         "finish_reason": r.generation.finish,
         "text_tokens": r.text_ids.len(),
-        "latent_tokens": n,
-        "compression": r.text_ids.len() as f64 / n as f64,
+        "window": plan.window,
+        "n_windows": r.windows.len(),
+        "latent_tokens": latents,
+        "compression": r.text_ids.len() as f64 / latents as f64,
         "qwen_text_tokens": qwen_tokens,
-        "compression_qwen": qwen_tokens.map(|q| q as f64 / n as f64),
+        "compression_qwen": qwen_tokens.map(|q| q as f64 / latents as f64),
         "char_precision": char_precision(reference, &r.text),
         "word_precision": word_precision(reference, &r.text),
         "encode_seconds": r.encode_seconds,
         "decode_seconds": r.decode_seconds,
         "decode_tokens_per_second": new_tokens as f64 / r.decode_seconds.max(1e-9),
+        "windows": r.windows,
         "backend": cascade.name(),
     });
     if a.json {
@@ -66,17 +90,25 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     println!("{}", r.text);
+    for w in r
+        .windows
+        .iter()
+        .filter(|w| w.short || w.end == WindowEnd::Limit)
+    {
+        eprintln!("warning: {}", window_warning(w));
+    }
     eprintln!(
-        "\n{} text tokens -> {n} latents ({:.1}x{}), char precision {:.1}%, word precision {:.1}%, encode {:.0} ms, decode {} tokens in {:.0} ms ({:?})",
+        "\n{} text tokens in {} window(s) of {} -> {latents} latents ({:.1}x{}), char precision {:.1}%, word precision {:.1}%, encode {:.0} ms, decode {new_tokens} tokens in {:.0} ms ({:?})",
         r.text_ids.len(),
-        r.text_ids.len() as f64 / n as f64,
+        r.windows.len(),
+        plan.window,
+        r.text_ids.len() as f64 / latents as f64,
         qwen_tokens
-            .map(|q| format!(", {:.1}x in Qwen tokens", q as f64 / n as f64))
+            .map(|q| format!(", {:.1}x in Qwen tokens", q as f64 / latents as f64))
             .unwrap_or_default(),
         100.0 * char_precision(reference, &r.text),
         100.0 * word_precision(reference, &r.text),
         r.encode_seconds * 1e3,
-        new_tokens,
         r.decode_seconds * 1e3,
         r.generation.finish,
     );
