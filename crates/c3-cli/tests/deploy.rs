@@ -289,7 +289,7 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
         ]),
         &["cuda"],
     );
-    // Empty, invalid UTF-8 and over-long documents.
+    // Empty and invalid UTF-8 documents.
     let empty = tmp.path().join("empty.txt");
     std::fs::write(&empty, "  \n").unwrap();
     assert_error(
@@ -309,18 +309,33 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
         &c3(&["roundtrip", "--model", s(&ex), s(&bad)]),
         &["bad.txt", "UTF-8"],
     );
+    // A document longer than the encoder is windowed, not refused; a window the
+    // encoder cannot take is.
     let long = tmp.path().join("long.txt");
     std::fs::write(&long, "x".repeat(5000)).unwrap();
+    let lat = tmp.path().join("l.lat");
+    let v = ok(&c3(&[
+        "compress",
+        "--model",
+        s(&ex),
+        s(&long),
+        "-o",
+        s(&lat),
+        "--json",
+    ]));
+    assert!(v["windows"][0].as_u64().unwrap() > 1, "{v}");
     assert_error(
         &c3(&[
             "compress",
             "--model",
             s(&ex),
             s(&long),
+            "--window",
+            "100000",
             "-o",
-            s(&tmp.path().join("l.lat")),
+            s(&lat),
         ]),
-        &["long.txt", "limit"],
+        &["window of 100000", "encoder's limit"],
     );
     // Special-token strings in the text stay text: no error, no injected ids.
     let special = tmp.path().join("special.txt");

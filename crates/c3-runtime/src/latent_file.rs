@@ -96,8 +96,8 @@ pub fn load(path: &Path, rt: &C3Runtime) -> Result<LatentFile> {
 
 /// Parses and validates latent-file bytes (untrusted: an upload, a file on disk).
 pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).context("not a safetensors file")?;
-    let st = SafeTensors::deserialize(bytes).context("not a safetensors file")?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).context("not a latent file (safetensors)")?;
+    let st = SafeTensors::deserialize(bytes).context("not a latent file (safetensors)")?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| {
         meta.get(k)
