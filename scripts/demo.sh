@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The main job on the shipped default model, through the deployment path: export
-# it to ONNX (verified against the tch reference), then compress a sample document
-# into latents and reconstruct it with the ONNX Runtime cascade, printing the
-# compression ratio, precision and timings.
-# Installs what is missing first. Usage: scripts/demo.sh [TEXT_FILE]
+# it to ONNX (verified against the tch reference), then compress a real page of
+# English it never saw (models/demo-page.txt, Linux kernel documentation) window by
+# window into latents and reconstruct it with the ONNX Runtime cascade, printing
+# the windows, compression ratio, precision and timings.
+# Installs what is missing first. Usage: scripts/demo.sh [TEXT_FILE [MODEL_DIR]]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
 cargo build --release --locked -p c3-cli
 c3=target/release/c3
-model=models/c3-tiny
+model=${2:-models/c3-tiny}
 if [[ ! -f "$model/config.json" ]]; then
   # No trained default model in this checkout yet: fall back to random weights,
   # which exercise the whole path but reconstruct nothing meaningful.
@@ -18,5 +19,7 @@ if [[ ! -f "$model/config.json" ]]; then
   echo "note: models/c3-tiny is not present; running on a RANDOM tiny checkpoint ($model)" >&2
 fi
 "$c3" inspect "$model"
-"$c3" export "$model" --out target/demo-export --verify
-"$c3" roundtrip --model target/demo-export "${1:-models/sample.txt}"
+export_dir=target/demo-export-$(basename "$model")
+rm -rf "$export_dir"
+"$c3" export "$model" --out "$export_dir" --verify
+"$c3" roundtrip --model "$export_dir" "${1:-models/demo-page.txt}"

@@ -107,6 +107,12 @@ pub struct Report {
     pub decile_errors: [f64; 10],
     /// Passages outside every bucket (counted in `overall` only).
     pub unbucketed: usize,
+    /// Where windows after the first begin, as fractions of their text (all
+    /// passages pooled): the marks on the error-by-position plot.
+    pub window_boundaries: Vec<f64>,
+    /// Windows that stopped early / ran to their limit, over all passages.
+    pub windows_short: usize,
+    pub windows_at_limit: usize,
 }
 
 fn stats(lo: usize, hi: usize, rs: &[&PassageResult]) -> BucketStats {
@@ -150,6 +156,12 @@ impl Report {
             overall: stats(lo, hi, &all),
             decile_errors,
             unbucketed,
+            window_boundaries: results
+                .iter()
+                .flat_map(|r| r.window_starts.iter().copied().filter(|&s| s > 0.0))
+                .collect(),
+            windows_short: results.iter().map(|r| r.windows_short).sum(),
+            windows_at_limit: results.iter().map(|r| r.windows_at_limit).sum(),
         }
     }
 
@@ -192,7 +204,16 @@ impl Report {
             .map(|&e| pct(e))
             .collect::<Vec<_>>()
             .join(" | ");
-        s += " |\n\nPublished by the paper (Fox benchmark, precision undefined there; not measured here):\n\n\
+        s += " |\n";
+        if !self.window_boundaries.is_empty() || self.windows_short + self.windows_at_limit > 0 {
+            s += &format!(
+                "\nWindows: {} boundaries inside texts; {} window(s) stopped early, {} ran to their token limit.\n",
+                self.window_boundaries.len(),
+                self.windows_short,
+                self.windows_at_limit
+            );
+        }
+        s += "\nPublished by the paper (Fox benchmark, precision undefined there; not measured here):\n\n\
 | text tokens | C3 N=64 | DS-OCR 64 | ratio | C3 N=100 | DS-OCR 100 | ratio | C3 N=32 | ratio |\n|---|---|---|---|---|---|---|---|---|\n";
         for r in published::FOX {
             s += &format!(

@@ -98,21 +98,19 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
     // reported only. Int4's bound is loose (on random weights its logits move by up
     // to ~55% of their range, measured on the tiny fixture): it catches packing and
     // layout errors, not quality, which `c3 eval` measures. Unquantized fp32 must
-    // match to 1e-4 and token for token.
-    let (rel, must_match) = match (rt.manifest.quantize.as_deref(), dtype.as_str()) {
-        (Some("int8"), _) => (5e-2, false),
-        (Some(_), _) => (7.5e-1, false),
-        (None, "fp32") => (0.0, true),
-        (None, "fp16") => (1e-2, false),
-        _ => (4e-2, false),
-    };
-    let tol = |r: &[f32]| {
-        if rel == 0.0 {
-            1e-4
-        } else {
-            rel * r.iter().fold(1f32, |m, v| m.max(v.abs()))
-        }
-    };
+    // match token for token, values to 1e-4 or 5e-5 of their range, whichever is
+    // larger: a trained model's logits reach tens, and two correct fp32 programs
+    // that sum in different orders drift apart with depth (models/c3-small, 4+4
+    // layers, logits up to 18: ORT vs tch 2.6e-4 = 1.4e-5 of the range).
+    let (rel, floor, must_match): (f32, f32, bool) =
+        match (rt.manifest.quantize.as_deref(), dtype.as_str()) {
+            (Some("int8"), _) => (5e-2, 0.0, false),
+            (Some(_), _) => (7.5e-1, 0.0, false),
+            (None, "fp32") => (5e-5, 1e-4, true),
+            (None, "fp16") => (1e-2, 0.0, false),
+            _ => (4e-2, 0.0, false),
+        };
+    let tol = |r: &[f32]| floor.max(rel * r.iter().fold(1f32, |m, v| m.max(v.abs())));
     let (lat_tol, logit_tol) = (tol(&reference.latents), tol(&reference.logits));
     let first_diff =
         (0..got.len().max(reference.greedy.len())).find(|&i| got.get(i) != reference.greedy.get(i));

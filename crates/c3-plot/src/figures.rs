@@ -128,6 +128,30 @@ pub fn error_by_position(report: &Report, path: &Path) -> Result<()> {
         )
     });
     chart.draw_series(bars).map_err(|e| err(path, e))?;
+    if !report.window_boundaries.is_empty() {
+        // A rug of window boundaries under the bars: errors that cluster at window
+        // starts or ends would show as bars peaking where the marks crowd.
+        let h = (top * 1.15).max(1.0) * 0.04;
+        chart
+            .draw_series(
+                report.window_boundaries.iter().map(|&b| {
+                    PathElement::new(vec![(10.0 * b, 0.0), (10.0 * b, h)], BLUE.mix(0.5))
+                }),
+            )
+            .map_err(|e| err(path, e))?
+            .label(format!(
+                "window boundaries ({})",
+                report.window_boundaries.len()
+            ))
+            .legend(|(x, y)| PathElement::new(vec![(x, y - 6), (x, y + 6)], BLUE));
+        chart
+            .configure_series_labels()
+            .label_font((FAMILY, 15))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(path, e))?;
+    }
     root.present().map_err(|e| err(path, e))
 }
 
