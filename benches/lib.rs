@@ -29,6 +29,8 @@ pub fn tiny_export(options: RuntimeOptions, kv_cache: KvCacheArg) -> Fixture {
         quantize: None,
         verify: false,
         json: false,
+        force: false,
+        allow_nonfinite: false,
     };
     c3_export::run(&args).expect("export");
     let runtime = C3Runtime::load(&out, options).expect("load export");

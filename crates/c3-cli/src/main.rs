@@ -1,10 +1,12 @@
 //! `c3`: train, export, compress and reconstruct with C3 models.
 //!
-//! Every failure ends as one line on stderr (`error: ...`, with its causes) and
-//! exit code 1; `--json` output goes to stdout for pipelines.
+//! Every failure ends as one line on stderr (`error: ...`, with its causes) and an
+//! exit code by kind: 1 usage or input, 2 verification mismatch, 3 environment
+//! ([`exit`]); `--json` output goes to stdout for pipelines, failures included.
 
 mod backend;
 mod cmd;
+mod exit;
 mod input;
 
 use clap::{Parser, Subcommand};
@@ -57,7 +59,7 @@ fn main() {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (please report): {info}");
     }));
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| exit::usage_error(e));
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
@@ -73,7 +75,6 @@ fn main() {
         Command::Tokenizer(c) => cmd::tokenizer::run(c),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(exit::fail(&e));
     }
 }

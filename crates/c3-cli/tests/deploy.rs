@@ -333,7 +333,7 @@ fn bad_artifacts_and_inputs_fail_with_one_clear_line() {
             "--window",
             "100000",
             "-o",
-            s(&lat),
+            s(&tmp.path().join("l2.lat")),
         ]),
         &["window of 100000", "encoder's limit"],
     );

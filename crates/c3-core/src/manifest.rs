@@ -57,6 +57,33 @@ pub struct ExportManifest {
     /// How `decoder.onnx` keeps its KV cache (manifests before this field: concat).
     #[serde(default)]
     pub kv_cache: KvCache,
+    /// The `c3` version and flags that made this export (manifests before this
+    /// field: absent). Nothing time-like: see `provenance.json` (export/CONTRACT.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exporter: Option<ExporterInfo>,
+}
+
+/// Which exporter made an export, and with which flags: the same checkpoint, version
+/// and flags give byte-identical files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExporterInfo {
+    /// `c3` / `c3-export` package version.
+    pub c3_version: String,
+    pub flags: ExportFlags,
+}
+
+/// The export flags as given (`kv_cache` as requested: `auto` is resolved in the
+/// manifest's own `kv_cache`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportFlags {
+    pub dtype: String,
+    pub target: String,
+    pub kv_cache: String,
+    pub quantize: Option<String>,
+    /// `--allow-nonfinite`: the checkpoint's NaN/Inf weights were exported as they are
+    /// (forensics only; such an export is not fit to ship).
+    #[serde(default)]
+    pub allow_nonfinite: bool,
 }
 
 /// The decoder's KV-cache contract (export/CONTRACT.md).
@@ -84,6 +111,8 @@ impl KvCache {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {
+    /// The checkpoint folder's name (not its path, so the manifest is the same on
+    /// every machine); `sha256` is what identifies the source.
     pub checkpoint: String,
     /// sha256 over the checkpoint's config and safetensors files (see [`checkpoint_hash`]).
     pub sha256: String,

@@ -10,9 +10,14 @@ use clap::{Args, ValueEnum};
 pub struct ExportArgs {
     /// Checkpoint folder in the release layout (root + llm1/).
     pub checkpoint: PathBuf,
-    /// Export folder to write (replaced if it holds an older export).
+    /// Export folder to write. Staged beside it and renamed into place when complete
+    /// (and verified): a failed export leaves nothing here.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace an existing export at `--out` (a folder that is not an export is
+    /// never replaced).
+    #[arg(long)]
+    pub force: bool,
     /// Weight, activation and KV-cache dtype (norms and softmax run in fp32).
     #[arg(long, value_enum, default_value = "fp32")]
     pub dtype: ExportDtype,
@@ -32,7 +37,12 @@ pub struct ExportArgs {
     /// (the `c3` binary's `reference` command); non-zero exit on mismatch.
     #[arg(long)]
     pub verify: bool,
-    /// Print a machine-readable summary on stdout.
+    /// Export weights that are NaN, ±Inf or beyond the export dtype's range instead of
+    /// refusing the checkpoint. For forensics only: such an export is not fit to ship.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+    /// Print one JSON object on stdout: the summary, or on failure
+    /// `{"error", "kind"}` (kind input|verify|environment = exit code 1|2|3).
     #[arg(long)]
     pub json: bool,
 }
@@ -74,6 +84,17 @@ pub enum KvCacheArg {
     Auto,
     Concat,
     SharedBuffer,
+}
+
+impl KvCacheArg {
+    /// The flag value as typed (`shared-buffer`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KvCacheArg::Auto => "auto",
+            KvCacheArg::Concat => "concat",
+            KvCacheArg::SharedBuffer => "shared-buffer",
+        }
+    }
 }
 
 impl ExportArgs {
@@ -126,11 +147,13 @@ mod tests {
         ExportArgs {
             checkpoint: "ck".into(),
             out: "out".into(),
+            force: false,
             dtype: ExportDtype::Fp32,
             target,
             kv_cache,
             quantize: None,
             verify: false,
+            allow_nonfinite: false,
             json: false,
         }
     }

@@ -1,16 +1,20 @@
 //! `c3 export` / `c3-export`: checkpoint in, export folder out (three ONNX models,
-//! the tokenizer and `c3-export.json`). The folder is staged beside its destination
-//! and renamed into place last, so an interrupted export never leaves a folder that
-//! a consumer would load.
+//! the tokenizer, `c3-export.json` and `provenance.json`). Release-pipeline rules:
+//! the checkpoint's weights are scanned first (NaN/Inf/overflow refused); the folder
+//! is staged beside `--out` and renamed into place only when complete and verified
+//! ([`crate::staging`]); the ONNX files and manifest hold nothing time- or
+//! machine-dependent, so the same checkpoint and flags give the same bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Context;
+use c3_core::checkpoint::{HealthReport, health};
 use c3_core::manifest::{
-    ConfigPair, ExportManifest, FileRef, IoSpec, MANIFEST_FORMAT, ModelInfo, Models, PromptInfo,
-    SourceInfo, SpecialIds, checkpoint_hash, sha256_file,
+    ConfigPair, ExportFlags, ExportManifest, ExporterInfo, FileRef, IoSpec, MANIFEST_FORMAT,
+    ModelInfo, Models, PromptInfo, SourceInfo, SpecialIds, checkpoint_hash, sha256_file,
 };
 use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate};
 use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto};
@@ -18,7 +22,11 @@ use c3_onnx::{DType, WriteOptions, WriteSummary};
 use serde::Serialize;
 
 use crate::args::{ExportArgs, ExportDtype, Target};
+use crate::error::{ExportError, Result};
 use crate::graphs;
+use crate::progress::{Progress, Silent};
+use crate::provenance::Provenance;
+use crate::staging::{Staging, check_out};
 use crate::weights::Weights;
 
 /// What an export produced (printed with `--json`).
@@ -32,6 +40,8 @@ pub struct ExportReport {
     pub kv_cache: String,
     pub files: Vec<FileSize>,
     pub seconds: f64,
+    /// The weight scan; `bad` is non-empty only with `--allow-nonfinite`.
+    pub health: HealthReport,
     pub verify: Option<crate::verify::VerifyReport>,
 }
 
@@ -43,62 +53,81 @@ pub struct FileSize {
 
 /// Runs the export described by `args` (and the verification if asked).
 pub fn run(args: &ExportArgs) -> Result<ExportReport> {
+    run_with(args, Arc::new(Silent))
+}
+
+/// [`run`], reporting progress to `progress`.
+pub fn run_with(args: &ExportArgs, progress: Arc<dyn Progress>) -> Result<ExportReport> {
+    let result = export(args, &progress);
+    progress.finished();
+    result
+}
+
+fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportReport> {
     let t0 = Instant::now();
+    let started = std::time::SystemTime::now();
     if args.quantize.is_some() && args.target == Target::Tensorrt {
-        bail!(
-            "--quantize needs --target ort, not --target tensorrt (MatMulNBits is an ONNX Runtime contrib op; TensorRT takes standard ops only)"
-        );
+        return Err(ExportError::input(
+            "--quantize needs --target ort, not --target tensorrt (MatMulNBits is an ONNX Runtime contrib op; TensorRT takes standard ops only)",
+        ));
     }
+    if args.quantize.is_some() && args.dtype == ExportDtype::Bf16 {
+        return Err(ExportError::input(
+            "--quantize works with --dtype fp32 or fp16 (MatMulNBits has no bf16 kernel)",
+        ));
+    }
+    // Before minutes of work: an --out that will be refused at the end is refused now.
+    check_out(&args.out, args.force)?;
     let ck = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("checkpoint {}", args.checkpoint.display()))?;
     let tokenizer = C3Tokenizer::from_dir(&args.checkpoint)?;
     tokenizer
         .specials()
         .check_config(&ck.config, tokenizer.path())?;
-    let ck_hash = checkpoint_hash(&args.checkpoint)?;
     let cfg = ck.config.clone();
     let kv_cache = args.kv_cache(cfg.decoder.head_dim())?;
     let dtype = args.dtype.onnx();
-    if args.quantize.is_some() && args.dtype == ExportDtype::Bf16 {
-        bail!("--quantize works with --dtype fp32 or fp16 (MatMulNBits has no bf16 kernel)");
-    }
-    let weights = Weights::new(Arc::new(ck), dtype, args.quantize.map(|q| q.bits()));
 
-    let staging = staging_dir(&args.out)?;
-    let result = write_all(
+    let health = scan_weights(&ck, args.dtype, progress.as_ref());
+    if !health.is_healthy() && !args.allow_nonfinite {
+        return Err(ExportError::Unhealthy {
+            checkpoint: args.checkpoint.clone(),
+            report: Box::new(health),
+        });
+    }
+    let ck_hash = checkpoint_hash(&args.checkpoint)?;
+    let weights = Weights::new(Arc::new(ck), dtype, args.quantize.map(|q| q.bits()))
+        .with_progress(Arc::clone(progress));
+
+    let staging = Staging::create(&args.out)?;
+    let manifest_sha256 = write_all(
         args,
         &weights,
         &tokenizer,
         &ck_hash,
         kv_cache,
         staging.path(),
-    );
-    let manifest_sha256 = result?;
-    publish(staging, &args.out)?;
-
-    let (manifest, _) = ExportManifest::load(&args.out)?;
-    let mut files = Vec::new();
-    for m in [
-        &manifest.models.encoder,
-        &manifest.models.decoder,
-        &manifest.models.embed_tokens,
-    ] {
-        files.push(FileSize {
-            file: m.file.clone(),
-            bytes: file_len(&args.out.join(&m.file))?,
-        });
-        if let Some(d) = &m.data_file {
-            files.push(FileSize {
-                file: d.clone(),
-                bytes: m.data_bytes,
+        progress.as_ref(),
+    )?;
+    let verify = if args.verify {
+        progress.verify_started();
+        let report = crate::verify::verify(&args.checkpoint, staging.path(), &cfg)?;
+        if !report.pass {
+            // `staging` drops here: nothing is left at --out or beside it.
+            return Err(ExportError::Verify {
+                report: Box::new(report),
             });
         }
-    }
-    let verify = if args.verify {
-        Some(crate::verify::verify(&args.checkpoint, &args.out, &cfg)?)
+        Some(report)
     } else {
         None
     };
+    let seconds = t0.elapsed().as_secs_f64();
+    Provenance::new(args, &manifest_sha256, started, seconds, verify.as_ref())
+        .save(staging.path())?;
+    let (manifest, _) = ExportManifest::load(staging.path())?;
+    let files = file_sizes(&manifest, staging.path())?;
+    staging.publish(&args.out, args.force)?;
     Ok(ExportReport {
         out: args.out.clone(),
         manifest_sha256,
@@ -107,9 +136,67 @@ pub fn run(args: &ExportArgs) -> Result<ExportReport> {
         target: args.target.name().into(),
         kv_cache: kv_cache.name().into(),
         files,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds,
+        health,
         verify,
     })
+}
+
+/// Scans every checkpoint tensor for values the export dtype cannot carry.
+fn scan_weights(ck: &Checkpoint, dtype: ExportDtype, progress: &dyn Progress) -> HealthReport {
+    let to = match dtype {
+        ExportDtype::Fp32 => c3_core::DType::F32,
+        ExportDtype::Fp16 => c3_core::DType::F16,
+        ExportDtype::Bf16 => c3_core::DType::BF16,
+    };
+    let mut started = false;
+    health::scan(ck, to, &mut |done, total| {
+        if !started {
+            progress.scan_started(total);
+            started = true;
+        }
+        progress.scanned(done);
+    })
+}
+
+fn file_sizes(manifest: &ExportManifest, dir: &Path) -> Result<Vec<FileSize>> {
+    let mut files = Vec::new();
+    for m in [
+        &manifest.models.encoder,
+        &manifest.models.decoder,
+        &manifest.models.embed_tokens,
+    ] {
+        files.push(FileSize {
+            file: m.file.clone(),
+            bytes: file_len(&dir.join(&m.file))?,
+        });
+        if let Some(d) = &m.data_file {
+            files.push(FileSize {
+                file: d.clone(),
+                bytes: m.data_bytes,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Test hook, compiled into debug builds only (release binaries cannot be made to
+/// fail on purpose): `C3_EXPORT_FAULT=fail-after-<point>` fails the export there,
+/// `abort-after-<point>` aborts the process there, as a kill would (no cleanup runs).
+fn inject_fault(point: &str) -> Result<()> {
+    #[cfg(debug_assertions)]
+    if let Ok(fault) = std::env::var("C3_EXPORT_FAULT") {
+        if fault == format!("fail-after-{point}") {
+            return Err(ExportError::input(format!(
+                "injected failure after {point} (C3_EXPORT_FAULT)"
+            )));
+        }
+        if fault == format!("abort-after-{point}") {
+            std::process::abort();
+        }
+    }
+    let _ = point;
+    Ok(())
 }
 
 fn file_len(p: &Path) -> Result<u64> {
@@ -118,7 +205,18 @@ fn file_len(p: &Path) -> Result<u64> {
         .len())
 }
 
+/// The checkpoint folder's name for the manifest: never its path, which differs
+/// between machines.
+fn checkpoint_name(dir: &Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_owned())
+        .or_else(|| dir.canonicalize().ok()?.file_name().map(|n| n.to_owned()))
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Writes models, tokenizer and manifest into `dir`; returns the manifest hash.
+/// All three graphs are built first (weights stay lazy) so progress knows the total.
 fn write_all(
     args: &ExportArgs,
     w: &Weights,
@@ -126,39 +224,47 @@ fn write_all(
     ck_hash: &str,
     kv_cache: KvCache,
     dir: &Path,
+    progress: &dyn Progress,
 ) -> Result<String> {
     let cfg = &w.checkpoint().config;
     let sp = tok.specials();
     let opts = WriteOptions::default();
-    let enc = write_model(
-        graphs::encoder(cfg, w, sp.img_start)?,
-        dir,
-        "encoder.onnx",
-        &opts,
-        args,
-        ck_hash,
-    )?;
-    let dec = write_model(
-        graphs::decoder(cfg, w, kv_cache)?,
-        dir,
-        "decoder.onnx",
-        &opts,
-        args,
-        ck_hash,
-    )?;
-    let emb = write_model(
-        graphs::embed_tokens(cfg, w)?,
-        dir,
-        "embed_tokens.onnx",
-        &opts,
-        args,
-        ck_hash,
-    )?;
+    let models = [
+        ("encoder.onnx", graphs::encoder(cfg, w, sp.img_start)?),
+        ("decoder.onnx", graphs::decoder(cfg, w, kv_cache)?),
+        ("embed_tokens.onnx", graphs::embed_tokens(cfg, w)?),
+    ];
+    let bytes = models.iter().map(|(_, m)| m.initializer_bytes()).sum();
+    progress.write_started(w.counters().registered.load(Ordering::Relaxed), bytes);
+    let mut infos = Vec::new();
+    for (file, model) in models {
+        let c = w.counters();
+        let before = (
+            c.written.load(Ordering::Relaxed),
+            c.written_bytes.load(Ordering::Relaxed),
+        );
+        let info = write_model(model, dir, file, &opts, args, ck_hash)?;
+        progress.model_written(
+            file,
+            c.written.load(Ordering::Relaxed) - before.0,
+            c.written_bytes.load(Ordering::Relaxed) - before.1,
+        );
+        inject_fault(file.trim_end_matches(".onnx"))?;
+        infos.push(info);
+    }
+    let [enc, dec, emb]: [ModelInfo; 3] = infos
+        .try_into()
+        .map_err(|_| ExportError::input("internal: expected three models"))?;
 
     let tok_name = tok
         .path()
         .file_name()
-        .context("tokenizer path has no file name")?
+        .ok_or_else(|| {
+            ExportError::input(format!(
+                "tokenizer path {} has no file name",
+                tok.path().display()
+            ))
+        })?
         .to_owned();
     let tok_dest = dir.join(&tok_name);
     std::fs::copy(tok.path(), &tok_dest)
@@ -168,13 +274,13 @@ fn write_all(
     let prompt = DecoderPrompt::build(tok, cfg.n_latents(), &template)?;
     let read_cfg = |p: PathBuf| -> Result<serde_json::Value> {
         let bytes = std::fs::read(&p).with_context(|| p.display().to_string())?;
-        serde_json::from_slice(&bytes).with_context(|| p.display().to_string())
+        Ok(serde_json::from_slice(&bytes).with_context(|| p.display().to_string())?)
     };
     let dec_cfg = &cfg.decoder;
     let manifest = ExportManifest {
         format: MANIFEST_FORMAT.into(),
         source: SourceInfo {
-            checkpoint: args.checkpoint.display().to_string(),
+            checkpoint: checkpoint_name(&args.checkpoint),
             sha256: ck_hash.into(),
         },
         config: ConfigPair {
@@ -220,6 +326,16 @@ fn write_all(
         vocab: dec_cfg.vocab_size,
         hidden: dec_cfg.hidden_size,
         kv_cache,
+        exporter: Some(ExporterInfo {
+            c3_version: env!("CARGO_PKG_VERSION").into(),
+            flags: ExportFlags {
+                dtype: args.dtype.name().into(),
+                target: args.target.name().into(),
+                kv_cache: args.kv_cache.name().into(),
+                quantize: args.quantize.map(|q| q.name().into()),
+                allow_nonfinite: args.allow_nonfinite,
+            },
+        }),
     };
     Ok(manifest.save(dir)?)
 }
@@ -231,7 +347,7 @@ fn write_model(
     opts: &WriteOptions,
     args: &ExportArgs,
     ck_hash: &str,
-) -> Result<ModelInfo> {
+) -> anyhow::Result<ModelInfo> {
     model.set_producer("c3-export", env!("CARGO_PKG_VERSION"));
     model.add_metadata("c3.checkpoint_sha256", ck_hash);
     model.add_metadata("c3.dtype", args.dtype.name());
@@ -309,45 +425,6 @@ pub fn onnx_dtype_name(d: DType) -> &'static str {
     }
 }
 
-/// A staging folder beside `out` (same filesystem, so the final rename is atomic).
-fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .context("--out needs a folder name")?
-        .to_string_lossy()
-        .into_owned();
-    Ok(tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
-        .tempdir_in(&parent)
-        .with_context(|| format!("creating a staging folder in {}", parent.display()))?)
-}
-
-/// Moves the staged folder to `out`. An existing export there is replaced (release
-/// pipelines re-run); any other non-empty folder is refused rather than deleted.
-fn publish(staging: tempfile::TempDir, out: &Path) -> Result<()> {
-    if out.exists() {
-        let empty = out.is_dir() && std::fs::read_dir(out)?.next().is_none();
-        if !empty && !out.join(c3_core::MANIFEST_FILE).is_file() {
-            bail!(
-                "{} exists and is not an export folder (no {}); refusing to overwrite it",
-                out.display(),
-                c3_core::MANIFEST_FILE
-            );
-        }
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("removing the old export {}", out.display()))?;
-    }
-    let staged = staging.keep();
-    std::fs::rename(&staged, out)
-        .with_context(|| format!("moving the export into {}", out.display()))?;
-    Ok(())
-}
-
 impl ExportDtype {
     pub fn onnx(self) -> DType {
         match self {
@@ -360,6 +437,12 @@ impl ExportDtype {
 
 /// Prints the report: JSON on stdout with `json`, else a short human summary.
 pub fn print_report(r: &ExportReport, json: bool) {
+    if !r.health.is_healthy() {
+        eprintln!(
+            "warning: exported with --allow-nonfinite (forensics only, not fit to ship): {}",
+            r.health
+        );
+    }
     if json {
         match serde_json::to_string_pretty(r) {
             Ok(s) => println!("{s}"),
@@ -382,4 +465,14 @@ pub fn print_report(r: &ExportReport, json: bool) {
     if let Some(v) = &r.verify {
         println!("{v}");
     }
+}
+
+/// Prints a failure: one `error:` line on stderr and, with `json`, one JSON object on
+/// stdout (`{"error", "kind"[, "verify"]}`); returns the exit code for its kind.
+pub fn print_error(e: &ExportError, json: bool) -> i32 {
+    eprintln!("error: {}", e.one_line());
+    if json {
+        println!("{}", e.to_json());
+    }
+    e.kind().exit_code()
 }

@@ -10,14 +10,26 @@
 //! `--verify` runs the export in ONNX Runtime (through `c3-runtime`) and compares it
 //! with the tch reference, obtained from the `c3 reference` command in a separate
 //! process so this crate never links libtorch.
+//!
+//! As a release-pipeline step ([`staging`], [`error`], [`provenance`]): the folder
+//! appears at `--out` only complete and verified, the same input gives the same
+//! bytes, and failures carry a kind (input, verify, environment) = exit code.
 
 pub mod args;
+#[cfg(feature = "bars")]
+pub mod bars;
+pub mod error;
 pub mod export;
 pub mod graphs;
+pub mod progress;
+pub mod provenance;
 pub mod quantize;
 pub mod qwen2;
+pub mod staging;
 pub mod verify;
 pub mod weights;
 
 pub use args::ExportArgs;
-pub use export::{ExportReport, run};
+pub use error::{ErrorKind, ExportError};
+pub use export::{ExportReport, run, run_with};
+pub use progress::Progress;

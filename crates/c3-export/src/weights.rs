@@ -1,10 +1,11 @@
 //! Checkpoint tensors as ONNX initializers, streamed from the memory-mapped
 //! safetensors straight into the output file at write time (converted to the export
 //! dtype, transposed for `MatMul` where needed), so the weights are never held in RAM
-//! a second time.
+//! a second time. Every payload counts itself as it is written, for progress bars.
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use c3_core::checkpoint::DType as CkDType;
 use c3_core::{Checkpoint, TensorView};
@@ -12,6 +13,52 @@ use c3_onnx::{DType, GraphBuilder, TensorData};
 use half::{bf16, f16};
 
 use anyhow::Result;
+
+use crate::progress::{Progress, Silent};
+
+/// Payloads registered and written so far, shared by every clone of a [`Weights`].
+#[derive(Default)]
+pub struct Counters {
+    /// Streamed payloads added to graphs.
+    pub registered: AtomicUsize,
+    pub written: AtomicUsize,
+    pub written_bytes: AtomicU64,
+}
+
+/// Counts the bytes a payload source writes.
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Runs `write` on a counting writer, then records the payload as written.
+fn counted(
+    counters: &Counters,
+    progress: &dyn Progress,
+    out: &mut dyn Write,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut c = Counting {
+        inner: out,
+        bytes: 0,
+    };
+    write(&mut c)?;
+    counters.written.fetch_add(1, Ordering::Relaxed);
+    counters.written_bytes.fetch_add(c.bytes, Ordering::Relaxed);
+    progress.tensor_written(c.bytes);
+    Ok(())
+}
 
 /// Which folder of the release layout a tensor lives in.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +76,8 @@ pub struct Weights {
     pub dtype: DType,
     /// Bits of weight-only quantization for the decoder layers' linears, if any.
     pub quantize_bits: Option<u32>,
+    counters: Arc<Counters>,
+    progress: Arc<dyn Progress>,
 }
 
 impl Weights {
@@ -37,7 +86,20 @@ impl Weights {
             ck,
             dtype,
             quantize_bits,
+            counters: Arc::default(),
+            progress: Arc::new(Silent),
         }
+    }
+
+    /// Reports each payload written to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Payloads registered and written so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
     }
 
     /// A tensor of the checkpoint (for shapes; payloads are streamed).
@@ -53,9 +115,11 @@ impl Weights {
         f: impl Fn(&TensorView<'_>, &mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
     ) -> impl Fn(&mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static {
         let (ck, key) = (Arc::clone(&self.ck), key.to_owned());
+        let (counters, progress) = (Arc::clone(&self.counters), Arc::clone(&self.progress));
+        self.counters.registered.fetch_add(1, Ordering::Relaxed);
         move |out: &mut dyn Write| {
             let view = Self::view_in(&ck, folder, &key).map_err(std::io::Error::other)?;
-            f(&view, out)
+            counted(&counters, progress.as_ref(), out, |out| f(&view, out))
         }
     }
 
@@ -99,18 +163,22 @@ impl Weights {
             shape.reverse();
         }
         let (ck, key, to) = (Arc::clone(&self.ck), key.to_owned(), self.dtype);
+        let (counters, progress) = (Arc::clone(&self.counters), Arc::clone(&self.progress));
         let source = move |out: &mut dyn Write| -> std::io::Result<()> {
             let view = Self::view_in(&ck, folder, &key).map_err(std::io::Error::other)?;
-            if transpose {
-                write_transposed(&view, to, out)
-            } else {
-                write_converted(&view, to, out)
-            }
+            counted(&counters, progress.as_ref(), out, |out| {
+                if transpose {
+                    write_transposed(&view, to, out)
+                } else {
+                    write_converted(&view, to, out)
+                }
+            })
         };
         // A weight name already present (tied embeddings) is reused, not duplicated.
         if g.is_defined(name) {
             return Ok(name.to_owned());
         }
+        self.counters.registered.fetch_add(1, Ordering::Relaxed);
         Ok(g.initializer(name, self.dtype, &shape, TensorData::stream(source))?)
     }
 }

@@ -74,3 +74,49 @@ fn missing_checkpoint_is_one_clear_line() {
         "{err}"
     );
 }
+
+#[test]
+fn failures_print_one_json_object_and_exit_by_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_c3-export"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = tmp.path().join("x");
+    let o = run(&[
+        "/nonexistent/ckpt",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "input");
+    assert!(
+        v["error"].as_str().unwrap().contains("/nonexistent/ckpt"),
+        "{v}"
+    );
+    // A usage error is input (1), not clap's 2, which is the verify code here.
+    let o = run(&["--no-such-flag", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "input", "{v}");
+    // The reference cannot be found: the environment (3).
+    let o = Command::new(env!("CARGO_BIN_EXE_c3-export"))
+        .args([fixture().to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--verify", "--json"])
+        .env("C3_BIN", tmp.path().join("missing-c3"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kind"], "environment");
+    assert!(!out.exists());
+}

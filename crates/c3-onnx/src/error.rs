@@ -128,6 +128,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether the machine, not the input, is at fault: the ONNX Runtime library is
+    /// missing or does not load (pipelines map this to their "environment" exit code).
+    pub fn is_environment(&self) -> bool {
+        #[cfg(feature = "ort")]
+        if matches!(self, Self::OrtLibraryMissing { .. } | Self::Ort { .. }) {
+            return true;
+        }
+        false
+    }
+
     /// Wraps an I/O error with the path it concerns.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

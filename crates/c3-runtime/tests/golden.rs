@@ -56,6 +56,8 @@ fn export(dtype: ExportDtype, target: Target, kv_cache: KvCacheArg, out: &Path) 
         quantize: None,
         verify: false,
         json: false,
+        force: false,
+        allow_nonfinite: false,
     };
     c3_export::run(&args).unwrap();
 }

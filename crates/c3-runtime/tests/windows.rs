@@ -22,6 +22,8 @@ fn export(out: &Path) -> C3Runtime {
         quantize: None,
         verify: false,
         json: false,
+        force: false,
+        allow_nonfinite: false,
     };
     c3_export::run(&args).unwrap();
     C3Runtime::load(out, RuntimeOptions::default()).unwrap()

@@ -79,6 +79,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the machine, not the input, is at fault: no GPU, a missing TensorRT,
+    /// CUDA or ONNX Runtime library.
+    pub fn is_environment(&self) -> bool {
+        match self {
+            Error::NoGpu(_) | Error::NoLibrary(_) => true,
+            Error::Onnx(e) => e.is_environment(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

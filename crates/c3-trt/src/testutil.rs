@@ -115,6 +115,7 @@ pub fn manifest(dtype: &str, target: &str) -> ExportManifest {
         vocab: 32,
         hidden: 16,
         kv_cache: c3_core::KvCache::Concat,
+        exporter: None,
     }
 }
 

@@ -20,7 +20,8 @@ pub struct Args {
     /// Export folder (made by `c3 export`).
     #[arg(long)]
     model: PathBuf,
-    /// Checkpoint for the tch comparison (default: the manifest's source, if present).
+    /// Checkpoint for the tch comparison (default: the path the export was made from,
+    /// from its provenance.json, if that folder exists here).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Skip the tch reference.
@@ -227,7 +228,10 @@ pub fn run(a: Args) -> Result<()> {
     drop(rt);
 
     let ckpt = a.checkpoint.clone().or_else(|| {
-        let p = PathBuf::from(&m_source(&a.model)?);
+        // The manifest holds only the folder's name (reproducible bytes); older
+        // manifests held the path.
+        let p = c3_export::provenance::checkpoint_path(&a.model)
+            .or_else(|| m_source(&a.model).map(PathBuf::from))?;
         p.is_dir().then_some(p)
     });
     let tch = match (&ckpt, a.no_reference) {

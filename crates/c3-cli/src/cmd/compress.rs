@@ -20,9 +20,12 @@ pub struct CompressArgs {
     /// Text files to compress (`-` for stdin), one document each, of any length.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Latent file to write (safetensors).
+    /// Latent file to write (safetensors; written whole, then renamed into place).
     #[arg(short, long)]
     out: PathBuf,
+    /// Replace an existing file at `--out`.
+    #[arg(long)]
+    force: bool,
     /// Window length in model tokens (default: the model's own).
     #[arg(long)]
     window: Option<usize>,
@@ -31,6 +34,13 @@ pub struct CompressArgs {
 }
 
 pub fn compress(a: CompressArgs) -> Result<()> {
+    // Refused before the work, not after: a pipeline re-run must not clobber silently.
+    if a.out.exists() && !a.force {
+        bail!(
+            "{} already exists; pass --force to replace it",
+            a.out.display()
+        );
+    }
     let rt = C3Runtime::load(&a.model, Default::default())?;
     let mut docs = Vec::new();
     for f in &a.files {

@@ -1,19 +1,32 @@
-//! `c3 inspect`: what a checkpoint holds.
+//! `c3 inspect`: what a checkpoint holds; `--check` also scans every tensor for NaN,
+//! ±Inf and values beyond an export dtype's range (the exporter's own health check).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Result;
-use c3_core::{C3Tokenizer, Checkpoint, TensorStore};
+use anyhow::{Result, bail};
+use c3_core::checkpoint::health;
+use c3_core::{C3Tokenizer, Checkpoint, DType, TensorStore};
 use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Checkpoint folder (release layout).
     checkpoint: PathBuf,
+    /// Scan every tensor for NaN, ±Inf and values that overflow `--dtype`; fails
+    /// (exit 1) naming the tensors, as `c3 export` would.
+    #[arg(long)]
+    check: bool,
+    /// Export dtype `--check` checks the range against (fp16: |x| beyond 65504).
+    #[arg(long, default_value = "fp32", value_parser = parse_dtype, requires = "check")]
+    dtype: DType,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    DType::parse(s).ok_or_else(|| format!("`{s}` is not fp32, fp16 or bf16"))
 }
 
 fn summary(store: &TensorStore) -> (u64, BTreeMap<String, usize>, usize) {
@@ -35,7 +48,11 @@ pub fn run(a: Args) -> Result<()> {
     let (dp, dd, df) = summary(&ck.root);
     let (ep, ed, ef) = summary(&ck.llm1);
     let c = &ck.config;
-    let v = json!({
+    let check = a.check.then(|| health::scan(&ck, a.dtype, &mut |_, _| {}));
+    if let Some(h) = check.as_ref().filter(|h| !h.is_healthy()) {
+        bail!("checkpoint {}: {h}", a.checkpoint.display());
+    }
+    let mut v = json!({
         "checkpoint": a.checkpoint,
         "latent_tokens": c.n_latents(),
         "max_text_tokens": c.max_text_tokens(),
@@ -51,6 +68,9 @@ pub fn run(a: Args) -> Result<()> {
         "total_bytes": ck.total_bytes(),
         "tokenizer": {"kind": tok.kind_name(), "vocab": tok.vocab_size()},
     });
+    if let Some(h) = &check {
+        v["check"] = serde_json::to_value(h)?;
+    }
     if a.json {
         println!("{v}");
         return Ok(());
@@ -93,5 +113,8 @@ pub fn run(a: Args) -> Result<()> {
         tok.kind_name(),
         tok.vocab_size()
     );
+    if let Some(h) = &check {
+        println!("check        {h}");
+    }
     Ok(())
 }

@@ -7,11 +7,13 @@
 //! into place, so an interrupted save never leaves a checkpoint that loads.
 
 mod dtype;
+pub mod health;
 mod layout;
 mod read;
 mod write;
 
 pub use dtype::DType;
+pub use health::{HealthReport, TensorHealth};
 pub use layout::{TensorSpec, decoder_tensors, encoder_tensors, encoder_tensors_to_write};
 pub use read::{TensorStore, TensorView};
 pub use write::{SaveOptions, WriteTensor, save_checkpoint};

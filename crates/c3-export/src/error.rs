@@ -1,0 +1,215 @@
+//! The exporter's error: what went wrong, named, and which of three kinds it is, so a
+//! release pipeline can tell "bad input" from "numbers drifted" from "this machine
+//! lacks a library" by exit code alone (README, "Export in release pipelines").
+
+use std::path::PathBuf;
+
+use c3_core::checkpoint::HealthReport;
+use serde::Serialize;
+
+use crate::verify::VerifyReport;
+
+/// A boxed error with its causes (`source()` chain) kept.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with [`ExportError`].
+pub type Result<T, E = ExportError> = std::result::Result<T, E>;
+
+/// The three ways an export fails, each with its own exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// Usage or input: flags, checkpoint, output folder. Exit 1.
+    Input,
+    /// `--verify` measured a mismatch with the tch reference. Exit 2.
+    Verify,
+    /// The machine: a missing ONNX Runtime, `c3 reference` or libtorch. Exit 3.
+    Environment,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Input => 1,
+            ErrorKind::Verify => 2,
+            ErrorKind::Environment => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Input => "input",
+            ErrorKind::Verify => "verify",
+            ErrorKind::Environment => "environment",
+        }
+    }
+
+    /// The kind of an error given as its chain of causes (`anyhow::Error::chain()`):
+    /// an [`ExportError`] says its own, ONNX Runtime library errors are the
+    /// environment, the rest input.
+    pub fn of_chain<'a>(
+        chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
+    ) -> ErrorKind {
+        for err in chain {
+            if let Some(x) = err.downcast_ref::<ExportError>() {
+                return x.kind();
+            }
+            if err
+                .downcast_ref::<c3_onnx::Error>()
+                .is_some_and(c3_onnx::Error::is_environment)
+            {
+                return ErrorKind::Environment;
+            }
+        }
+        ErrorKind::Input
+    }
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// `--out` already holds an export and `--force` was not given.
+    #[error("{} already holds an export; pass --force to replace it", out.display())]
+    OutExists { out: PathBuf },
+    /// `--out` is a non-empty folder that is not an export: never deleted, even with --force.
+    #[error(
+        "{} exists and is not an export folder (no {}); refusing to overwrite it",
+        out.display(),
+        c3_core::MANIFEST_FILE
+    )]
+    NotAnExport { out: PathBuf },
+    /// NaN, ±Inf or out-of-range weights (without `--allow-nonfinite`).
+    #[error(
+        "checkpoint {}: {report} (run `c3 inspect --check`; --allow-nonfinite exports them anyway, for forensics only)",
+        checkpoint.display()
+    )]
+    Unhealthy {
+        checkpoint: PathBuf,
+        report: Box<HealthReport>,
+    },
+    /// `--verify` found the export differs from the tch reference.
+    #[error("verification failed: {}", report.failures())]
+    Verify { report: Box<VerifyReport> },
+    /// The machine lacks something the export needs.
+    #[error(transparent)]
+    Environment(BoxError),
+    /// Anything else about the input (flags, checkpoint, files).
+    #[error(transparent)]
+    Input(BoxError),
+}
+
+impl ExportError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ExportError::Verify { .. } => ErrorKind::Verify,
+            ExportError::Environment(_) => ErrorKind::Environment,
+            _ => ErrorKind::Input,
+        }
+    }
+
+    /// What `--verify` measured, when the failure is a mismatch.
+    pub fn verify_report(&self) -> Option<&VerifyReport> {
+        match self {
+            ExportError::Verify { report } => Some(report),
+            _ => None,
+        }
+    }
+
+    /// An input error with this message.
+    pub fn input(msg: impl Into<String>) -> Self {
+        ExportError::Input(msg.into().into())
+    }
+
+    /// The message and its causes on one line (`a: b: c`), as the CLI prints it.
+    pub fn one_line(&self) -> String {
+        one_line(self)
+    }
+
+    /// `{"error": "...", "kind": "input|verify|environment"}`, plus `verify` with
+    /// every figure compared when verification failed: what `--json` prints on failure.
+    pub fn to_json(&self) -> serde_json::Value {
+        error_json(&self.one_line(), self.kind(), self.verify_report())
+    }
+}
+
+impl From<anyhow::Error> for ExportError {
+    fn from(e: anyhow::Error) -> Self {
+        let e = match e.downcast::<ExportError>() {
+            Ok(x) => return x,
+            Err(e) => e,
+        };
+        match ErrorKind::of_chain(e.chain()) {
+            ErrorKind::Environment => ExportError::Environment(e.into()),
+            _ => ExportError::Input(e.into()),
+        }
+    }
+}
+
+impl From<c3_core::Error> for ExportError {
+    fn from(e: c3_core::Error) -> Self {
+        ExportError::Input(Box::new(e))
+    }
+}
+
+/// `e` and its causes joined by `: `, newlines folded, so an error is one line.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        // `#[error(transparent)]` and anyhow's boxes repeat the inner message.
+        if parts.last() != Some(&msg) {
+            parts.push(msg);
+        }
+        cur = s.source();
+    }
+    parts.join(": ").replace('\n', "; ")
+}
+
+/// The failure object `--json` prints (also used by `c3` for every subcommand).
+pub fn error_json(
+    message: &str,
+    kind: ErrorKind,
+    verify: Option<&VerifyReport>,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({"error": message, "kind": kind.name()});
+    if let Some(r) = verify {
+        v["verify"] = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_the_documented_exit_codes() {
+        let codes: Vec<i32> = [ErrorKind::Input, ErrorKind::Verify, ErrorKind::Environment]
+            .iter()
+            .map(|k| k.exit_code())
+            .collect();
+        assert_eq!(codes, [1, 2, 3]);
+    }
+
+    #[test]
+    fn an_ort_library_error_deep_in_a_chain_is_the_environment() {
+        let missing = c3_onnx::Error::OrtLibraryMissing {
+            path: "/nowhere/libonnxruntime.so".into(),
+        };
+        let e: ExportError = anyhow::Error::new(missing)
+            .context("loading the export")
+            .into();
+        assert_eq!(e.kind(), ErrorKind::Environment);
+        let line = e.one_line();
+        assert!(
+            line.starts_with("loading the export: ONNX Runtime library not found"),
+            "{line}"
+        );
+        let j = e.to_json();
+        assert_eq!(j["kind"], "environment");
+        let plain: ExportError = anyhow::anyhow!("bad\nflag").into();
+        assert_eq!(plain.kind(), ErrorKind::Input);
+        assert_eq!(plain.one_line(), "bad; flag");
+    }
+}

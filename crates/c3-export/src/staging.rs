@@ -1,0 +1,236 @@
+//! Atomic export folders. An export is written into `.NAME.c3-partial-PID` beside
+//! `--out` (same filesystem) and renamed into place only once it is complete and, with
+//! `--verify`, verified; so a failed, killed or interrupted export never leaves a
+//! folder at `--out` that a later pipeline stage could take for a good one. A failed
+//! run removes its partial folder; a killed one cannot, so every run first removes
+//! partial folders of the same `--out` whose process is gone.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{ExportError, Result};
+
+/// Marker in staging folder names: `.NAME.c3-partial-PID`.
+pub const PARTIAL_MARK: &str = "c3-partial";
+/// Marker for the previous export while `--force` swaps in the new one.
+const OLD_MARK: &str = "c3-old";
+
+/// A staging folder, removed on drop unless [`Staging::publish`]ed.
+pub struct Staging {
+    dir: PathBuf,
+    published: bool,
+}
+
+fn parent_and_name(out: &Path) -> Result<(PathBuf, String)> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .ok_or_else(|| {
+            ExportError::input(format!(
+                "--out {} needs a folder name (not `..` or `/`)",
+                out.display()
+            ))
+        })?
+        .to_string_lossy()
+        .into_owned();
+    Ok((parent, name))
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> ExportError {
+    ExportError::input(format!("{what} {}: {e}", path.display()))
+}
+
+/// Refuses an `--out` that cannot be (re)placed: an existing export without `force`,
+/// or any non-empty folder or file that is not an export. Checked before the work
+/// starts and again just before the swap.
+pub fn check_out(out: &Path, force: bool) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let empty_dir =
+        out.is_dir() && std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_none());
+    if empty_dir {
+        return Ok(());
+    }
+    if !out.join(c3_core::MANIFEST_FILE).is_file() {
+        return Err(ExportError::NotAnExport { out: out.into() });
+    }
+    if !force {
+        return Err(ExportError::OutExists { out: out.into() });
+    }
+    Ok(())
+}
+
+impl Staging {
+    /// Creates `.NAME.c3-partial-PID` beside `out`, after removing stale partial
+    /// folders of `out` left by processes that no longer run.
+    pub fn create(out: &Path) -> Result<Staging> {
+        let (parent, name) = parent_and_name(out)?;
+        std::fs::create_dir_all(&parent).map_err(|e| io_err("creating", &parent, e))?;
+        remove_stale(&parent, &name);
+        let dir = parent.join(format!(".{name}.{PARTIAL_MARK}-{}", std::process::id()));
+        if dir.exists() {
+            // Ours by pid but not by this run: a pid reused after a crash.
+            std::fs::remove_dir_all(&dir).map_err(|e| io_err("removing", &dir, e))?;
+        }
+        std::fs::create_dir(&dir).map_err(|e| io_err("creating", &dir, e))?;
+        Ok(Staging {
+            dir,
+            published: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Moves the staged folder to `out`. With `force` an existing export is replaced
+    /// by two renames (old aside, new in), then the old one is deleted: at every
+    /// instant `out` is the complete old export, absent, or the complete new one.
+    pub fn publish(mut self, out: &Path, force: bool) -> Result<()> {
+        check_out(out, force)?;
+        let (parent, name) = parent_and_name(out)?;
+        let old = parent.join(format!(".{name}.{OLD_MARK}-{}", std::process::id()));
+        let mut moved_aside = false;
+        if out.is_dir() && out.join(c3_core::MANIFEST_FILE).is_file() {
+            std::fs::rename(out, &old)
+                .map_err(|e| io_err("moving aside the old export", out, e))?;
+            moved_aside = true;
+        } else if out.exists() {
+            // An empty folder (check_out allowed it): rename cannot replace it everywhere.
+            std::fs::remove_dir(out).map_err(|e| io_err("removing the empty folder", out, e))?;
+        }
+        if let Err(e) = std::fs::rename(&self.dir, out) {
+            if moved_aside {
+                // Put the previous export back rather than leave nothing.
+                let _ = std::fs::rename(&old, out);
+            }
+            return Err(io_err("moving the export into", out, e));
+        }
+        self.published = true;
+        if moved_aside {
+            std::fs::remove_dir_all(&old)
+                .map_err(|e| io_err("removing the old export", &old, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Removes `.NAME.c3-partial-PID` / `.NAME.c3-old-PID` folders in `parent` whose
+/// process is gone. Best effort: what cannot be removed is left for the next run.
+fn remove_stale(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = [PARTIAL_MARK, OLD_MARK].iter().find_map(|mark| {
+            file.strip_prefix(&format!(".{name}.{mark}-"))
+                .and_then(|p| p.parse::<u32>().ok())
+        });
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !process_alive(pid)
+        {
+            tracing::info!(folder = %entry.path().display(), "removing a stale partial export");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` runs. Where `/proc` is missing (not Linux) nothing is
+/// known, so the folder is kept: a leftover is harmless, deleting a live export is not.
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export_folder(dir: &Path, marker: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(c3_core::MANIFEST_FILE), marker).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_staging_folder_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("export");
+        let s = Staging::create(&out).unwrap();
+        std::fs::write(s.path().join("encoder.onnx"), b"x").unwrap();
+        drop(s);
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stale_partials_of_dead_processes_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("export");
+        // u32::MAX is never a live pid; our own pid is live; another --out is not ours.
+        let dead = tmp
+            .path()
+            .join(format!(".export.{PARTIAL_MARK}-{}", u32::MAX));
+        let other = tmp
+            .path()
+            .join(format!(".other.{PARTIAL_MARK}-{}", u32::MAX));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&other).unwrap();
+        let s = Staging::create(&out).unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!dead.exists(), "stale partial folder kept");
+        }
+        assert!(
+            other.exists(),
+            "another export's partial folder was touched"
+        );
+        assert!(s.path().exists());
+    }
+
+    #[test]
+    fn force_replaces_an_export_and_refuses_anything_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("export");
+        export_folder(&out, "old");
+        let s = Staging::create(&out).unwrap();
+        export_folder(s.path(), "new");
+        let err = s.publish(&out, false).unwrap_err().to_string();
+        assert!(err.contains("--force") && err.contains("export"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(out.join(c3_core::MANIFEST_FILE)).unwrap(),
+            "old"
+        );
+
+        let s = Staging::create(&out).unwrap();
+        export_folder(s.path(), "new");
+        s.publish(&out, true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join(c3_core::MANIFEST_FILE)).unwrap(),
+            "new"
+        );
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, ["export"], "no staging or old folder left");
+
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("notes.txt"), b"keep").unwrap();
+        let err = check_out(&data, true).unwrap_err().to_string();
+        assert!(err.contains("not an export folder"), "{err}");
+        check_out(&tmp.path().join("empty-or-missing"), false).unwrap();
+    }
+}
