@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::generation::GenerationConfig;
 
+mod names;
+pub use names::check_plain_name;
+
 /// Manifest file name inside an export folder.
 pub const MANIFEST_FILE: &str = "c3-export.json";
 /// The `format` value this code writes and reads.
@@ -217,7 +220,26 @@ impl ExportManifest {
                 ),
             ));
         }
+        m.check_file_names(dir)?;
         Ok((m, sha256_hex(&bytes)))
+    }
+
+    /// Refuses file names that are not plain names inside `dir` (`..`, separators,
+    /// absolute paths, symlinks leaving it): the manifest is untrusted input, and a
+    /// byte-identical copy elsewhere would pass the hash checks. Opens nothing.
+    pub fn check_file_names(&self, dir: &Path) -> Result<()> {
+        check_plain_name(dir, "tokenizer.file", &self.tokenizer.file)?;
+        for (name, m) in [
+            ("encoder", &self.models.encoder),
+            ("decoder", &self.models.decoder),
+            ("embed_tokens", &self.models.embed_tokens),
+        ] {
+            check_plain_name(dir, &format!("models.{name}.file"), &m.file)?;
+            if let Some(d) = &m.data_file {
+                check_plain_name(dir, &format!("models.{name}.data_file"), d)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the manifest atomically into `dir` and returns its hash.
@@ -235,8 +257,10 @@ impl ExportManifest {
     }
 
     /// Checks every model file (and its data file) against the recorded sha256, so a
-    /// truncated or swapped ONNX file is named before ONNX Runtime sees it.
+    /// truncated or swapped ONNX file is named before ONNX Runtime sees it. File names
+    /// are checked first ([`Self::check_file_names`]), before any file is opened.
     pub fn verify_files(&self, dir: &Path) -> Result<()> {
+        self.check_file_names(dir)?;
         for m in [
             &self.models.encoder,
             &self.models.decoder,

@@ -161,11 +161,40 @@ pub fn init_checkpoint(
     out: &Path,
     overwrite: bool,
 ) -> Result<C3Config> {
+    init_checkpoint_with(preset, seed, dtype, out, overwrite, &|_| {})
+}
+
+/// Tensors and bytes [`init_checkpoint`] writes for `preset` in `dtype` (for progress).
+pub fn checkpoint_size(preset: Preset, dtype: DType) -> (usize, u64) {
+    let cfg = preset.config();
+    let specs: Vec<TensorSpec> = decoder_tensors(&cfg)
+        .into_iter()
+        .chain(encoder_tensors_to_write(&cfg.encoder))
+        .collect();
+    let bytes = specs
+        .iter()
+        .map(|t| (t.shape.iter().product::<usize>() * dtype.size()) as u64)
+        .sum();
+    (specs.len(), bytes)
+}
+
+/// [`init_checkpoint`], calling `on_tensor(bytes)` as each tensor is written: the
+/// release shape takes minutes, and the CLI draws a bar from these.
+pub fn init_checkpoint_with(
+    preset: Preset,
+    seed: u64,
+    dtype: DType,
+    out: &Path,
+    overwrite: bool,
+    on_tensor: &(dyn Fn(u64) + Sync),
+) -> Result<C3Config> {
     let mut cfg = preset.config();
     stamp_config(&mut cfg, dtype);
     let lazy = |spec: TensorSpec| {
         WriteTensor::lazy(spec.name.clone(), dtype, spec.shape.clone(), move || {
-            Cow::Owned(dtype.f32_to_bytes(&init_values(seed, &spec)))
+            let bytes = dtype.f32_to_bytes(&init_values(seed, &spec));
+            on_tensor(bytes.len() as u64);
+            Cow::Owned(bytes)
         })
     };
     let root: Vec<WriteTensor> = decoder_tensors(&cfg).into_iter().map(lazy).collect();

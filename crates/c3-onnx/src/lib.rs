@@ -47,6 +47,6 @@ pub use dtype::{DType, Dim};
 pub use error::{Error, Result};
 pub use graph::{DEFAULT_OPSET, GraphBuilder, IR_VERSION, MS_DOMAIN, NodeBuilder};
 pub use model::Model;
-pub use read::{decode_model, is_standard_domain, load_model, op_types};
+pub use read::{decode_model, external_data_locations, is_standard_domain, load_model, op_types};
 pub use tensor::{Element, TensorData, TensorSource, le_bytes, scalar_bytes};
 pub use write::{WriteOptions, WriteSummary};

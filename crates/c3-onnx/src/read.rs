@@ -7,7 +7,7 @@ use std::path::Path;
 use prost::Message;
 
 use crate::error::{Error, Result};
-use crate::proto::{GraphProto, ModelProto};
+use crate::proto::{AttributeProto, GraphProto, ModelProto, SparseTensorProto, TensorProto};
 
 /// Reads and decodes the `.onnx` file at `path`. External data files are not read
 /// (tensors keep their `location/offset/length` references).
@@ -79,6 +79,68 @@ fn collect_graph(g: &GraphProto, ops: &mut BTreeSet<(String, String)>) {
     }
 }
 
+/// Every external-data `location` the model's tensors name (initializers, sparse
+/// initializers, tensor attributes, in subgraphs and model-local functions too). ONNX
+/// Runtime opens these paths relative to the model, so a loader of untrusted models
+/// checks them before handing the model over.
+pub fn external_data_locations(model: &ModelProto) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(g) = &model.graph {
+        graph_locations(g, &mut out);
+    }
+    for f in &model.functions {
+        for a in f
+            .node
+            .iter()
+            .flat_map(|n| &n.attribute)
+            .chain(&f.attribute_proto)
+        {
+            attribute_locations(a, &mut out);
+        }
+    }
+    out
+}
+
+fn graph_locations(g: &GraphProto, out: &mut BTreeSet<String>) {
+    for t in &g.initializer {
+        tensor_locations(t, out);
+    }
+    for s in &g.sparse_initializer {
+        sparse_locations(s, out);
+    }
+    for a in g.node.iter().flat_map(|n| &n.attribute) {
+        attribute_locations(a, out);
+    }
+}
+
+fn attribute_locations(a: &AttributeProto, out: &mut BTreeSet<String>) {
+    for t in a.t.iter().chain(&a.tensors) {
+        tensor_locations(t, out);
+    }
+    for s in a.sparse_tensor.iter().chain(&a.sparse_tensors) {
+        sparse_locations(s, out);
+    }
+    for sub in a.g.iter().chain(&a.graphs) {
+        graph_locations(sub, out);
+    }
+}
+
+fn sparse_locations(s: &SparseTensorProto, out: &mut BTreeSet<String>) {
+    for t in s.values.iter().chain(&s.indices) {
+        tensor_locations(t, out);
+    }
+}
+
+fn tensor_locations(t: &TensorProto, out: &mut BTreeSet<String>) {
+    // Whatever `data_location` says: a location that is present is what a reader
+    // might follow.
+    for e in &t.external_data {
+        if e.key.as_deref() == Some("location") {
+            out.insert(e.value.clone().unwrap_or_default());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +160,40 @@ mod tests {
         let foreign: Vec<_> = ops.iter().filter(|(d, _)| !is_standard_domain(d)).collect();
         assert_eq!(foreign.len(), 1);
         Ok(())
+    }
+
+    #[test]
+    fn external_locations_are_found_in_subgraphs_too() {
+        use crate::proto::{NodeProto, StringStringEntryProto};
+        let ext = |loc: &str| TensorProto {
+            external_data: vec![StringStringEntryProto {
+                key: Some("location".into()),
+                value: Some(loc.into()),
+            }],
+            ..Default::default()
+        };
+        let body = GraphProto {
+            initializer: vec![ext("../body.data")],
+            ..Default::default()
+        };
+        let node = NodeProto {
+            attribute: vec![AttributeProto {
+                g: Some(body),
+                t: Some(ext("/abs.data")),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                node: vec![node],
+                initializer: vec![ext("model.onnx.data"), TensorProto::default()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let got: Vec<_> = external_data_locations(&model).into_iter().collect();
+        assert_eq!(got, ["../body.data", "/abs.data", "model.onnx.data"]);
     }
 
     #[test]

@@ -53,9 +53,10 @@ enum Cache {
 struct Shared {
     binding: IoBinding,
     _buffers: Vec<DynTensor>,
-    /// `seqlens_k` `[B]` and `total_sequence_length` `[]`, bound once, rewritten per run.
-    seqlens: Tensor<i32>,
-    total: Tensor<i32>,
+    /// `(seqlens_k, total_sequence_length)` as bound by each run, in order: what the
+    /// unit tests check, since on the CPU a stale binding reads the same as a fresh one.
+    #[cfg(test)]
+    bound_lengths: Vec<(Vec<i32>, i32)>,
     /// `[B, 1, vocab]` logits of a step, bound from the first step on (a prefill's
     /// logits have another shape: ONNX Runtime allocates those).
     step_logits: Option<Tensor<f32>>,
@@ -112,17 +113,12 @@ impl C3Runtime {
                     binding.bind_output(present, &mut buf)?;
                     buffers.push(buf);
                 }
-                let host = Allocator::default();
-                let seqlens = Tensor::<i32>::new(&host, [batch])?;
-                let total = Tensor::<i32>::new(&host, [0usize; 0])?;
-                binding.bind_input("seqlens_k", &seqlens)?;
-                binding.bind_input("total_sequence_length", &total)?;
                 drop(dec);
                 Cache::Shared(Box::new(Shared {
                     binding,
                     _buffers: buffers,
-                    seqlens,
-                    total,
+                    #[cfg(test)]
+                    bound_lengths: Vec::new(),
                     step_logits: None,
                 }))
             }
@@ -137,6 +133,27 @@ impl C3Runtime {
             last_seq: 0,
             broken: false,
         })
+    }
+}
+
+impl Shared {
+    /// Binds fresh `seqlens_k` `[B]` (= `total - 1`) and `total_sequence_length` `[]`.
+    /// Done every run, never written after binding: `IoBinding::bind_input` copies a
+    /// host tensor to the device at bind time, so on CUDA a value rewritten in host
+    /// memory afterwards would never reach the kernel (on the CPU it aliases, which
+    /// hid this).
+    fn bind_lengths(&mut self, batch: usize, total: usize) -> Result<()> {
+        let total = i32::try_from(total).context("position over i32")?;
+        let seqlens = Tensor::from_array(([batch], vec![total - 1; batch]))?;
+        let total = Tensor::from_array(([0usize; 0], vec![total]))?;
+        self.binding.bind_input("seqlens_k", &seqlens)?;
+        self.binding.bind_input("total_sequence_length", &total)?;
+        #[cfg(test)]
+        self.bound_lengths.push((
+            seqlens.extract_tensor().1.to_vec(),
+            total.extract_tensor().1[0],
+        ));
+        Ok(())
     }
 }
 
@@ -264,9 +281,7 @@ impl DecodeState<'_> {
                 out.remove("logits")
             }
             Cache::Shared(sh) => {
-                let k = i32::try_from(total - 1).context("position over i32")?;
-                sh.seqlens.extract_tensor_mut().1.fill(k);
-                sh.total.extract_tensor_mut().1[0] = k + 1;
+                sh.bind_lengths(b, total)?;
                 sh.binding.bind_input("inputs_embeds", &embeds)?;
                 if seq == 1 && sh.step_logits.is_none() {
                     let mut t = Tensor::<f32>::new(&Allocator::default(), [b, 1, m.vocab])?;
@@ -337,3 +352,6 @@ impl DecodeState<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,7 @@
 //! access in `ort`), and all per-request state lives in the request.
 
 mod decode;
+mod external;
 pub mod latent_file;
 mod model;
 mod provider;

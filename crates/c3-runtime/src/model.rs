@@ -13,7 +13,8 @@ use c3_core::{
 use c3_onnx::ort::session::Session;
 use c3_onnx::ort::value::DynValue;
 
-use crate::provider::{Provider, session};
+use crate::external::check_external_data;
+use crate::provider::{Provider, check_export, session};
 use crate::values::{FloatType, float_value, i64_value, to_f32};
 
 /// How to run an export.
@@ -84,8 +85,16 @@ impl C3Runtime {
     /// Loads `dir` (made by `c3 export`), checking file hashes, the I/O contract and
     /// that the copied tokenizer rebuilds the manifest's prompt.
     pub fn load(dir: &Path, options: RuntimeOptions) -> Result<Self> {
+        // Untrusted until checked: names (in ExportManifest::load, before anything is
+        // opened), the provider fit, hashes, then the ONNX files' external-data names.
         let (manifest, manifest_sha256) = ExportManifest::load(dir)?;
+        let dtype = FloatType::parse(&manifest.dtype)?;
+        check_export(&options.provider, manifest.kv_cache, dtype)?;
         manifest.verify_files(dir)?;
+        let models = &manifest.models;
+        for m in [&models.encoder, &models.embed_tokens, &models.decoder] {
+            check_external_data(dir, &m.file)?;
+        }
         check_contract(&manifest)
             .with_context(|| format!("{}: manifest does not match this runtime", dir.display()))?;
         let tokenizer = C3Tokenizer::from_dir(dir)?;
@@ -120,7 +129,6 @@ impl C3Runtime {
             "{}: the tokenizer builds a different decoder prompt than the manifest records",
             tokenizer.path().display()
         );
-        let dtype = FloatType::parse(&manifest.dtype)?;
         let open = |f: &str| {
             session(
                 &dir.join(f),

@@ -5,9 +5,12 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+use c3_core::KvCache;
 use c3_onnx::ort::ep::{self, ExecutionProvider};
 use c3_onnx::ort::session::Session;
 use c3_onnx::ort::session::builder::SessionBuilder;
+
+use crate::values::FloatType;
 
 /// Where the models run.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -39,6 +42,21 @@ impl Provider {
             Provider::TensorRt { .. } => "tensorrt",
         }
     }
+}
+
+/// Refuses an export `provider` cannot run as exported, before any session exists (so
+/// this holds without a GPU): a shared-buffer decoder is ONNX Runtime's
+/// GroupQueryAttention, whose CUDA kernels (also what TensorRT hands it to) are
+/// fp16/bf16 only, so an fp32 one would not run on the GPU.
+pub(crate) fn check_export(provider: &Provider, kv_cache: KvCache, dtype: FloatType) -> Result<()> {
+    let gpu = matches!(provider, Provider::Cuda | Provider::TensorRt { .. });
+    if gpu && kv_cache == KvCache::SharedBuffer && dtype == FloatType::F32 {
+        bail!(
+            "an fp32 export with kv_cache `shared_buffer` cannot run on {} (ONNX Runtime's CUDA GroupQueryAttention is fp16/bf16 only): export with `--dtype fp16` or `--dtype bf16`, or with `--kv-cache concat`",
+            provider.name()
+        );
+    }
+    Ok(())
 }
 
 /// Builds a session for `path` on `provider`, with `threads` intra-op threads (0 =
@@ -108,5 +126,34 @@ fn register<E: ExecutionProvider>(
             Ok(())
         }
         Err(e) => Err(e).context(format!("execution provider `{name}` requested")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fp32_shared_buffer_is_refused_on_gpu_providers_only() {
+        let trt = Provider::TensorRt { cache_dir: None };
+        for p in [Provider::Cuda, trt.clone()] {
+            let err = check_export(&p, KvCache::SharedBuffer, FloatType::F32)
+                .expect_err(p.name())
+                .to_string();
+            assert!(
+                err.contains(p.name())
+                    && err.contains("--dtype fp16")
+                    && err.contains("--kv-cache concat")
+                    && !err.contains('\n'),
+                "{err}"
+            );
+        }
+        check_export(&Provider::Cpu, KvCache::SharedBuffer, FloatType::F32).unwrap();
+        for ty in [FloatType::F16, FloatType::BF16] {
+            check_export(&Provider::Cuda, KvCache::SharedBuffer, ty).unwrap();
+            check_export(&trt, KvCache::SharedBuffer, ty).unwrap();
+        }
+        check_export(&Provider::Cuda, KvCache::Concat, FloatType::F32).unwrap();
+        check_export(&trt, KvCache::Concat, FloatType::F32).unwrap();
     }
 }

@@ -190,6 +190,33 @@ pub fn build(args: &BuildArgs) -> Result<BuildReport> {
 /// [`build`] with an explicit probe (tests use fake `nvidia-smi`/`trtexec` and
 /// library folders).
 pub fn build_with(args: &BuildArgs, probe: &Probe) -> Result<BuildReport> {
+    build_reporting(args, probe, &mut |_| {})
+}
+
+/// A point in a real build, for progress: engines take minutes each on a GPU.
+#[derive(Debug, Clone, Copy)]
+pub enum BuildEvent<'a> {
+    /// Engine `index` of `total` starts building.
+    EngineStarted {
+        index: usize,
+        total: usize,
+        job: &'a EngineJob,
+    },
+    /// It finished after `seconds`.
+    EngineBuilt {
+        index: usize,
+        total: usize,
+        job: &'a EngineJob,
+        seconds: f64,
+    },
+}
+
+/// [`build_with`], reporting each engine as it starts and finishes.
+pub fn build_reporting(
+    args: &BuildArgs,
+    probe: &Probe,
+    on_event: &mut dyn FnMut(BuildEvent),
+) -> Result<BuildReport> {
     let started = Instant::now();
     let (m, hash) = ExportManifest::load(&args.export)?;
     let models = validate_export(&args.export, &m)?;
@@ -298,8 +325,18 @@ pub fn build_with(args: &BuildArgs, probe: &Probe) -> Result<BuildReport> {
     if old.exists() {
         std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
     }
-    for job in &report.jobs {
+    let total = report.jobs.len();
+    for (index, job) in report.jobs.iter().enumerate() {
+        on_event(BuildEvent::EngineStarted { index, total, job });
+        let t = Instant::now();
         run_job(backend, job, &plan_dir)?;
+        let seconds = t.elapsed().as_secs_f64();
+        on_event(BuildEvent::EngineBuilt {
+            index,
+            total,
+            job,
+            seconds,
+        });
     }
     let gpu = gpu.ok_or_else(|| Error::NoGpu("device vanished during the build".into()))?;
     let built_at_unix = SystemTime::now()

@@ -40,7 +40,7 @@ pub mod validate;
 mod testutil;
 
 pub use backend::{Backend, BackendChoice, EngineJob};
-pub use builder::{BuildArgs, BuildReport, build, build_with};
+pub use builder::{BuildArgs, BuildEvent, BuildReport, build, build_reporting, build_with};
 pub use engine::{EngineSpec, check_engine_dir, check_engine_dir_with};
 pub use error::{Error, Mismatch, PlanMismatch, Result};
 pub use gpu::{GpuInfo, LibFound, Probe};

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, anyhow};
 use c3_core::DType;
-use c3_core::presets::{Preset, init_checkpoint, unknown_preset};
+use c3_core::presets::{Preset, checkpoint_size, init_checkpoint_with, unknown_preset};
+use c3_export::Progress;
+use c3_export::bars::StderrProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,7 +39,15 @@ pub fn run(a: Args) -> Result<()> {
         None => DType::F32,
     };
     let t = std::time::Instant::now();
-    let cfg = init_checkpoint(preset, a.seed, dtype, &a.out, a.force)?;
+    // The release shape writes ~9 GB: the export's bytes/ETA bar on a terminal.
+    let progress = StderrProgress::new();
+    let (tensors, bytes) = checkpoint_size(preset, dtype);
+    progress.write_started(tensors, bytes);
+    let cfg = init_checkpoint_with(preset, a.seed, dtype, &a.out, a.force, &|b| {
+        progress.tensor_written(b)
+    });
+    progress.finished();
+    let cfg = cfg?;
     if a.json {
         let v = serde_json::json!({
             "out": a.out, "preset": a.preset, "seed": a.seed, "dtype": dtype.name(),

@@ -184,7 +184,18 @@ fn fake_trtexec_build_writes_layout_and_plan() -> anyhow::Result<()> {
     args.out = tmp.path().join("trt-plans");
     args.backend = BackendChoice::Trtexec;
     args.max_batch = 4;
-    let report = build_with(&args, &probe)?;
+    // Every engine is reported started, then built, in order.
+    let mut events = Vec::new();
+    let report = super::build_reporting(&args, &probe, &mut |e| {
+        events.push(match e {
+            super::BuildEvent::EngineStarted { index, total, .. } => (index, total, false),
+            super::BuildEvent::EngineBuilt { index, total, .. } => (index, total, true),
+        })
+    })?;
+    let n = report.jobs.len();
+    assert!(n > 0);
+    let want: Vec<_> = (0..n).flat_map(|i| [(i, n, false), (i, n, true)]).collect();
+    assert_eq!(events, want);
     let (_, hash) = c3_core::ExportManifest::load(&export)?;
     let dir = args
         .out

@@ -1,0 +1,64 @@
+//! The shared-buffer state binds the current lengths on every run. On the CPU a
+//! binding made once and rewritten in host memory gives the same outputs (ONNX Runtime
+//! aliases host tensors), so outputs cannot catch a regression; the record of what each
+//! run bound can.
+
+use std::path::{Path, PathBuf};
+
+use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+
+use super::{Cache, DecodeState};
+use crate::{C3Runtime, RuntimeOptions};
+
+fn export_shared(out: &Path) -> C3Runtime {
+    let args = ExportArgs {
+        checkpoint: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
+        out: out.to_path_buf(),
+        dtype: ExportDtype::Fp32,
+        target: Target::Ort,
+        kv_cache: KvCacheArg::SharedBuffer,
+        quantize: None,
+        verify: false,
+        json: false,
+        force: false,
+        allow_nonfinite: false,
+    };
+    c3_export::run(&args).unwrap();
+    C3Runtime::load(out, RuntimeOptions::default()).unwrap()
+}
+
+fn bound(state: &DecodeState<'_>) -> Vec<(Vec<i32>, i32)> {
+    match &state.cache {
+        Cache::Shared(sh) => sh.bound_lengths.clone(),
+        Cache::Concat { .. } => panic!("expected a shared-buffer cache"),
+    }
+}
+
+#[test]
+fn every_shared_buffer_run_binds_the_current_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = export_shared(&dir.path().join("export"));
+    let plen = rt.manifest.prompt.ids.len();
+    let ids = rt.document_ids("bind me every step").unwrap();
+    let lat = rt.compress(&[ids.clone(), ids]).unwrap();
+    let rows: Vec<_> = lat.iter().collect();
+    let mut state = rt.decode_state(2, plen + 4).unwrap();
+    state
+        .forward(rt.prefill_embeds(&rows).unwrap(), plen)
+        .unwrap();
+    let mut want = vec![(vec![plen as i32 - 1; 2], plen as i32)];
+    assert_eq!(bound(&state), want);
+    for step in 1..=3 {
+        state.forward(rt.embed(&[1, 2], 2).unwrap(), 1).unwrap();
+        let total = (plen + step) as i32;
+        want.push((vec![total - 1; 2], total));
+        assert_eq!(bound(&state), want, "after step {step}");
+    }
+    // Back to an earlier position (what benchmarks do): the next run binds that one.
+    state.truncate(plen).unwrap();
+    state.forward(rt.embed(&[1, 2], 2).unwrap(), 1).unwrap();
+    assert_eq!(
+        bound(&state).last(),
+        Some(&(vec![plen as i32; 2], plen as i32 + 1))
+    );
+}

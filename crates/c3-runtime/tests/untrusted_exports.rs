@@ -1,0 +1,212 @@
+//! Export folders are untrusted input: a manifest or ONNX file that names a file
+//! outside the folder (`..`, an absolute path, a symlink leaving it) is refused in one
+//! line naming the field and the value, even when the file there is a byte-identical
+//! copy whose hash matches. And an fp32 shared-buffer export is refused on CUDA before
+//! any session exists, so that check runs here without a GPU.
+
+use std::path::{Path, PathBuf};
+
+use c3_core::ExportManifest;
+use c3_core::manifest::sha256_file;
+use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_onnx::proto::tensor_proto::DataLocation;
+use c3_onnx::proto::{ModelProto, StringStringEntryProto};
+use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
+use prost::Message;
+
+/// Exports the tiny fixture to `root/export` and returns that folder.
+fn export(root: &Path, kv_cache: KvCacheArg) -> PathBuf {
+    let out = root.join("export");
+    let args = ExportArgs {
+        checkpoint: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
+        out: out.clone(),
+        dtype: ExportDtype::Fp32,
+        target: Target::Ort,
+        kv_cache,
+        quantize: None,
+        verify: false,
+        json: false,
+        force: false,
+        allow_nonfinite: false,
+    };
+    c3_export::run(&args).unwrap();
+    out
+}
+
+/// Rewrites the manifest as an attacker would: as JSON, not through the checking loader.
+fn edit_manifest(dir: &Path, f: impl FnOnce(&mut ExportManifest)) {
+    let bytes = std::fs::read(dir.join(c3_core::MANIFEST_FILE)).unwrap();
+    let mut m: ExportManifest = serde_json::from_slice(&bytes).unwrap();
+    f(&mut m);
+    m.save(dir).unwrap();
+}
+
+/// Moves `dir/name` to `root/elsewhere/name` and returns the new path.
+fn move_out(dir: &Path, name: &str) -> PathBuf {
+    let elsewhere = dir.parent().unwrap().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let to = elsewhere.join(name);
+    std::fs::rename(dir.join(name), &to).unwrap();
+    to
+}
+
+/// The load error, checked to be one line that names every `needle`.
+fn refused(dir: &Path, options: RuntimeOptions, needles: &[&str]) -> String {
+    let err = match C3Runtime::load(dir, options) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(!err.contains('\n'), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "`{n}` missing from: {err}");
+    }
+    err
+}
+
+#[test]
+fn a_manifest_path_leaving_the_folder_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheArg::Auto);
+    move_out(&dir, "encoder.onnx");
+    edit_manifest(&dir, |m| {
+        m.models.encoder.file = "../elsewhere/encoder.onnx".into()
+    });
+    refused(
+        &dir,
+        RuntimeOptions::default(),
+        &["models.encoder.file", "`../elsewhere/encoder.onnx`"],
+    );
+}
+
+#[test]
+fn an_absolute_tokenizer_path_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheArg::Auto);
+    // The copy stays in the folder too: the runtime's tokenizer loads from there, only
+    // the manifest's hashed name points away.
+    let outside = root.path().join("tokenizer.json");
+    std::fs::copy(dir.join("tokenizer.json"), &outside).unwrap();
+    let abs = outside.display().to_string();
+    edit_manifest(&dir, |m| m.tokenizer.file = abs.clone());
+    refused(
+        &dir,
+        RuntimeOptions::default(),
+        &["tokenizer.file", &format!("`{abs}`")],
+    );
+    // Refused by name, before anything is opened: a path that does not exist gets the
+    // same answer, not a file-not-found from hashing.
+    edit_manifest(&dir, |m| {
+        m.tokenizer.file = "/nonexistent/tokenizer.json".into()
+    });
+    refused(
+        &dir,
+        RuntimeOptions::default(),
+        &["tokenizer.file", "`/nonexistent/tokenizer.json`"],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_leaving_the_folder_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheArg::Auto);
+    let outside = move_out(&dir, "decoder.onnx");
+    std::os::unix::fs::symlink(&outside, dir.join("decoder.onnx")).unwrap();
+    refused(
+        &dir,
+        RuntimeOptions::default(),
+        &["models.decoder.file", "`decoder.onnx`", "symlink"],
+    );
+    // A link that stays inside is an ordinary file of the folder.
+    std::fs::remove_file(dir.join("decoder.onnx")).unwrap();
+    std::fs::rename(&outside, dir.join("real-decoder.onnx")).unwrap();
+    std::os::unix::fs::symlink("real-decoder.onnx", dir.join("decoder.onnx")).unwrap();
+    C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+}
+
+/// Moves the largest initializer of `dir/file` into external data at `location`
+/// (relative to `dir`, so `../x` lands outside) and records it in the manifest.
+fn externalize(dir: &Path, file: &str, location: &str) {
+    let path = dir.join(file);
+    let mut model = ModelProto::decode(std::fs::read(&path).unwrap().as_slice()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    let t = graph
+        .initializer
+        .iter_mut()
+        .max_by_key(|t| t.raw_data.as_ref().map_or(0, Vec::len))
+        .unwrap();
+    let data = t.raw_data.take().unwrap();
+    std::fs::write(dir.join(location), &data).unwrap();
+    t.data_location = Some(DataLocation::External as i32);
+    t.external_data = [("location", location.to_string()), ("offset", "0".into())]
+        .into_iter()
+        .chain([("length", data.len().to_string())])
+        .map(|(k, v)| StringStringEntryProto {
+            key: Some(k.into()),
+            value: Some(v),
+        })
+        .collect();
+    std::fs::write(&path, model.encode_to_vec()).unwrap();
+    let sha = sha256_file(&path).unwrap();
+    let name = Path::new(location).file_name().unwrap().to_str().unwrap();
+    edit_manifest(dir, |m| {
+        let e = &mut m.models.embed_tokens;
+        e.sha256 = sha;
+        e.data_file = Some(name.into());
+        e.data_bytes = data.len() as u64;
+    });
+}
+
+#[test]
+fn external_data_must_stay_inside_the_folder() {
+    // Inside: loads and runs (ONNX Runtime reads the data file).
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheArg::Auto);
+    externalize(&dir, "embed_tokens.onnx", "embed_tokens.onnx.data");
+    let rt = C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+    let lat = rt
+        .compress(&[rt.document_ids("outside in").unwrap()])
+        .unwrap();
+    rt.prefill_embeds(&[&lat[0]]).unwrap();
+
+    // Outside: the manifest's data_file is a plain name that exists in the folder (the
+    // same bytes), but the ONNX file itself points at `../elsewhere/...`.
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheArg::Auto);
+    std::fs::create_dir(root.path().join("elsewhere")).unwrap();
+    let loc = "../elsewhere/embed_tokens.onnx.data";
+    externalize(&dir, "embed_tokens.onnx", loc);
+    std::fs::copy(
+        root.path().join("elsewhere/embed_tokens.onnx.data"),
+        dir.join("embed_tokens.onnx.data"),
+    )
+    .unwrap();
+    refused(
+        &dir,
+        RuntimeOptions::default(),
+        &[
+            "embed_tokens.onnx: external data location",
+            &format!("`{loc}`"),
+        ],
+    );
+}
+
+#[test]
+fn fp32_shared_buffer_exports_are_refused_on_cuda_before_any_session() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheArg::SharedBuffer);
+    for provider in [Provider::Cuda, Provider::TensorRt { cache_dir: None }] {
+        let options = RuntimeOptions {
+            provider,
+            // Even with fallback allowed: the export, not the machine, is at fault.
+            allow_fallback: true,
+            ..RuntimeOptions::default()
+        };
+        refused(
+            &dir,
+            options,
+            &["fp32", "shared_buffer", "--dtype fp16", "--kv-cache concat"],
+        );
+    }
+    C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+}
