@@ -4,7 +4,7 @@
 
 use c3_core::DType;
 use c3_core::presets::{Preset, init_checkpoint};
-use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_export::args::{ExportArgs, KvCacheArg};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 
 /// A loaded export and the folder that holds it (deleted on drop).
@@ -21,16 +21,8 @@ pub fn tiny_export(options: RuntimeOptions, kv_cache: KvCacheArg) -> Fixture {
     init_checkpoint(Preset::Tiny, 0, DType::F32, &ck, false).expect("init tiny checkpoint");
     let out = dir.path().join("export");
     let args = ExportArgs {
-        checkpoint: ck,
-        out: out.clone(),
-        dtype: ExportDtype::Fp32,
-        target: Target::Ort,
         kv_cache,
-        quantize: None,
-        verify: false,
-        json: false,
-        force: false,
-        allow_nonfinite: false,
+        ..ExportArgs::new(ck, out.clone())
     };
     c3_export::run(&args).expect("export");
     let runtime = C3Runtime::load(&out, options).expect("load export");

@@ -1,31 +1,10 @@
 //! The `c3` binary end to end on tiny checkpoints: the JSON contract of
 //! `roundtrip`, and one clear error line with a non-zero exit for each bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn c3(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_c3"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
-}
-
-/// Asserts failure with a single `error:` line containing every `needle`.
-fn assert_error(out: &Output, needles: &[&str]) {
-    assert!(!out.status.success(), "expected failure");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "`{n}` not in: {err}");
-    }
-}
+mod common;
+use common::*;
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);

@@ -3,50 +3,9 @@
 //! one, latent files, and one clear error line for each bad artifact or input.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn c3(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_c3"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-/// Asserts failure with a single `error:` line containing every `needle`.
-fn assert_error(out: &Output, needles: &[&str]) {
-    assert!(
-        !out.status.success(),
-        "expected failure, got: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("warning"))
-        .collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "`{n}` not in: {err}");
-    }
-}
+mod common;
+use common::*;
 
 fn export(ckpt: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["export", s(ckpt), "--out", s(out), "--json"];

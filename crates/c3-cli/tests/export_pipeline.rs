@@ -6,51 +6,10 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn c3_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_c3"));
-    c.args(args);
-    c
-}
-
-fn c3(args: &[&str]) -> Output {
-    c3_cmd(args).output().unwrap()
-}
-
-fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-}
-
-/// Asserts exit `code` and a single `error:` line (progress lines aside) holding
-/// every needle; returns the line.
-fn assert_fails(out: &Output, code: i32, needles: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("c3-export: "))
-        .collect();
-    assert_eq!(lines.len(), 1, "not one line: {err}");
-    assert!(lines[0].starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(lines[0].contains(n), "`{n}` not in: {err}");
-    }
-    lines[0].to_string()
-}
+mod common;
+use common::*;
 
 /// stdout is exactly one JSON object, with this `kind`.
 fn json_error(out: &Output, kind: &str) -> serde_json::Value {

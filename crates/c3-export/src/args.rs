@@ -98,6 +98,23 @@ impl KvCacheArg {
 }
 
 impl ExportArgs {
+    /// The CLI's defaults (fp32, `--target ort`, `--kv-cache auto`, no verify):
+    /// what library callers and tests start from, changing the fields they need.
+    pub fn new(checkpoint: impl Into<PathBuf>, out: impl Into<PathBuf>) -> Self {
+        ExportArgs {
+            checkpoint: checkpoint.into(),
+            out: out.into(),
+            force: false,
+            dtype: ExportDtype::Fp32,
+            target: Target::Ort,
+            kv_cache: KvCacheArg::Auto,
+            quantize: None,
+            verify: false,
+            allow_nonfinite: false,
+            json: false,
+        }
+    }
+
     /// The decoder's cache contract for a decoder of `head_dim`, or why the requested
     /// one cannot be exported.
     pub fn kv_cache(&self, head_dim: usize) -> anyhow::Result<KvCache> {

@@ -48,16 +48,10 @@ impl Golden {
 
 fn export(dtype: ExportDtype, target: Target, kv_cache: KvCacheArg, out: &Path) {
     let args = ExportArgs {
-        checkpoint: fixtures().join("tiny"),
-        out: out.to_path_buf(),
         dtype,
         target,
         kv_cache,
-        quantize: None,
-        verify: false,
-        json: false,
-        force: false,
-        allow_nonfinite: false,
+        ..ExportArgs::new(fixtures().join("tiny"), out.to_path_buf())
     };
     c3_export::run(&args).unwrap();
 }

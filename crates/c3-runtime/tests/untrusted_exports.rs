@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use c3_core::ExportManifest;
 use c3_core::manifest::sha256_file;
-use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_export::args::{ExportArgs, KvCacheArg};
 use c3_onnx::proto::tensor_proto::DataLocation;
 use c3_onnx::proto::{ModelProto, StringStringEntryProto};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
@@ -18,16 +18,11 @@ use prost::Message;
 fn export(root: &Path, kv_cache: KvCacheArg) -> PathBuf {
     let out = root.join("export");
     let args = ExportArgs {
-        checkpoint: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
-        out: out.clone(),
-        dtype: ExportDtype::Fp32,
-        target: Target::Ort,
         kv_cache,
-        quantize: None,
-        verify: false,
-        json: false,
-        force: false,
-        allow_nonfinite: false,
+        ..ExportArgs::new(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
+            out.clone(),
+        )
     };
     c3_export::run(&args).unwrap();
     out

@@ -8,23 +8,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use c3_core::GenerationConfig;
-use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_export::args::ExportArgs;
 use c3_runtime::{C3Runtime, RuntimeOptions, latent_file};
 use safetensors::{Dtype, SafeTensors, serialize, tensor::TensorView};
 
 fn export(out: &Path) -> C3Runtime {
-    let args = ExportArgs {
-        checkpoint: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
-        out: out.to_path_buf(),
-        dtype: ExportDtype::Fp32,
-        target: Target::Ort,
-        kv_cache: KvCacheArg::Auto,
-        quantize: None,
-        verify: false,
-        json: false,
-        force: false,
-        allow_nonfinite: false,
-    };
+    let args = ExportArgs::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
+        out.to_path_buf(),
+    );
     c3_export::run(&args).unwrap();
     C3Runtime::load(out, RuntimeOptions::default()).unwrap()
 }

@@ -5,23 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
-use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_export::args::{ExportArgs, KvCacheArg};
 
 use super::{Cache, DecodeState};
 use crate::{C3Runtime, RuntimeOptions};
 
 fn export_shared(out: &Path) -> C3Runtime {
     let args = ExportArgs {
-        checkpoint: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
-        out: out.to_path_buf(),
-        dtype: ExportDtype::Fp32,
-        target: Target::Ort,
         kv_cache: KvCacheArg::SharedBuffer,
-        quantize: None,
-        verify: false,
-        json: false,
-        force: false,
-        allow_nonfinite: false,
+        ..ExportArgs::new(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
+            out.to_path_buf(),
+        )
     };
     c3_export::run(&args).unwrap();
     C3Runtime::load(out, RuntimeOptions::default()).unwrap()
