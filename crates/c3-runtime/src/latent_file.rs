@@ -82,6 +82,15 @@ pub fn save(path: &Path, rt: &C3Runtime, c: &Compressed, sources: &[String]) -> 
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     std::io::Write::write_all(&mut tmp, &data).with_context(|| path.display().to_string())?;
+    // Temp files are created 0600; a latent file is an ordinary output, readable
+    // like any other file the user writes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
     tmp.persist(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
