@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod presets;
 pub mod prompt;
 pub mod published;
+pub mod staging;
 pub mod tokenizer;
 pub mod window;
 

@@ -68,16 +68,6 @@ impl ErrorKind {
 /// Why an export failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// `--out` already holds an export and `--force` was not given.
-    #[error("{} already holds an export; pass --force to replace it", out.display())]
-    OutExists { out: PathBuf },
-    /// `--out` is a non-empty folder that is not an export: never deleted, even with --force.
-    #[error(
-        "{} exists and is not an export folder (no {}); refusing to overwrite it",
-        out.display(),
-        c3_core::MANIFEST_FILE
-    )]
-    NotAnExport { out: PathBuf },
     /// NaN, ±Inf or out-of-range weights (without `--allow-nonfinite`).
     #[error(
         "checkpoint {}: {report} (run `c3 inspect --check`; --allow-nonfinite exports them anyway, for forensics only)",

@@ -2,7 +2,7 @@
 //! the tokenizer, `c3-export.json` and `provenance.json`). Release-pipeline rules:
 //! the checkpoint's weights are scanned first (NaN/Inf/overflow refused); the folder
 //! is staged beside `--out` and renamed into place only when complete and verified
-//! ([`crate::staging`]); the ONNX files and manifest hold nothing time- or
+//! ([`c3_core::staging`]); the ONNX files and manifest hold nothing time- or
 //! machine-dependent, so the same checkpoint and flags give the same bytes.
 
 use std::path::{Path, PathBuf};
@@ -26,8 +26,8 @@ use crate::error::{ExportError, Result};
 use crate::graphs;
 use crate::progress::{Progress, Silent};
 use crate::provenance::Provenance;
-use crate::staging::{Staging, check_out};
 use crate::weights::Weights;
+use c3_core::staging::{EXPORT, Staging, check_out};
 
 /// What an export produced (printed with `--json`).
 #[derive(Debug, Serialize)]
@@ -77,7 +77,7 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
         ));
     }
     // Before minutes of work: an --out that will be refused at the end is refused now.
-    check_out(&args.out, args.force)?;
+    check_out(&args.out, EXPORT, args.force)?;
     let ck = Checkpoint::open(&args.checkpoint)
         .with_context(|| format!("checkpoint {}", args.checkpoint.display()))?;
     let tokenizer = C3Tokenizer::from_dir(&args.checkpoint)?;
@@ -127,7 +127,7 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
         .save(staging.path())?;
     let (manifest, _) = ExportManifest::load(staging.path())?;
     let files = file_sizes(&manifest, staging.path())?;
-    staging.publish(&args.out, args.force)?;
+    staging.publish(&args.out, EXPORT, args.force)?;
     Ok(ExportReport {
         out: args.out.clone(),
         manifest_sha256,

@@ -25,7 +25,6 @@ pub mod progress;
 pub mod provenance;
 pub mod quantize;
 pub mod qwen2;
-pub mod staging;
 pub mod verify;
 pub mod weights;
 

@@ -18,6 +18,13 @@ use crate::gpu::{GpuInfo, Probe, select_gpu};
 use crate::plan::{self, EngineEntry, PLAN_FORMAT, PlanManifest};
 use crate::profiles::{EngineProfile, ProfileOptions, ProfileSet, derive_profiles};
 use crate::validate::{ModelCheck, validate_export};
+use c3_core::staging::{Artifact, Staging, check_out};
+
+/// A plan folder, complete once its `plan.json` is written.
+const PLAN: Artifact = Artifact {
+    what: "a plan",
+    marker: plan::PLAN_FILE,
+};
 
 /// Compile an export's ONNX models into TensorRT engines.
 #[derive(Clone, Debug, clap::Args)]
@@ -51,6 +58,10 @@ pub struct BuildArgs {
     /// writes nothing. Works without a GPU.
     #[arg(long)]
     pub dry_run: bool,
+    /// Replace an existing plan folder (refused otherwise). The new one is built
+    /// beside it and swapped in only when complete.
+    #[arg(long)]
+    pub force: bool,
     /// Build back-end.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
@@ -72,6 +83,7 @@ impl BuildArgs {
             opt_text_len: None,
             opt_past_len: None,
             dry_run: false,
+            force: false,
             backend: BackendChoice::Auto,
             json: false,
         }
@@ -317,19 +329,29 @@ pub fn build_reporting(
 
     // Engines record the export hash: make sure the files are the ones it describes.
     m.verify_files(&args.export)?;
-    for d in [&plan_dir, &timing_dir] {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-    }
-    // A stale plan.json must not vouch for engines being rebuilt.
-    let old = plan_dir.join(plan::PLAN_FILE);
-    if old.exists() {
-        std::fs::remove_file(&old).map_err(|e| Error::io(&old, e))?;
-    }
-    let total = report.jobs.len();
-    for (index, job) in report.jobs.iter().enumerate() {
+    // The plan folder is built beside its destination and swapped in complete, so a
+    // failed or killed build never leaves a folder the runtime would load.
+    check_out(&plan_dir, PLAN, args.force)?;
+    std::fs::create_dir_all(&timing_dir).map_err(|e| Error::io(&timing_dir, e))?;
+    let staging = Staging::create(&plan_dir)?;
+    // The same jobs, writing into the staging folder (the report shows the final paths).
+    let staged_jobs = plan_jobs(
+        backend,
+        &profiles,
+        &JobPaths {
+            export_dir: &args.export,
+            plan_dir: staging.path(),
+            timing_dir: &timing_dir,
+            trtexec: &trtexec_path,
+            device: gpu.as_ref().map_or(0, |g| g.index),
+            trt_major: trt.as_ref().and_then(|t| t.major()).or(Some(11)),
+        },
+    );
+    let total = staged_jobs.len();
+    for (index, job) in staged_jobs.iter().enumerate() {
         on_event(BuildEvent::EngineStarted { index, total, job });
         let t = Instant::now();
-        run_job(backend, job, &plan_dir)?;
+        run_job(backend, job, staging.path())?;
         let seconds = t.elapsed().as_secs_f64();
         on_event(BuildEvent::EngineBuilt {
             index,
@@ -374,7 +396,9 @@ pub fn build_reporting(
         built_at_unix,
         build_seconds: started.elapsed().as_secs_f64(),
     };
-    report.plan_file = Some(plan.save(&plan_dir)?);
+    plan.save(staging.path())?;
+    staging.publish(&plan_dir, PLAN, args.force)?;
+    report.plan_file = Some(plan_dir.join(plan::PLAN_FILE));
     Ok(report)
 }
 

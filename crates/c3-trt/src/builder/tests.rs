@@ -254,14 +254,52 @@ fn fake_trtexec_build_writes_layout_and_plan() -> anyhow::Result<()> {
         "{err}"
     );
 
-    // A second build for the same GPU reuses the timing cache folder and replaces the plan.
+    // A second build is refused without --force, and leaves the plan as it was.
+    let plan_before = std::fs::read(dir.join("plan.json"))?;
+    let err = build_with(&args, &probe).unwrap_err().to_string();
+    assert!(
+        err.contains("already holds a plan") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(dir.join("plan.json"))?, plan_before);
+    // With --force it reuses the timing cache folder and swaps the new plan in whole.
+    args.force = true;
     let again = build_with(&args, &probe)?;
     assert_eq!(again.timing_cache_dir, report.timing_cache_dir);
     assert!(
-        files_under(&dir)
+        files_under(&args.out)
             .iter()
-            .all(|p| !p.to_string_lossy().contains(".partial"))
+            .all(|p| !p.to_string_lossy().contains("c3-partial")
+                && !p.to_string_lossy().contains("c3-old")),
+        "{:?}",
+        files_under(&args.out)
     );
+    Ok(())
+}
+
+#[test]
+fn a_failed_build_leaves_no_plan_folder() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let export = tmp.path().join("export");
+    std::fs::create_dir(&export)?;
+    write_export(&export, Variant::Clean)?;
+    let probe = fake_gpu_machine(tmp.path())?;
+    // trtexec writes one engine, then fails on the next.
+    let bin = tmp.path().join("bin");
+    script(
+        &bin,
+        "trtexec",
+        "f=$(dirname \"$0\")/ran; if [ -e \"$f\" ]; then echo '&&&& FAILED'; exit 1; fi; touch \"$f\"; for a in \"$@\"; do case \"$a\" in --saveEngine=*) echo engine > \"${a#--saveEngine=}\";; esac; done; echo '&&&& PASSED'",
+    )?;
+    let mut args = BuildArgs::new(&export);
+    args.out = tmp.path().join("trt-plans");
+    args.backend = BackendChoice::Trtexec;
+    assert!(build_with(&args, &probe).is_err());
+    let left: Vec<_> = files_under(&args.out)
+        .into_iter()
+        .filter(|p| !p.starts_with(args.out.join("timing-cache")))
+        .collect();
+    assert!(left.is_empty(), "a failed build left {left:?}");
     Ok(())
 }
 

@@ -1,13 +1,29 @@
-//! Atomic export folders. An export is written into `.NAME.c3-partial-PID` beside
-//! `--out` (same filesystem) and renamed into place only once it is complete and, with
-//! `--verify`, verified; so a failed, killed or interrupted export never leaves a
-//! folder at `--out` that a later pipeline stage could take for a good one. A failed
-//! run removes its partial folder; a killed one cannot, so every run first removes
-//! partial folders of the same `--out` whose process is gone.
+//! Atomic artifact folders (exports, TensorRT plans). An artifact is written into
+//! `.NAME.c3-partial-PID` beside its destination (same filesystem) and renamed into
+//! place only once it is complete (and, for exports with `--verify`, verified); so a
+//! failed, killed or interrupted run never leaves a folder that a later pipeline
+//! stage could take for a good one. A failed run removes its partial folder; a killed
+//! one cannot, so every run first removes partial folders of the same destination
+//! whose process is gone.
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{ExportError, Result};
+use crate::error::{Error, Result};
+
+/// A kind of artifact folder: how messages name it, and the file whose presence
+/// marks a complete one (written last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Artifact {
+    /// With its article: "an export".
+    pub what: &'static str,
+    pub marker: &'static str,
+}
+
+/// An export folder (`c3 export`), marked by its manifest.
+pub const EXPORT: Artifact = Artifact {
+    what: "an export",
+    marker: crate::MANIFEST_FILE,
+};
 
 /// Marker in staging folder names: `.NAME.c3-partial-PID`.
 pub const PARTIAL_MARK: &str = "c3-partial";
@@ -21,6 +37,7 @@ pub struct Staging {
 }
 
 fn parent_and_name(out: &Path) -> Result<(PathBuf, String)> {
+    // Never `..` or `/`: the staging folder goes beside a named folder.
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -28,7 +45,7 @@ fn parent_and_name(out: &Path) -> Result<(PathBuf, String)> {
     let name = out
         .file_name()
         .ok_or_else(|| {
-            ExportError::input(format!(
+            Error::Input(format!(
                 "--out {} needs a folder name (not `..` or `/`)",
                 out.display()
             ))
@@ -38,14 +55,14 @@ fn parent_and_name(out: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> ExportError {
-    ExportError::input(format!("{what} {}: {e}", path.display()))
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::Input(format!("{what} {}: {e}", path.display()))
 }
 
-/// Refuses an `--out` that cannot be (re)placed: an existing export without `force`,
-/// or any non-empty folder or file that is not an export. Checked before the work
-/// starts and again just before the swap.
-pub fn check_out(out: &Path, force: bool) -> Result<()> {
+/// Refuses an `out` that cannot be (re)placed: an existing artifact without `force`,
+/// or any non-empty folder or file that is not one. Checked before the work starts
+/// and again just before the swap.
+pub fn check_out(out: &Path, kind: Artifact, force: bool) -> Result<()> {
     if !out.exists() {
         return Ok(());
     }
@@ -54,11 +71,20 @@ pub fn check_out(out: &Path, force: bool) -> Result<()> {
     if empty_dir {
         return Ok(());
     }
-    if !out.join(c3_core::MANIFEST_FILE).is_file() {
-        return Err(ExportError::NotAnExport { out: out.into() });
+    if !out.join(kind.marker).is_file() {
+        return Err(Error::Input(format!(
+            "{} exists and is not {} folder (no {}); refusing to overwrite it",
+            out.display(),
+            kind.what,
+            kind.marker
+        )));
     }
     if !force {
-        return Err(ExportError::OutExists { out: out.into() });
+        return Err(Error::Input(format!(
+            "{} already holds {}; pass --force to replace it",
+            out.display(),
+            kind.what
+        )));
     }
     Ok(())
 }
@@ -89,12 +115,12 @@ impl Staging {
     /// Moves the staged folder to `out`. With `force` an existing export is replaced
     /// by two renames (old aside, new in), then the old one is deleted: at every
     /// instant `out` is the complete old export, absent, or the complete new one.
-    pub fn publish(mut self, out: &Path, force: bool) -> Result<()> {
-        check_out(out, force)?;
+    pub fn publish(mut self, out: &Path, kind: Artifact, force: bool) -> Result<()> {
+        check_out(out, kind, force)?;
         let (parent, name) = parent_and_name(out)?;
         let old = parent.join(format!(".{name}.{OLD_MARK}-{}", std::process::id()));
         let mut moved_aside = false;
-        if out.is_dir() && out.join(c3_core::MANIFEST_FILE).is_file() {
+        if out.is_dir() && out.join(kind.marker).is_file() {
             std::fs::rename(out, &old)
                 .map_err(|e| io_err("moving aside the old export", out, e))?;
             moved_aside = true;
@@ -161,7 +187,7 @@ mod tests {
 
     fn export_folder(dir: &Path, marker: &str) {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join(c3_core::MANIFEST_FILE), marker).unwrap();
+        std::fs::write(dir.join(crate::MANIFEST_FILE), marker).unwrap();
     }
 
     #[test]
@@ -205,18 +231,18 @@ mod tests {
         export_folder(&out, "old");
         let s = Staging::create(&out).unwrap();
         export_folder(s.path(), "new");
-        let err = s.publish(&out, false).unwrap_err().to_string();
+        let err = s.publish(&out, EXPORT, false).unwrap_err().to_string();
         assert!(err.contains("--force") && err.contains("export"), "{err}");
         assert_eq!(
-            std::fs::read_to_string(out.join(c3_core::MANIFEST_FILE)).unwrap(),
+            std::fs::read_to_string(out.join(crate::MANIFEST_FILE)).unwrap(),
             "old"
         );
 
         let s = Staging::create(&out).unwrap();
         export_folder(s.path(), "new");
-        s.publish(&out, true).unwrap();
+        s.publish(&out, EXPORT, true).unwrap();
         assert_eq!(
-            std::fs::read_to_string(out.join(c3_core::MANIFEST_FILE)).unwrap(),
+            std::fs::read_to_string(out.join(crate::MANIFEST_FILE)).unwrap(),
             "new"
         );
         let names: Vec<_> = std::fs::read_dir(tmp.path())
@@ -229,8 +255,8 @@ mod tests {
         let data = tmp.path().join("data");
         std::fs::create_dir(&data).unwrap();
         std::fs::write(data.join("notes.txt"), b"keep").unwrap();
-        let err = check_out(&data, true).unwrap_err().to_string();
+        let err = check_out(&data, EXPORT, true).unwrap_err().to_string();
         assert!(err.contains("not an export folder"), "{err}");
-        check_out(&tmp.path().join("empty-or-missing"), false).unwrap();
+        check_out(&tmp.path().join("empty-or-missing"), EXPORT, false).unwrap();
     }
 }
