@@ -17,6 +17,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// ONNX Runtime library to load (default: $ORT_DYLIB_PATH, beside the binary, its
+    /// ../lib, this checkout's .deps, then the system loader path).
+    #[arg(long, global = true, value_name = "PATH")]
+    ort_lib: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -60,6 +64,9 @@ fn main() {
         eprintln!("error: internal error (please report): {info}");
     }));
     let cli = Cli::try_parse().unwrap_or_else(|e| exit::usage_error(e));
+    if let Some(p) = cli.ort_lib {
+        c3_onnx::ort_env::set_dylib_path(p);
+    }
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),

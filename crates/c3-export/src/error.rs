@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn an_ort_library_error_deep_in_a_chain_is_the_environment() {
         let missing = c3_onnx::Error::OrtLibraryMissing {
-            path: "/nowhere/libonnxruntime.so".into(),
+            tried: "ORT_DYLIB_PATH /nowhere/libonnxruntime.so".into(),
         };
         let e: ExportError = anyhow::Error::new(missing)
             .context("loading the export")

@@ -94,15 +94,16 @@ pub enum Error {
         /// What is missing.
         reason: String,
     },
-    /// The ONNX Runtime shared library is not at the expected path.
+    /// The ONNX Runtime shared library was found nowhere it is looked for.
     #[cfg(feature = "ort")]
     #[error(
-        "ONNX Runtime library not found at {path}: run scripts/install-deps.sh \
-         (or set ORT_DYLIB_PATH to libonnxruntime.so)"
+        "ONNX Runtime library not found (tried {tried}): run scripts/install-deps.sh in \
+         a checkout, put libonnxruntime.so beside the binary or in ../lib, or pass \
+         --ort-lib / set ORT_DYLIB_PATH to it"
     )]
     OrtLibraryMissing {
-        /// Where it was looked for.
-        path: PathBuf,
+        /// Every place tried, in order.
+        tried: String,
     },
     /// ONNX Runtime failed to load or initialise.
     #[cfg(feature = "ort")]

@@ -60,7 +60,7 @@ fn streamed_external_data_matches_rust() -> Result<()> {
 fn missing_library_error_names_path_and_fix() {
     // Only the message is checked: the process-wide environment may already exist.
     let err = c3_onnx::Error::OrtLibraryMissing {
-        path: "/nowhere/libonnxruntime.so".into(),
+        tried: "ORT_DYLIB_PATH /nowhere/libonnxruntime.so".into(),
     };
     let msg = err.to_string();
     assert!(
