@@ -97,7 +97,8 @@ impl C3Runtime {
         }
         check_contract(&manifest)
             .with_context(|| format!("{}: manifest does not match this runtime", dir.display()))?;
-        let tokenizer = C3Tokenizer::from_dir(dir)?;
+        // The file the manifest names (and hashed), not whichever one the folder has.
+        let tokenizer = C3Tokenizer::from_file(&dir.join(&manifest.tokenizer.file))?;
         let sp = tokenizer.specials();
         let m = &manifest.special_tokens;
         let got = [

@@ -102,6 +102,21 @@ fn an_absolute_tokenizer_path_is_refused() {
 
 #[cfg(unix)]
 #[test]
+fn the_tokenizer_loaded_is_the_one_the_manifest_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = export(tmp.path(), KvCacheArg::Auto);
+    // Renamed, hash unchanged: the manifest's name is what loads.
+    std::fs::rename(dir.join("tokenizer.json"), dir.join("vocab.json")).unwrap();
+    edit_manifest(&dir, |m| m.tokenizer.file = "vocab.json".into());
+    let rt = C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+    assert_eq!(rt.tokenizer.path(), dir.join("vocab.json"));
+    // A stray tokenizer.json beside it is not picked up instead.
+    std::fs::write(dir.join("tokenizer.json"), b"{}").unwrap();
+    let rt = C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+    assert_eq!(rt.tokenizer.path(), dir.join("vocab.json"));
+}
+
+#[test]
 fn a_symlink_leaving_the_folder_is_refused() {
     let root = tempfile::tempdir().unwrap();
     let dir = export(root.path(), KvCacheArg::Auto);

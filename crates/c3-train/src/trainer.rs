@@ -144,11 +144,7 @@ impl Trainer {
             (None, "scratch") => (None, recipe.model.tokenizer.clone().unwrap_or_default()),
             (None, path) => (Some(PathBuf::from(path)), tokenizer_in(Path::new(path))?),
         };
-        let tokenizer = if tokenizer_file.extension().is_some_and(|e| e == "tiktoken") {
-            C3Tokenizer::from_tiktoken(&tokenizer_file)?
-        } else {
-            C3Tokenizer::from_tokenizer_json(&tokenizer_file)?
-        };
+        let tokenizer = C3Tokenizer::from_file(&tokenizer_file)?;
         let (vs, model) = match &init_dir {
             Some(dir) => {
                 let ck = Checkpoint::open(dir)?;

@@ -56,6 +56,7 @@ pub fn run(a: Args) -> Result<()> {
         "checkpoint": a.checkpoint,
         "latent_tokens": c.n_latents(),
         "max_text_tokens": c.max_text_tokens(),
+        "window_tokens": c.c3.window_tokens,
         "decoder": {"params": dp, "dtypes": dd, "files": df, "tied_lm_head": c.decoder.tie_word_embeddings,
                     "hidden": c.decoder.hidden_size, "layers": c.decoder.num_hidden_layers,
                     "heads": c.decoder.num_attention_heads, "kv_heads": c.decoder.num_key_value_heads,
@@ -77,10 +78,18 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("checkpoint   {}", a.checkpoint.display());
     println!(
-        "latents      N = {} (texts up to {} tokens)",
+        "latents      N = {} per window (the encoder takes up to {} tokens)",
         c.n_latents(),
         c.max_text_tokens()
     );
+    match c.c3.window_tokens {
+        Some(w) => println!(
+            "window       {w} tokens (trained on windows of exactly this length: longer texts are split, shorter ones padded)"
+        ),
+        None => println!(
+            "window       none recorded (trained on varying lengths): longer texts are split at the encoder limit"
+        ),
+    }
     for (name, m, p, d, f) in [
         ("decoder", &c.decoder, dp, &dd, df),
         ("encoder", &c.encoder, ep, &ed, ef),

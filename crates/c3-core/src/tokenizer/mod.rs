@@ -109,6 +109,16 @@ impl C3Tokenizer {
         )))
     }
 
+    /// Loads a tokenizer file by its kind: `*.tiktoken` (the release's format), else a
+    /// HF `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        if path.extension().is_some_and(|e| e == "tiktoken") {
+            Self::from_tiktoken(path)
+        } else {
+            Self::from_tokenizer_json(path)
+        }
+    }
+
     /// Loads a HF `tokenizer.json` that defines the C3 special-token names.
     pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
         let hf = hf::HfTokenizer::load(path)?;
