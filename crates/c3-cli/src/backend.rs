@@ -161,18 +161,9 @@ impl Backend {
         cfg: &GenerationConfig,
         limit: Option<usize>,
     ) -> Result<(Vec<Vec<u32>>, Vec<WindowReport>)> {
-        let lens: Vec<usize> = docs.iter().map(Vec::len).collect();
-        let windows = plan.split_all(&lens);
-        let inputs: Vec<Vec<u32>> = windows
-            .iter()
-            .map(|w| w.input(&docs[w.doc], plan.pad_id))
-            .collect();
-        decode_windows(&windows, docs.len(), limit, |range, max_new| {
-            let cfg = GenerationConfig {
-                max_new_tokens: max_new,
-                ..cfg.clone()
-            };
-            self.reconstruct(&inputs[range], &cfg)
+        let (windows, inputs) = plan.split_inputs(docs);
+        decode_windows(&windows, docs.len(), cfg, limit, |range, cfg| {
+            self.reconstruct(&inputs[range], cfg)
         })
     }
 }

@@ -225,34 +225,31 @@ pub struct Reconstruction {
 impl Reconstruction {
     /// Splits one tokenized document into `plan`'s windows, times `encode` (window
     /// inputs -> the back-end's latents) and the windows' decoding (`decode`: latents,
-    /// a range of windows, max new tokens -> their generations), then joins and
-    /// detokenizes the output.
+    /// a range of windows, the settings for that batch -> their generations), then
+    /// joins and detokenizes the output.
     pub fn windowed<L, E: From<crate::Error>>(
         tokenizer: &crate::C3Tokenizer,
         text_ids: Vec<u32>,
         plan: &crate::WindowPlan,
+        cfg: &GenerationConfig,
         limit: Option<usize>,
         encode: impl FnOnce(&[Vec<u32>]) -> std::result::Result<L, E>,
         mut decode: impl FnMut(
             &L,
             std::ops::Range<usize>,
-            usize,
+            &GenerationConfig,
         ) -> std::result::Result<Vec<Generated>, E>,
     ) -> std::result::Result<Self, E> {
         if text_ids.is_empty() {
             return Err(crate::Error::Input("the text is empty".into()).into());
         }
-        let windows = plan.split(0, text_ids.len());
-        let inputs: Vec<Vec<u32>> = windows
-            .iter()
-            .map(|w| w.input(&text_ids, plan.pad_id))
-            .collect();
+        let (windows, inputs) = plan.split_inputs(std::slice::from_ref(&text_ids));
         let t0 = std::time::Instant::now();
         let latents = encode(&inputs)?;
         let encode_seconds = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
         let (mut docs, reports) =
-            crate::window::decode_windows(&windows, 1, limit, |r, m| decode(&latents, r, m))?;
+            crate::window::decode_windows(&windows, 1, cfg, limit, |r, c| decode(&latents, r, c))?;
         let decode_seconds = t1.elapsed().as_secs_f64();
         let ids = docs.pop().unwrap_or_default();
         let finish = crate::window::document_finish(&reports);

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::generation::{FinishReason, Generated};
+use crate::generation::{FinishReason, Generated, GenerationConfig};
 
 /// How a model's documents are windowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +95,17 @@ impl WindowPlan {
             .enumerate()
             .flat_map(|(d, &l)| self.split(d, l))
             .collect()
+    }
+
+    /// The windows of tokenized documents and each window's encoder input.
+    pub fn split_inputs(&self, docs: &[Vec<u32>]) -> (Vec<Window>, Vec<Vec<u32>>) {
+        let lens: Vec<usize> = docs.iter().map(Vec::len).collect();
+        let windows = self.split_all(&lens);
+        let inputs = windows
+            .iter()
+            .map(|w| w.input(&docs[w.doc], self.pad_id))
+            .collect();
+        (windows, inputs)
     }
 }
 
@@ -237,24 +248,29 @@ pub fn document_finish(reports: &[WindowReport]) -> FinishReason {
 pub const DECODE_BATCH: usize = 64;
 
 /// The one loop every back-end uses to turn windows back into documents: decodes
-/// windows `DECODE_BATCH` at a time through `decode(range, max_new_tokens)` (the
-/// range indexes `windows`; `max_new_tokens` is the largest limit in it), cuts each
-/// row at its own limit and joins them into each document's ids.
+/// windows `DECODE_BATCH` at a time through `decode(range, cfg)` (the range indexes
+/// `windows`; `cfg` is `cfg` with `max_new_tokens` set to the largest limit in the
+/// range), cuts each row at its own limit and joins them into each document's ids.
 pub fn decode_windows<E: From<Error>>(
     windows: &[Window],
     n_docs: usize,
+    cfg: &GenerationConfig,
     limit: Option<usize>,
-    mut decode: impl FnMut(std::ops::Range<usize>, usize) -> std::result::Result<Vec<Generated>, E>,
+    mut decode: impl FnMut(
+        std::ops::Range<usize>,
+        &GenerationConfig,
+    ) -> std::result::Result<Vec<Generated>, E>,
 ) -> std::result::Result<(Vec<Vec<u32>>, Vec<WindowReport>), E> {
     let mut gens = Vec::with_capacity(windows.len());
+    let mut batch_cfg = cfg.clone();
     for start in (0..windows.len()).step_by(DECODE_BATCH) {
         let range = start..(start + DECODE_BATCH).min(windows.len());
-        let max_new = windows[range.clone()]
+        batch_cfg.max_new_tokens = windows[range.clone()]
             .iter()
             .map(|w| w.max_new_tokens(limit))
             .max()
             .unwrap_or(1);
-        let mut part = decode(range.clone(), max_new)?;
+        let mut part = decode(range.clone(), &batch_cfg)?;
         apply_limits(&windows[range], &mut part, limit);
         gens.extend(part);
     }

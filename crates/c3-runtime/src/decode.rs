@@ -53,6 +53,10 @@ enum Cache {
 struct Shared {
     binding: IoBinding,
     _buffers: Vec<DynTensor>,
+    /// `seqlens_k` `[B]` and `total_sequence_length` `[]`: allocated once, written and
+    /// bound again before every run.
+    seqlens: Tensor<i32>,
+    total: Tensor<i32>,
     /// `(seqlens_k, total_sequence_length)` as bound by each run, in order: what the
     /// unit tests check, since on the CPU a stale binding reads the same as a fresh one.
     #[cfg(test)]
@@ -114,9 +118,12 @@ impl C3Runtime {
                     buffers.push(buf);
                 }
                 drop(dec);
+                let host = Allocator::default();
                 Cache::Shared(Box::new(Shared {
                     binding,
                     _buffers: buffers,
+                    seqlens: Tensor::<i32>::new(&host, [batch])?,
+                    total: Tensor::<i32>::new(&host, [0usize; 0])?,
                     #[cfg(test)]
                     bound_lengths: Vec::new(),
                     step_logits: None,
@@ -137,21 +144,22 @@ impl C3Runtime {
 }
 
 impl Shared {
-    /// Binds fresh `seqlens_k` `[B]` (= `total - 1`) and `total_sequence_length` `[]`.
-    /// Done every run, never written after binding: `IoBinding::bind_input` copies a
-    /// host tensor to the device at bind time, so on CUDA a value rewritten in host
-    /// memory afterwards would never reach the kernel (on the CPU it aliases, which
-    /// hid this).
-    fn bind_lengths(&mut self, batch: usize, total: usize) -> Result<()> {
+    /// Writes `seqlens_k` `[B]` (= `total - 1`) and `total_sequence_length` `[]`, then
+    /// binds them. Bound again every run, never only written: `IoBinding::bind_input`
+    /// copies a host tensor to the device at bind time, so on CUDA a value rewritten
+    /// in host memory after binding would never reach the kernel (on the CPU the
+    /// binding aliases the host tensor, which hid this). No allocation per step.
+    fn bind_lengths(&mut self, total: usize) -> Result<()> {
         let total = i32::try_from(total).context("position over i32")?;
-        let seqlens = Tensor::from_array(([batch], vec![total - 1; batch]))?;
-        let total = Tensor::from_array(([0usize; 0], vec![total]))?;
-        self.binding.bind_input("seqlens_k", &seqlens)?;
-        self.binding.bind_input("total_sequence_length", &total)?;
+        self.seqlens.extract_tensor_mut().1.fill(total - 1);
+        self.total.extract_tensor_mut().1[0] = total;
+        self.binding.bind_input("seqlens_k", &self.seqlens)?;
+        self.binding
+            .bind_input("total_sequence_length", &self.total)?;
         #[cfg(test)]
         self.bound_lengths.push((
-            seqlens.extract_tensor().1.to_vec(),
-            total.extract_tensor().1[0],
+            self.seqlens.extract_tensor().1.to_vec(),
+            self.total.extract_tensor().1[0],
         ));
         Ok(())
     }
@@ -281,7 +289,7 @@ impl DecodeState<'_> {
                 out.remove("logits")
             }
             Cache::Shared(sh) => {
-                sh.bind_lengths(b, total)?;
+                sh.bind_lengths(total)?;
                 sh.binding.bind_input("inputs_embeds", &embeds)?;
                 if seq == 1 && sh.step_logits.is_none() {
                     let mut t = Tensor::<f32>::new(&Allocator::default(), [b, 1, m.vocab])?;

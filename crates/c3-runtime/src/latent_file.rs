@@ -232,7 +232,7 @@ fn check_index(windows: &[Window], doc_tokens: &[usize], max_text: usize) -> Res
             .get(w.doc)
             .ok_or_else(|| bad(&format!("document {} does not exist", w.doc)))?;
         ensure!(
-            w.tokens >= 1 && w.tokens + w.pad <= max_text,
+            w.tokens >= 1 && w.tokens.checked_add(w.pad).is_some_and(|l| l <= max_text),
             bad("its length is outside the encoder's limit")
         );
         ensure!(

@@ -176,16 +176,11 @@ impl C3Runtime {
         for (i, d) in docs.iter().enumerate() {
             ensure!(!d.is_empty(), "document {i} is empty");
         }
-        let doc_tokens: Vec<usize> = docs.iter().map(Vec::len).collect();
-        let windows = plan.split_all(&doc_tokens);
-        let inputs: Vec<Vec<u32>> = windows
-            .iter()
-            .map(|w| w.input(&docs[w.doc], plan.pad_id))
-            .collect();
+        let (windows, inputs) = plan.split_inputs(docs);
         Ok(Compressed {
             latents: self.compress(&inputs)?,
             windows,
-            doc_tokens,
+            doc_tokens: docs.iter().map(Vec::len).collect(),
         })
     }
 
@@ -197,14 +192,15 @@ impl C3Runtime {
         cfg: &GenerationConfig,
         limit: Option<usize>,
     ) -> Result<(Vec<Vec<u32>>, Vec<WindowReport>)> {
-        decode_windows(&c.windows, c.doc_tokens.len(), limit, |range, max_new| {
-            let rows: Vec<&Latents> = c.latents[range].iter().collect();
-            let cfg = GenerationConfig {
-                max_new_tokens: max_new,
-                ..cfg.clone()
-            };
-            self.generate(&rows, &cfg, &mut |_, _| {})
+        decode_windows(&c.windows, c.doc_tokens.len(), cfg, limit, |range, cfg| {
+            self.generate_rows(&c.latents[range], cfg)
         })
+    }
+
+    /// [`C3Runtime::generate`] over a slice of latents, without streaming.
+    fn generate_rows(&self, lats: &[Latents], cfg: &GenerationConfig) -> Result<Vec<Generated>> {
+        let rows: Vec<&Latents> = lats.iter().collect();
+        self.generate(&rows, cfg, &mut |_, _| {})
     }
 
     /// Latents of tokenized documents, in input order. Documents are sorted by length
@@ -365,16 +361,10 @@ impl C3Runtime {
             &self.tokenizer,
             self.document_ids(text)?,
             &plan,
+            cfg,
             limit,
             |inputs| self.compress(inputs),
-            |lats, range, max_new| {
-                let rows: Vec<&Latents> = lats[range].iter().collect();
-                let cfg = GenerationConfig {
-                    max_new_tokens: max_new,
-                    ..cfg.clone()
-                };
-                self.generate(&rows, &cfg, &mut |_, _| {})
-            },
+            |lats, range, cfg| self.generate_rows(&lats[range], cfg),
         )
     }
 

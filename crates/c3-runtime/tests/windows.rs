@@ -127,6 +127,10 @@ fn a_latent_file_whose_index_lies_is_refused() {
     let last = ghost.len() - 1;
     ghost[last]["doc"] = serde_json::json!(7);
     assert!(err(&rewrite(&good, set_windows(ghost), keep)).contains("document 7"));
+    // A padding count that would overflow is refused, not wrapped.
+    let mut huge = windows.clone();
+    huge[0]["pad"] = serde_json::json!(u64::MAX);
+    assert!(err(&rewrite(&good, set_windows(huge), keep)).contains("encoder's limit"));
     // Token counts that disagree with the windows.
     let tokens = |m: &mut HashMap<String, String>| {
         m.insert("c3.text_tokens".into(), "[5, 3]".into());

@@ -84,15 +84,12 @@ impl TorchCascade {
             &self.tokenizer,
             document_ids(&self.tokenizer, text)?,
             &plan,
+            cfg,
             limit,
             |inputs| self.compress_ids(inputs),
-            |latents, range, max_new| {
+            |latents, range, cfg| {
                 let rows = latents.narrow(0, range.start as i64, range.len() as i64);
-                let cfg = GenerationConfig {
-                    max_new_tokens: max_new,
-                    ..cfg.clone()
-                };
-                generate(&self.model, &self.prompt, &rows, &cfg)
+                generate(&self.model, &self.prompt, &rows, cfg)
             },
         )
     }

@@ -134,6 +134,9 @@ fn whole_documents(
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.max_new_tokens == Some(0) {
+        bail!("--max-new-tokens must be at least 1");
+    }
     let buckets = parse_buckets(&a.buckets).map_err(anyhow::Error::msg)?;
     let cascade = a.model.open()?;
     let tok = cascade.tokenizer();
