@@ -265,33 +265,94 @@ impl Reconstruction {
     }
 }
 
-/// Greedy decoding state of a batch of rows sharing one prompt, independent of the
-/// back-end: feed it each step's last-position logits, get the next tokens to feed.
+/// Greedy decoding state of one sequence, independent of the back-end and of the
+/// other rows it may share a batch with: feed it the last position's logits, get
+/// the next token to feed or `None` once it has finished. The one greedy loop every
+/// back-end runs, batched ([`BatchGreedy`]) or row by row (a continuous-batching
+/// scheduler, where rows join and leave at any step).
+#[derive(Debug, Clone)]
+pub struct RowGreedy {
+    stop_ids: Vec<u32>,
+    max_new_tokens: usize,
+    context: usize,
+    /// Position of the next token to be fed.
+    pos: usize,
+    rule: NoRepeatNGram,
+    ids: Vec<u32>,
+    done: Option<FinishReason>,
+}
+
+impl RowGreedy {
+    /// A sequence after `prompt`, in a decoder of `context` positions.
+    pub fn new(prompt: &[u32], context: usize, cfg: &GenerationConfig) -> Self {
+        RowGreedy {
+            stop_ids: cfg.stop_ids.clone(),
+            max_new_tokens: cfg.max_new_tokens,
+            context,
+            pos: prompt.len(),
+            rule: NoRepeatNGram::new(cfg.no_repeat_ngram_size, prompt),
+            ids: Vec::new(),
+            done: None,
+        }
+    }
+
+    /// Chooses the next token from `logits`. Returns it when it is to be fed back
+    /// (and is part of the output), `None` when the sequence has ended (a stop
+    /// token, the length limit, a full context) or had already ended.
+    pub fn pick(&mut self, logits: &[f32]) -> Option<u32> {
+        if self.done.is_some() {
+            return None;
+        }
+        let tok = greedy_pick(logits, self.rule.banned());
+        self.pos += 1;
+        if self.stop_ids.contains(&tok) {
+            self.done = Some(FinishReason::Stop);
+            return None;
+        }
+        self.ids.push(tok);
+        self.rule.push(tok);
+        if self.ids.len() >= self.max_new_tokens {
+            self.done = Some(FinishReason::Length);
+        } else if self.pos >= self.context {
+            self.done = Some(FinishReason::Context);
+        }
+        Some(tok)
+    }
+
+    /// Whether the sequence has ended.
+    pub fn is_done(&self) -> bool {
+        self.done.is_some()
+    }
+
+    /// Generated ids so far (stop token excluded).
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// The result (a sequence not finished yet ends with `Length`).
+    pub fn into_result(self) -> Generated {
+        Generated {
+            ids: self.ids,
+            finish: self.done.unwrap_or(FinishReason::Length),
+        }
+    }
+}
+
+/// Greedy decoding of a batch of rows sharing one prompt: [`RowGreedy`] per row.
 /// Rows that finished keep receiving the first stop id (their outputs are ignored)
 /// so the batch stays rectangular.
 #[derive(Debug)]
 pub struct BatchGreedy {
-    cfg: GenerationConfig,
-    context: usize,
-    /// Position of the next token to be fed.
-    pos: usize,
-    rules: Vec<NoRepeatNGram>,
-    ids: Vec<Vec<u32>>,
-    done: Vec<Option<Generated>>,
+    filler: u32,
+    rows: Vec<RowGreedy>,
 }
 
 impl BatchGreedy {
     /// `rows` sequences after `prompt`, in a decoder of `context` positions.
     pub fn new(rows: usize, prompt: &[u32], context: usize, cfg: &GenerationConfig) -> Self {
         BatchGreedy {
-            cfg: cfg.clone(),
-            context,
-            pos: prompt.len(),
-            rules: (0..rows)
-                .map(|_| NoRepeatNGram::new(cfg.no_repeat_ngram_size, prompt))
-                .collect(),
-            ids: vec![Vec::new(); rows],
-            done: vec![None; rows],
+            filler: cfg.stop_ids.first().copied().unwrap_or(0),
+            rows: vec![RowGreedy::new(prompt, context, cfg); rows],
         }
     }
 
@@ -303,58 +364,30 @@ impl BatchGreedy {
         logits: impl Fn(usize) -> &'a [f32],
         on_token: &mut dyn FnMut(usize, u32),
     ) -> Option<Vec<u32>> {
-        let filler = self.cfg.stop_ids.first().copied().unwrap_or(0);
-        let mut next = vec![filler; self.rules.len()];
-        for (r, slot) in next.iter_mut().enumerate() {
-            if self.done[r].is_some() {
+        let mut next = vec![self.filler; self.rows.len()];
+        for (r, (slot, row)) in next.iter_mut().zip(&mut self.rows).enumerate() {
+            if row.is_done() {
                 continue;
             }
-            let tok = greedy_pick(logits(r), self.rules[r].banned());
-            *slot = tok;
-            if self.cfg.stop_ids.contains(&tok) {
-                self.finish(r, FinishReason::Stop);
-                continue;
-            }
-            self.ids[r].push(tok);
-            self.rules[r].push(tok);
-            on_token(r, tok);
-            if self.ids[r].len() >= self.cfg.max_new_tokens {
-                self.finish(r, FinishReason::Length);
-            } else if self.pos + 1 >= self.context {
-                self.finish(r, FinishReason::Context);
+            if let Some(tok) = row.pick(logits(r)) {
+                *slot = tok;
+                on_token(r, tok);
             }
         }
-        self.pos += 1;
-        if self.done.iter().all(Option::is_some) {
+        if self.rows.iter().all(RowGreedy::is_done) {
             None
         } else {
             Some(next)
         }
     }
 
-    fn finish(&mut self, r: usize, finish: FinishReason) {
-        self.done[r] = Some(Generated {
-            ids: std::mem::take(&mut self.ids[r]),
-            finish,
-        });
-    }
-
     /// Whether row `r` has finished.
     pub fn is_done(&self, r: usize) -> bool {
-        self.done[r].is_some()
+        self.rows[r].is_done()
     }
 
     /// The results, one per row (rows not finished yet end with `Length`).
     pub fn into_results(self) -> Vec<Generated> {
-        self.done
-            .into_iter()
-            .zip(self.ids)
-            .map(|(d, ids)| {
-                d.unwrap_or(Generated {
-                    ids,
-                    finish: FinishReason::Length,
-                })
-            })
-            .collect()
+        self.rows.into_iter().map(RowGreedy::into_result).collect()
     }
 }
