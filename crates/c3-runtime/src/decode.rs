@@ -361,5 +361,7 @@ impl DecodeState<'_> {
     }
 }
 
+pub(crate) mod slots;
+
 #[cfg(test)]
 mod tests;

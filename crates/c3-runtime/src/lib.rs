@@ -10,12 +10,16 @@
 //! access in `ort`), and all per-request state lives in the request.
 
 mod decode;
+mod error;
 mod external;
 pub mod latent_file;
 mod model;
 mod provider;
+pub mod scheduler;
 mod values;
 
 pub use decode::{DecodeState, Logits};
+pub use error::{Error, Result};
 pub use model::{C3Runtime, Compressed, Latents, RuntimeOptions};
 pub use provider::Provider;
+pub use scheduler::{Event, Outcome, Scheduler, SchedulerOptions, Sink, Stats, Task, Ticket};

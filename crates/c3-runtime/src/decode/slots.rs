@@ -1,0 +1,286 @@
+//! A shared-buffer decoder cache of fixed slots whose rows join and leave between
+//! steps: what the continuous-batching scheduler decodes into.
+//!
+//! One `[slots, kv_heads, capacity, head_dim]` buffer per layer and kind is allocated
+//! once. A run covers a contiguous range of slots: views of those rows (same memory,
+//! smaller batch dimension) are bound as both `past_key_values.*` and `present.*`, so
+//! GroupQueryAttention writes each row's new position in place, at that row's own
+//! length (`seqlens_k` is per row). Rows at different positions therefore share a
+//! step, and a row that leaves only marks its slot free: nothing is copied, on the
+//! CPU or on a GPU. A free slot inside the range runs as a one-position row (junk at
+//! its position 0, overwritten by the next prefill into it).
+
+use std::ops::Range;
+use std::ptr::NonNull;
+
+use c3_onnx::ort::AsPointer;
+use c3_onnx::ort::memory::Allocator;
+use c3_onnx::ort::session::IoBinding;
+use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
+
+use super::{cache_allocator, cache_names, host_memory};
+use crate::error::{Error, Result, ensure};
+use crate::model::{C3Runtime, lock};
+use crate::values::alloc_tensor;
+
+/// The slots' buffers and the binding that runs them.
+pub(crate) struct SlotCache<'m> {
+    rt: &'m C3Runtime,
+    capacity: usize,
+    /// Positions each slot holds; 0 = free.
+    lens: Vec<usize>,
+    names: Vec<(String, String)>,
+    alloc: Allocator,
+    buffers: Vec<DynTensor>,
+    binding: IoBinding,
+    /// The slot range the bound views cover, and the views (kept alive with them).
+    bound: Option<Range<usize>>,
+    _views: Vec<DynValue>,
+    /// `[rows, 1, vocab]` step logits bound as an output, reused while the range is.
+    step_logits: Option<Tensor<f32>>,
+}
+
+impl<'m> SlotCache<'m> {
+    /// `slots` rows of `capacity` positions each (prompt + generated).
+    pub(crate) fn new(rt: &'m C3Runtime, slots: usize, capacity: usize) -> Result<Self> {
+        let m = &rt.manifest;
+        ensure!(slots > 0, Input, "a slot cache needs at least one slot");
+        ensure!(
+            capacity > 0 && capacity <= m.max_context,
+            Input,
+            "cache capacity {capacity} is outside 1..={} (the decoder context)",
+            m.max_context
+        );
+        let names = cache_names(m.layers);
+        let dec = lock(&rt.decoder);
+        let alloc = cache_allocator(&dec, &rt.options.provider);
+        let binding = dec.create_binding()?;
+        drop(dec);
+        let shape = [slots, m.kv_heads, capacity, m.head_dim];
+        let buffers = names
+            .iter()
+            .map(|_| alloc_tensor(&alloc, rt.dtype, &shape))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(SlotCache {
+            rt,
+            capacity,
+            lens: vec![0; slots],
+            names,
+            alloc,
+            buffers,
+            binding,
+            bound: None,
+            _views: Vec::new(),
+            step_logits: None,
+        })
+    }
+
+    pub(crate) fn slots(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Marks slot `s` free (its buffer rows are simply reused).
+    pub(crate) fn release(&mut self, s: usize) {
+        self.lens[s] = 0;
+    }
+
+    /// Runs the prompt for the contiguous slots `range` (all free), given their
+    /// prefill embeddings `[rows, prompt, hidden]`; `pick(slot, logits)` sees each
+    /// row's last-position logits.
+    pub(crate) fn prefill(
+        &mut self,
+        range: Range<usize>,
+        embeds: DynValue,
+        plen: usize,
+        pick: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        for s in range.clone() {
+            ensure!(self.lens[s] == 0, Internal, "prefill into busy slot {s}");
+        }
+        ensure!(plen <= self.capacity, Input, "the prompt is longer than the cache");
+        let total = i32::try_from(plen).map_err(|_| Error::Input("prompt over i32".into()))?;
+        let seqlens = vec![total - 1; range.len()];
+        let first = range.start;
+        let logits = self.run(range.clone(), embeds, &seqlens, total, plen)?;
+        let vocab = self.rt.manifest.vocab;
+        for s in range {
+            let row = s - first;
+            let at = (row * plen + plen - 1) * vocab;
+            pick(s, &logits[at..at + vocab]);
+            self.lens[s] = plen;
+        }
+        Ok(())
+    }
+
+    /// One step: `feed` holds (slot, token embedding row index) for every busy slot
+    /// that advances; `embeds` is `[range.len(), 1, hidden]` for the slot range
+    /// `range` (free slots inside it get any embedding). `pick(slot, logits)` sees
+    /// each fed row's logits.
+    pub(crate) fn step(
+        &mut self,
+        range: Range<usize>,
+        fed: &[usize],
+        embeds: DynValue,
+        pick: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        let mut seqlens = vec![0i32; range.len()];
+        let mut total = 1usize;
+        for &s in fed {
+            ensure!(
+                range.contains(&s) && self.lens[s] > 0,
+                Internal,
+                "step on free or unbound slot {s}"
+            );
+            ensure!(
+                self.lens[s] < self.capacity,
+                Internal,
+                "slot {s} is full ({} positions)",
+                self.capacity
+            );
+            seqlens[s - range.start] = self.lens[s] as i32;
+            total = total.max(self.lens[s] + 1);
+        }
+        let first = range.start;
+        let logits = self.run(range, embeds, &seqlens, total as i32, 1)?;
+        let vocab = self.rt.manifest.vocab;
+        for &s in fed {
+            let at = (s - first) * vocab;
+            pick(s, &logits[at..at + vocab]);
+            self.lens[s] += 1;
+        }
+        Ok(())
+    }
+
+    /// Binds views of `range`, the lengths and the embeddings, runs, and returns
+    /// the logits `[rows, seq, vocab]`.
+    fn run(
+        &mut self,
+        range: Range<usize>,
+        embeds: DynValue,
+        seqlens: &[i32],
+        total: i32,
+        seq: usize,
+    ) -> Result<Vec<f32>> {
+        let rows = range.len();
+        if self.bound.as_ref() != Some(&range) {
+            self.bind_views(range.clone())?;
+        }
+        let host = Allocator::default();
+        // Lengths are fresh host tensors bound every run: binding copies a host value
+        // to the device at bind time, so a rewrite after binding would never reach a
+        // GPU kernel.
+        let seq_t = Tensor::from_array(([rows], seqlens.to_vec()))?;
+        let total_t = Tensor::from_array(([0usize; 0], vec![total]))?;
+        self.binding.bind_input("seqlens_k", &seq_t)?;
+        self.binding.bind_input("total_sequence_length", &total_t)?;
+        self.binding.bind_input("inputs_embeds", &embeds)?;
+        if seq == 1 {
+            if self.step_logits.is_none() {
+                let mut t = Tensor::<f32>::new(&host, [rows, 1, self.rt.manifest.vocab])?;
+                self.binding.bind_output("logits", &mut t)?;
+                self.step_logits = Some(t);
+            }
+        } else {
+            self.binding
+                .bind_output_to_device("logits", &host_memory()?)?;
+            self.step_logits = None;
+        }
+        let mut dec = lock(&self.rt.decoder);
+        let mut out = dec.run_binding(&self.binding)?;
+        let data = match &self.step_logits {
+            Some(t) => t.extract_tensor().1.to_vec(),
+            None => {
+                let v = out
+                    .remove("logits")
+                    .ok_or_else(|| Error::Internal("the decoder returned no logits".into()))?;
+                v.try_extract_tensor::<f32>()?.1.to_vec()
+            }
+        };
+        let want = rows * seq * self.rt.manifest.vocab;
+        ensure!(
+            data.len() == want,
+            Internal,
+            "decoder returned {} logits, expected {want}",
+            data.len()
+        );
+        Ok(data)
+    }
+
+    /// Binds every layer's past and present to views of `range`'s rows.
+    fn bind_views(&mut self, range: Range<usize>) -> Result<()> {
+        let m = &self.rt.manifest;
+        let row_shape = [m.kv_heads, self.capacity, m.head_dim];
+        let mut views = Vec::with_capacity(self.buffers.len() * 2);
+        for (buf, (past, present)) in self.buffers.iter().zip(&self.names) {
+            let input = row_view(buf, &self.alloc, range.clone(), &row_shape)?;
+            let mut output = row_view(buf, &self.alloc, range.clone(), &row_shape)?;
+            self.binding.bind_input(past, &input)?;
+            self.binding.bind_output(present, &mut output)?;
+            views.push(input);
+            views.push(output);
+        }
+        // The logits buffer has the range's row count.
+        self.step_logits = None;
+        self._views = views;
+        self.bound = Some(range);
+        Ok(())
+    }
+}
+
+/// A tensor over rows `range` of `buf` (`[slots, ..row_shape]`), sharing its memory.
+///
+/// Built with the C API rather than `TensorRefMut::from_raw`: `ort` copies a borrowed
+/// tensor when it is bound as an input, which would give GroupQueryAttention a past
+/// and a present at different addresses (a copy of the whole cache per step). An
+/// owned-looking value is bound as is. It does not free the memory when dropped
+/// (ONNX Runtime never owns data passed to `CreateTensorWithDataAsOrtValue`); `buf`
+/// outlives it because both live in the same [`SlotCache`] and views are dropped
+/// first (re-bound) or with it.
+fn row_view(
+    buf: &DynTensor,
+    alloc: &Allocator,
+    range: Range<usize>,
+    row_shape: &[usize; 3],
+) -> Result<DynValue> {
+    let ValueType::Tensor { ty, shape, .. } = buf.dtype() else {
+        return Err(Error::Internal("cache buffer is not a tensor".into()));
+    };
+    let slots = shape[0] as usize;
+    ensure!(
+        range.end <= slots && !range.is_empty(),
+        Internal,
+        "slot range {range:?} outside {slots} slots"
+    );
+    let row_elems: usize = row_shape.iter().product();
+    let elem = ty.byte_size(1).unwrap_or(4);
+    let shape: Vec<i64> = std::iter::once(range.len())
+        .chain(row_shape.iter().copied())
+        .map(|d| d as i64)
+        .collect();
+    let api = c3_onnx::ort::api();
+    let mut value = std::ptr::null_mut();
+    // SAFETY: the pointer and length stay inside `buf`'s allocation (range checked
+    // above); the memory info is `buf`'s own, so the device matches.
+    unsafe {
+        let data = (buf.data_ptr() as *mut u8).add(range.start * row_elems * elem);
+        let status = (api.CreateTensorWithDataAsOrtValue)(
+            buf.memory_info().ptr(),
+            data.cast(),
+            range.len() * row_elems * elem,
+            shape.as_ptr(),
+            shape.len(),
+            (*ty).into(),
+            &mut value,
+        );
+        if !status.0.is_null() {
+            let msg = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+                .to_string_lossy()
+                .into_owned();
+            (api.ReleaseStatus)(status.0);
+            return Err(Error::Ort(msg));
+        }
+        let value = NonNull::new(value)
+            .ok_or_else(|| Error::Ort("CreateTensorWithDataAsOrtValue returned null".into()))?;
+        Ok(DynValue::from_ptr(value, Some(alloc)))
+    }
+}

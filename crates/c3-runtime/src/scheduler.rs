@@ -1,0 +1,273 @@
+//! Continuous batching: one thread owns the decoder and serves every request of a
+//! loaded [`C3Runtime`]. Requests of any front-end (HTTP service, Python, CLI) are
+//! [`Task`]s; their windows are encoded in shared encoder batches, then decoded as
+//! rows of one running batch that rows join (after their prefill) and leave at step
+//! boundaries. A row's tokens depend only on its own latents: greedy outputs equal
+//! [`C3Runtime::roundtrip`]'s, whatever else shares the batch (tested).
+//!
+//! Events reach the caller through a callback ([`Sink`]) run on the scheduler's
+//! thread, so the caller picks the channel (tokio, std, Python queue). It must be
+//! quick; returning `false` (the client went away) cancels the request, as does
+//! dropping its [`Ticket`]. Cancelled rows free their slots at the next step.
+
+mod batch;
+mod worker;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use c3_core::{Generated, GenerationConfig, Reconstruction, WindowReport};
+
+use crate::error::{Error, Result};
+use crate::model::{C3Runtime, Compressed};
+
+/// Limits of a scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Rows (windows) decoded together at most: the KV cache is allocated for this
+    /// many rows once, at start.
+    pub max_batch: usize,
+    /// Requests accepted but not yet decoding (waiting for the encoder or a row);
+    /// one more is refused with [`Error::QueueFull`].
+    pub max_queue: usize,
+    /// Window length in tokens, overriding the export's (as `c3 roundtrip --window`).
+    pub window: Option<usize>,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            max_batch: 16,
+            max_queue: 64,
+            window: None,
+        }
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Compress one tokenized document window by window and reconstruct it
+    /// (`limit` caps each window's new tokens).
+    Roundtrip {
+        text_ids: Vec<u32>,
+        cfg: GenerationConfig,
+        limit: Option<usize>,
+    },
+    /// Latents of tokenized documents, window by window.
+    Compress { docs: Vec<Vec<u32>> },
+    /// Text back from compressed documents.
+    Decompress {
+        compressed: Compressed,
+        cfg: GenerationConfig,
+        limit: Option<usize>,
+    },
+}
+
+/// What a request produced.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Roundtrip(Reconstruction),
+    Compressed(Compressed),
+    /// Each document's ids and every window's report, as [`C3Runtime::decompress`].
+    Decompressed {
+        docs: Vec<Vec<u32>>,
+        reports: Vec<WindowReport>,
+    },
+}
+
+/// Progress of a request, in order: tokens as they are chosen, each window's end,
+/// then exactly one `Done` or `Failed`.
+#[derive(Debug)]
+pub enum Event {
+    /// A token generated for window `window` (an index into the request's windows,
+    /// which are in document order).
+    Token { window: usize, id: u32 },
+    /// Window `window` finished decoding.
+    WindowDone { window: usize, generated: Generated },
+    Done(Outcome),
+    Failed(Error),
+}
+
+/// Receives a request's events on the scheduler thread; `false` cancels it.
+pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+
+/// Keeps a submitted request alive: dropping it cancels the request.
+#[derive(Debug)]
+pub struct Ticket {
+    cancel: Arc<AtomicBool>,
+}
+
+impl Ticket {
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// Gauges and counters for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests accepted and not yet decoding.
+    pub queued: usize,
+    /// Rows in the running batch.
+    pub running: usize,
+    /// Rows the batch can hold.
+    pub max_batch: usize,
+    /// Tokens generated since start.
+    pub generated_tokens: u64,
+    /// Requests finished (done, failed or cancelled) since start.
+    pub finished: u64,
+}
+
+/// State shared between the scheduler's handle and its thread.
+#[derive(Debug, Default)]
+struct Shared {
+    queued: AtomicUsize,
+    running: AtomicUsize,
+    generated_tokens: AtomicU64,
+    finished: AtomicU64,
+    accepting: AtomicBool,
+}
+
+/// A submitted request, as the worker receives it.
+struct Job {
+    task: Task,
+    sink: Sink,
+    cancel: Arc<AtomicBool>,
+}
+
+/// The continuous-batching scheduler of one loaded runtime.
+pub struct Scheduler {
+    rt: Arc<C3Runtime>,
+    options: SchedulerOptions,
+    tx: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Scheduler {
+    /// Starts the scheduler thread; its KV cache for `max_batch` rows is allocated
+    /// before this returns (an allocation failure is this call's error).
+    pub fn start(rt: Arc<C3Runtime>, options: SchedulerOptions) -> Result<Scheduler> {
+        if options.max_batch == 0 || options.max_queue == 0 {
+            return Err(Error::Input(
+                "max_batch and max_queue must be at least 1".into(),
+            ));
+        }
+        let shared = Arc::new(Shared::default());
+        shared.accepting.store(true, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = {
+            let (rt, shared, options) = (rt.clone(), shared.clone(), options.clone());
+            std::thread::Builder::new()
+                .name("c3-scheduler".into())
+                .spawn(move || worker::run(&rt, &options, &shared, rx, ready_tx))
+                .map_err(|e| Error::Internal(format!("cannot start the scheduler thread: {e}")))?
+        };
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(Error::Stopped),
+        }
+        Ok(Scheduler {
+            rt,
+            options,
+            tx: Some(tx),
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The runtime this scheduler drives.
+    pub fn runtime(&self) -> &Arc<C3Runtime> {
+        &self.rt
+    }
+
+    /// Queues `task`; its events go to `sink`. Refused at once (nothing queued) when
+    /// the task is malformed ([`Error::Input`]), the queue is full
+    /// ([`Error::QueueFull`]) or the scheduler is shutting down ([`Error::Stopped`]).
+    pub fn submit(&self, task: Task, sink: Sink) -> Result<Ticket> {
+        worker::check_task(&self.rt, &self.options, &task)?;
+        if !self.shared.accepting.load(Ordering::Relaxed) {
+            return Err(Error::Stopped);
+        }
+        let max_queue = self.options.max_queue;
+        self.shared
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q < max_queue).then_some(q + 1)
+            })
+            .map_err(|_| Error::QueueFull { max_queue })?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let job = Job {
+            task,
+            sink,
+            cancel: cancel.clone(),
+        };
+        let sent = self.tx.as_ref().map(|tx| tx.send(job).is_ok());
+        if sent != Some(true) {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Stopped);
+        }
+        Ok(Ticket { cancel })
+    }
+
+    /// Submits `task` and waits for its outcome (tokens are not streamed).
+    pub fn run(&self, task: Task) -> Result<Outcome> {
+        let (tx, rx) = mpsc::channel();
+        let _ticket = self.submit(
+            task,
+            Box::new(move |e| match e {
+                Event::Done(o) => tx.send(Ok(o)).is_ok(),
+                Event::Failed(e) => tx.send(Err(e)).is_ok(),
+                _ => true,
+            }),
+        )?;
+        rx.recv().map_err(|_| Error::Stopped)?
+    }
+
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        Stats {
+            queued: s.queued.load(Ordering::Relaxed),
+            running: s.running.load(Ordering::Relaxed),
+            max_batch: self.options.max_batch,
+            generated_tokens: s.generated_tokens.load(Ordering::Relaxed),
+            finished: s.finished.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting requests; those already accepted run to their end.
+    pub fn shutdown(&self) {
+        self.shared.accepting.store(false, Ordering::Relaxed);
+    }
+
+    /// Shuts down and waits until every accepted request has ended.
+    pub fn join(mut self) {
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.shutdown();
+        // Closing the channel lets the worker exit once it has no work left.
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}

@@ -1,0 +1,173 @@
+//! The running batch behind the scheduler, for either cache contract:
+//!
+//! - `shared_buffer` exports: a [`SlotCache`], where rows at different positions
+//!   share every step (per-row `seqlens_k`) and a leaving row just frees its slot;
+//! - `concat` exports (standard attention, whose rows of one run must all have the
+//!   same past length unless padded, and padding would change the float sums): rows
+//!   admitted together form a cohort, a rectangular [`DecodeState`]; each step runs
+//!   every cohort once. Requests arriving together still share runs.
+//!
+//! Rows are named by slot (`0..max_batch`), whichever the contract.
+
+use c3_core::KvCache;
+
+use crate::decode::DecodeState;
+use crate::decode::slots::SlotCache;
+use crate::error::{Error, Result};
+use crate::model::{C3Runtime, Latents};
+
+pub(super) enum Batch<'m> {
+    Slots(SlotCache<'m>),
+    Cohorts {
+        rt: &'m C3Runtime,
+        capacity: usize,
+        list: Vec<Cohort<'m>>,
+    },
+}
+
+pub(super) struct Cohort<'m> {
+    state: DecodeState<'m>,
+    /// The slot of each batch row, and whether it still decodes.
+    slots: Vec<usize>,
+    live: Vec<bool>,
+}
+
+impl<'m> Batch<'m> {
+    pub(super) fn new(rt: &'m C3Runtime, slots: usize, capacity: usize) -> Result<Self> {
+        Ok(match rt.manifest.kv_cache {
+            KvCache::SharedBuffer => Batch::Slots(SlotCache::new(rt, slots, capacity)?),
+            KvCache::Concat => Batch::Cohorts {
+                rt,
+                capacity,
+                list: Vec::new(),
+            },
+        })
+    }
+
+    /// Runs the prompt of new rows `(slot, latents)` (free slots); `pick(slot,
+    /// logits)` sees each row's last-position logits.
+    pub(super) fn prefill(
+        &mut self,
+        rt: &C3Runtime,
+        rows: &[(usize, &Latents)],
+        pick: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        let plen = rt.manifest.prompt.ids.len();
+        match self {
+            Batch::Slots(cache) => {
+                let mut rows = rows.to_vec();
+                rows.sort_by_key(|r| r.0);
+                // One prefill per run of consecutive slots (a run binds one view).
+                for run in rows.chunk_by(|a, b| b.0 == a.0 + 1) {
+                    let lats: Vec<&Latents> = run.iter().map(|r| r.1).collect();
+                    let range = run[0].0..run[run.len() - 1].0 + 1;
+                    cache.prefill(range, rt.prefill_embeds(&lats)?, plen, pick)?;
+                }
+            }
+            Batch::Cohorts { rt, capacity, list } => {
+                let lats: Vec<&Latents> = rows.iter().map(|r| r.1).collect();
+                let mut state = rt.decode_state(rows.len(), *capacity)?;
+                state.forward(rt.prefill_embeds(&lats)?, plen)?;
+                let logits = state.logits()?;
+                for (r, &(slot, _)) in rows.iter().enumerate() {
+                    pick(slot, logits.last(r));
+                }
+                list.push(Cohort {
+                    state,
+                    slots: rows.iter().map(|r| r.0).collect(),
+                    live: vec![true; rows.len()],
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One step of every row in `feed` `(slot, token to feed)`; `pick(slot, logits)`
+    /// sees each of them.
+    pub(super) fn step(
+        &mut self,
+        rt: &C3Runtime,
+        feed: &[(usize, u32)],
+        pick: &mut dyn FnMut(usize, &[f32]),
+    ) -> Result<()> {
+        let filler = rt.manifest.pad_id;
+        match self {
+            Batch::Slots(cache) => {
+                let (Some(lo), Some(hi)) = (
+                    feed.iter().map(|f| f.0).min(),
+                    feed.iter().map(|f| f.0).max(),
+                ) else {
+                    return Ok(());
+                };
+                let mut tokens = vec![filler; hi + 1 - lo];
+                for &(s, t) in feed {
+                    tokens[s - lo] = t;
+                }
+                let fed: Vec<usize> = feed.iter().map(|f| f.0).collect();
+                let embeds = rt.embed(&tokens, tokens.len())?;
+                cache.step(lo..hi + 1, &fed, embeds, pick)?;
+            }
+            Batch::Cohorts { list, .. } => {
+                for c in list.iter_mut() {
+                    let mut tokens = vec![filler; c.slots.len()];
+                    let mut any = false;
+                    for (r, s) in c.slots.iter().enumerate() {
+                        if let Some(&(_, t)) = feed.iter().find(|f| f.0 == *s) {
+                            tokens[r] = t;
+                            any = true;
+                        }
+                    }
+                    if !any {
+                        continue;
+                    }
+                    c.state.forward(rt.embed(&tokens, tokens.len())?, 1)?;
+                    let logits = c.state.logits()?;
+                    for (r, s) in c.slots.iter().enumerate() {
+                        if c.live[r] && feed.iter().any(|f| f.0 == *s) {
+                            pick(*s, logits.last(r));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees `slot` (its row finished or was cancelled).
+    pub(super) fn release(&mut self, slot: usize) {
+        match self {
+            Batch::Slots(cache) => cache.release(slot),
+            Batch::Cohorts { list, .. } => {
+                for c in list.iter_mut() {
+                    for (r, s) in c.slots.iter().enumerate() {
+                        if *s == slot {
+                            c.live[r] = false;
+                        }
+                    }
+                }
+                list.retain(|c| c.live.iter().any(|&l| l));
+            }
+        }
+    }
+
+    /// Forgets every row (after a failed run, whose cache may be half written).
+    pub(super) fn reset(&mut self, rt: &'m C3Runtime) -> Result<()> {
+        match self {
+            Batch::Slots(cache) => {
+                for s in 0..cache.slots() {
+                    cache.release(s);
+                }
+                let _ = rt;
+            }
+            Batch::Cohorts { list, .. } => list.clear(),
+        }
+        Ok(())
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    // Until every runtime function returns the typed error.
+    fn from(e: anyhow::Error) -> Self {
+        Error::Internal(format!("{e:#}"))
+    }
+}
