@@ -18,7 +18,9 @@ pub mod metrics;
 pub mod presets;
 pub mod prompt;
 pub mod published;
+pub mod report;
 pub mod staging;
+pub mod stream;
 pub mod tokenizer;
 pub mod window;
 
