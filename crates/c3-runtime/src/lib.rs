@@ -14,6 +14,7 @@ mod error;
 mod external;
 pub mod latent_file;
 mod model;
+pub mod limits;
 mod provider;
 pub mod scheduler;
 mod values;
