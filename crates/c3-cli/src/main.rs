@@ -49,6 +49,8 @@ enum Command {
     Eval(cmd::eval::Args),
     /// Train or fine-tune a C3 model from a recipe (resumes the run if it has checkpoints).
     Train(cmd::train::Args),
+    /// Write a Triton Inference Server model repository serving an export (docs/triton.md).
+    Triton(cmd::triton::Args),
     /// Tokenizer utilities.
     #[command(subcommand)]
     Tokenizer(cmd::tokenizer::Command),
@@ -79,6 +81,7 @@ fn main() {
         Command::Reference(a) => cmd::reference::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Eval(a) => cmd::eval::run(a),
+        Command::Triton(a) => cmd::triton::run(a),
         Command::Tokenizer(c) => cmd::tokenizer::run(c),
     };
     if let Err(e) = result {

@@ -11,3 +11,4 @@ pub mod reference;
 pub mod roundtrip;
 pub mod tokenizer;
 pub mod train;
+pub mod triton;
