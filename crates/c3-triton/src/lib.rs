@@ -167,8 +167,11 @@ fn check_options(o: &RepoOptions) -> Result<()> {
     if o.instances == 0 {
         return Err(Error::Option("--instances must be at least 1".into()));
     }
-    if o.max_batch == 0 {
-        return Err(Error::Option("--max-batch must be at least 1".into()));
+    if o.max_batch == 0 || o.max_queue == 0 {
+        // As c3.Runtime refuses them (the model would fail to load).
+        return Err(Error::Option(
+            "--max-batch and --max-queue must be at least 1".into(),
+        ));
     }
     Ok(())
 }

@@ -153,6 +153,13 @@ fn bad_options_and_exports_are_refused_before_anything_is_written() {
             },
             "--max-batch",
         ),
+        (
+            RepoOptions {
+                max_queue: 0,
+                ..RepoOptions::new(&export)
+            },
+            "--max-queue",
+        ),
     ] {
         let err = write_repository(&repo, &o).unwrap_err();
         assert!(err.to_string().contains(msg), "{err}");
