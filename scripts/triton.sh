@@ -11,6 +11,10 @@
 #       the Triton tests (tests/triton, pytest): every config.pbtxt against Triton's
 #       schema, and a real server on a free loopback port (16 concurrent round trips
 #       equal serial `c3 roundtrip`, compress/decompress, hostile inputs).
+#   scripts/triton.sh bench EXPORT [--requests N] [--concurrency 1,16]
+#       throughput and latency of c3_roundtrip through Triton (tests/triton/bench.py),
+#       then of c3-serve with c3-loadgen on the same export and documents
+#       (models/demo-page.txt paragraphs), both with --max-batch 16, one run.
 #   scripts/triton.sh install
 #       only the installs below.
 #
@@ -159,7 +163,7 @@ serve() {
       --repo) repo="$2"; shift 2 ;;
       --copy-export) extra+=("$1"); shift ;;
       --provider|--instances|--max-batch|--max-queue|--threads) extra+=("$1" "$2"); shift 2 ;;
-      -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       -*) die "unknown option $1 (scripts/triton.sh --help)" ;;
       *) [[ -z "$export" ]] || die "one export folder, not $export and $1"; export="$1"; shift ;;
     esac
@@ -201,9 +205,67 @@ run_tests() {
   log "Triton tests done in $((SECONDS - t0)) s"
 }
 
+# wait_http URL PID SECONDS: until URL answers 200, or fail if PID exits first.
+wait_http() {
+  local url="$1" pid="$2" deadline=$((SECONDS + $3))
+  until curl -sf -o /dev/null "$url"; do
+    kill -0 "$pid" 2>/dev/null || die "the server exited before $url was ready"
+    [[ $SECONDS -lt $deadline ]] || die "$url not ready after $3 s"
+    sleep 0.5
+  done
+}
+
+run_bench() {
+  local export="" requests=64 levels="1,16" port=18500 docs="$root/models/demo-page.txt"
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --requests) requests="$2"; shift 2 ;;
+      --concurrency) levels="$2"; shift 2 ;;
+      --port) port="$2"; shift 2 ;;
+      -*) die "unknown option $1" ;;
+      *) export="$1"; shift ;;
+    esac
+  done
+  [[ -n "$export" ]] || die "usage: scripts/triton.sh bench EXPORT [--requests N] [--concurrency 1,16]"
+  install_all
+  install_client
+  # Release builds, once, before the server starts (the child would build them otherwise).
+  if [[ -z "${C3_WHEEL:-}" ]]; then
+    "$root/scripts/python.sh" build >&2
+    C3_WHEEL="$(ls -t "$root"/target/wheels/*.whl | head -n1)"
+  fi
+  C3_BIN="$(c3_cli)"
+  export C3_WHEEL C3_BIN
+  local serve_bin="${C3_SERVE_BIN:-}" loadgen_bin="${C3_LOADGEN_BIN:-}"
+  if [[ -z "$serve_bin" || -z "$loadgen_bin" ]]; then
+    log "cargo build --release -p c3-serve -p c3-loadgen"
+    nice -n 10 cargo build --quiet --locked --release -p c3-serve -p c3-loadgen >&2
+    serve_bin="$root/target/release/c3-serve"; loadgen_bin="$root/target/release/c3-loadgen"
+  fi
+  local pids=()
+  trap 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done' EXIT
+  log "Triton: c3_roundtrip at concurrency $levels, $requests requests per level"
+  setsid "$root/scripts/triton.sh" "$export" --port "$port" --repo "$root/target/triton/bench-repo" \
+    --max-batch 16 > "$root/target/triton/bench-server.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$port/v2/health/ready" "${pids[-1]}" 600
+  "$client_venv/bin/python" "$root/tests/triton/bench.py" --url "127.0.0.1:$port" \
+    --documents "$docs" --concurrency "$levels" --requests "$requests"
+  kill -TERM -- "-${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  log "c3-serve: /v1/roundtrip (streamed) with c3-loadgen, same documents and levels"
+  setsid "$serve_bin" "$export" --addr "127.0.0.1:$((port + 10))" --max-batch 16 \
+    > "$root/target/triton/bench-serve.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$((port + 10))/healthz" "${pids[-1]}" 120
+  "$loadgen_bin" --url "http://127.0.0.1:$((port + 10))" --concurrency "$levels" \
+    --documents "$docs" --requests "$requests"
+  kill -TERM -- "-${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+}
+
 case "${1:-}" in
   install) install_all; install_client; log "installed under $deps" ;;
+  bench) shift; mkdir -p "$root/target/triton"; run_bench "$@" ;;
   test) shift; run_tests "$@" ;;
-  "") sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 1 ;;
+  "") sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 1 ;;
   *) serve "$@" ;;
 esac
