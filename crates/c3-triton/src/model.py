@@ -31,17 +31,16 @@ import threading  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-import triton_python_backend_utils as pb_utils  # noqa: E402
-
 try:
+    import numpy as np  # noqa: E402
     import c3  # noqa: E402
 except ImportError as e:  # the model fails to load with this line
     raise ImportError(
-        f"cannot import the c3 Python bindings ({e}); looked first in {C3_PYTHON_PATH}: "
-        "install the c3 wheel there (scripts/triton.sh does) or regenerate the "
-        "repository with `c3 triton --python-path DIR`"
+        f"{e} (looked first in C3_PYTHON_PATH = {C3_PYTHON_PATH}): install the c3 wheel "
+        "and numpy==1.26.4 there (scripts/triton.sh does), or regenerate the repository "
+        "with `c3 triton --python-path DIR` naming where they are"
     ) from e
+import triton_python_backend_utils as pb_utils  # noqa: E402
 
 
 class Refused(Exception):
