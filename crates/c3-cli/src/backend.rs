@@ -122,7 +122,7 @@ impl Backend {
             Backend::Ort(r) => {
                 let lats = r.compress(docs)?;
                 let refs: Vec<_> = lats.iter().collect();
-                r.generate(&refs, cfg, &mut |_, _| {})
+                Ok(r.generate(&refs, cfg, &mut |_, _| {})?)
             }
         }
     }

@@ -57,9 +57,17 @@ enum Command {
 }
 
 fn main() {
+    // Warnings by default: the libraries report through `tracing` what the user must
+    // see (e.g. the runtime running on the CPU under --allow-fallback).
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::WARN.into())
+        .with_env_var("C3_LOG")
+        .from_env_lossy();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("C3_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // No colour codes in logs and pipelines, which now see warnings by default.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // A panic is a bug, but the user still gets one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {

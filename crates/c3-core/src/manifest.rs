@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::DType;
 use crate::error::{Error, Result};
 use crate::generation::GenerationConfig;
 
@@ -29,7 +30,7 @@ pub struct ExportManifest {
     /// The root and `llm1` configs exactly as loaded (unknown fields kept).
     pub config: ConfigPair,
     /// `fp32`, `fp16` or `bf16`: the dtype of weights, latents and the KV cache.
-    pub dtype: String,
+    pub dtype: DType,
     /// `ort` (may use ONNX Runtime contrib ops) or `tensorrt` (standard ops only).
     pub target: String,
     /// Weight-only quantization of the decoder's linear layers, if any.

@@ -56,10 +56,15 @@ pub enum ExportDtype {
 
 impl ExportDtype {
     pub fn name(self) -> &'static str {
+        self.core().name()
+    }
+
+    /// The dtype as the checkpoint and the manifest name it.
+    pub fn core(self) -> c3_core::DType {
         match self {
-            ExportDtype::Fp32 => "fp32",
-            ExportDtype::Fp16 => "fp16",
-            ExportDtype::Bf16 => "bf16",
+            ExportDtype::Fp32 => c3_core::DType::F32,
+            ExportDtype::Fp16 => c3_core::DType::F16,
+            ExportDtype::Bf16 => c3_core::DType::BF16,
         }
     }
 }

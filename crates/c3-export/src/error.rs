@@ -45,8 +45,8 @@ impl ErrorKind {
     }
 
     /// The kind of an error given as its chain of causes (`anyhow::Error::chain()`):
-    /// an [`ExportError`] says its own, ONNX Runtime library errors are the
-    /// environment, the rest input.
+    /// an [`ExportError`] says its own, ONNX Runtime library errors (from c3-onnx
+    /// directly or through the runtime) are the environment, the rest input.
     pub fn of_chain<'a>(
         chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
     ) -> ErrorKind {
@@ -54,10 +54,15 @@ impl ErrorKind {
             if let Some(x) = err.downcast_ref::<ExportError>() {
                 return x.kind();
             }
-            if err
+            let onnx_env = err
                 .downcast_ref::<c3_onnx::Error>()
-                .is_some_and(c3_onnx::Error::is_environment)
-            {
+                .is_some_and(c3_onnx::Error::is_environment);
+            // The runtime's `Onnx` variant is transparent: its inner c3-onnx error is
+            // not a separate link of the chain, so ask the runtime's error itself.
+            let runtime_env = err
+                .downcast_ref::<c3_runtime::Error>()
+                .is_some_and(c3_runtime::Error::is_environment);
+            if onnx_env || runtime_env {
                 return ErrorKind::Environment;
             }
         }
@@ -135,6 +140,16 @@ impl From<anyhow::Error> for ExportError {
     }
 }
 
+impl From<c3_runtime::Error> for ExportError {
+    fn from(e: c3_runtime::Error) -> Self {
+        if e.is_environment() {
+            ExportError::Environment(Box::new(e))
+        } else {
+            ExportError::Input(Box::new(e))
+        }
+    }
+}
+
 impl From<c3_core::Error> for ExportError {
     fn from(e: c3_core::Error) -> Self {
         ExportError::Input(Box::new(e))
@@ -198,6 +213,15 @@ mod tests {
         );
         let j = e.to_json();
         assert_eq!(j["kind"], "environment");
+        // The same error reached through the runtime (`C3Runtime::load` -> `Onnx`).
+        let missing = c3_onnx::Error::OrtLibraryMissing {
+            tried: "ORT_DYLIB_PATH /nowhere/libonnxruntime.so".into(),
+        };
+        let rt = c3_runtime::Error::from(missing);
+        let e: ExportError = anyhow::Error::new(rt).context("verify").into();
+        assert_eq!(e.kind(), ErrorKind::Environment);
+        let rt: ExportError = c3_runtime::Error::Input("document 0 is empty".into()).into();
+        assert_eq!(rt.kind(), ErrorKind::Input);
         let plain: ExportError = anyhow::anyhow!("bad\nflag").into();
         assert_eq!(plain.kind(), ErrorKind::Input);
         assert_eq!(plain.one_line(), "bad; flag");

@@ -144,13 +144,8 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
 
 /// Scans every checkpoint tensor for values the export dtype cannot carry.
 fn scan_weights(ck: &Checkpoint, dtype: ExportDtype, progress: &dyn Progress) -> HealthReport {
-    let to = match dtype {
-        ExportDtype::Fp32 => c3_core::DType::F32,
-        ExportDtype::Fp16 => c3_core::DType::F16,
-        ExportDtype::Bf16 => c3_core::DType::BF16,
-    };
     let mut started = false;
-    health::scan(ck, to, &mut |done, total| {
+    health::scan(ck, dtype.core(), &mut |done, total| {
         if !started {
             progress.scan_started(total);
             started = true;
@@ -287,7 +282,7 @@ fn write_all(
             root: read_cfg(args.checkpoint.join("config.json"))?,
             llm1: read_cfg(args.checkpoint.join("llm1").join("config.json"))?,
         },
-        dtype: args.dtype.name().into(),
+        dtype: args.dtype.core(),
         target: args.target.name().into(),
         quantize: args.quantize.map(|q| q.name().into()),
         opset: c3_onnx::DEFAULT_OPSET,

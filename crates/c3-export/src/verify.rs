@@ -123,9 +123,9 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
         .remove(0)
         .ids;
 
-    let lat_diff = max_abs_diff(&lat.data, &reference.latents)?;
+    let lat_diff = max_abs_diff(lat.data(), &reference.latents)?;
     let logit_diff = max_abs_diff(&logits, &reference.logits)?;
-    let dtype = rt.manifest.dtype.clone();
+    let dtype = rt.manifest.dtype.name().to_string();
     // Quantized weights change the numbers by design: bounded relative error, greedy
     // reported only. Int4's bound is loose (on random weights its logits move by up
     // to ~55% of their range, measured on the tiny fixture): it catches packing and

@@ -10,15 +10,15 @@
 //!   the next `past`. Every step copies the whole cache (standard ops; what TensorRT
 //!   exports use).
 
-use anyhow::{Context, Result, bail, ensure};
 use c3_core::KvCache;
 use c3_onnx::ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use c3_onnx::ort::session::IoBinding;
 use c3_onnx::ort::value::{DynTensor, DynValue, Tensor};
 
+use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
 use crate::provider::Provider;
-use crate::values::{alloc_tensor, float_value, i64_value, to_f32};
+use crate::values::{Embeds, alloc_tensor, float_value, i64_value, to_f32};
 
 /// Logits of the last decoder run, `[batch, seq, vocab]` row-major f32, borrowed from
 /// the output tensor (no copy per step).
@@ -87,9 +87,10 @@ impl C3Runtime {
     /// allocates its buffers here, once.
     pub fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
         let m = &self.manifest;
-        ensure!(batch > 0, "a decoder state needs at least one row");
+        ensure!(batch > 0, Input, "a decoder state needs at least one row");
         ensure!(
             capacity > 0 && capacity <= m.max_context,
+            Input,
             "cache capacity {capacity} is outside 1..={} (the decoder context)",
             m.max_context
         );
@@ -150,7 +151,8 @@ impl Shared {
     /// in host memory after binding would never reach the kernel (on the CPU the
     /// binding aliases the host tensor, which hid this). No allocation per step.
     fn bind_lengths(&mut self, total: usize) -> Result<()> {
-        let total = i32::try_from(total).context("position over i32")?;
+        let total =
+            i32::try_from(total).map_err(|_| Error::Internal("position over i32".into()))?;
         self.seqlens.extract_tensor_mut().1.fill(total - 1);
         self.total.extract_tensor_mut().1[0] = total;
         self.binding.bind_input("seqlens_k", &self.seqlens)?;
@@ -231,28 +233,30 @@ impl DecodeState<'_> {
     /// Runs `seq` new positions per row, given their embeddings `[batch, seq, hidden]`
     /// in the export dtype, appending them to the cache; [`Self::logits`] then holds
     /// their logits.
-    pub fn forward(&mut self, embeds: DynValue, seq: usize) -> Result<()> {
+    pub fn forward(&mut self, embeds: Embeds, seq: usize) -> Result<()> {
         ensure!(
             !self.broken,
+            Input,
             "this decoder state failed in an earlier run; start a new one"
         );
-        ensure!(seq > 0, "nothing to run: 0 new positions");
+        ensure!(seq > 0, Input, "nothing to run: 0 new positions");
         let total = self.len + seq;
         ensure!(
             total <= self.capacity,
+            Input,
             "{total} positions exceed the cache capacity ({})",
             self.capacity
         );
         // Shared-buffer rule (ONNX Runtime's GroupQueryAttention): several new
         // positions after a past only at batch 1; a prefill or one step is any batch.
         if matches!(self.cache, Cache::Shared(_)) && self.len > 0 && seq > 1 && self.batch > 1 {
-            bail!(
+            return Err(Error::Input(format!(
                 "a shared-buffer cache takes one position per step at batch {}",
                 self.batch
-            );
+            )));
         }
         self.broken = true;
-        self.last = self.run(embeds, seq, total)?;
+        self.last = self.run(embeds.0, seq, total)?;
         self.broken = false;
         self.len = total;
         self.last_seq = seq;
@@ -283,7 +287,7 @@ impl DecodeState<'_> {
                 for (past_name, present) in names.iter() {
                     let v = out
                         .remove(present.as_str())
-                        .with_context(|| format!("decoder returned no {present}"))?;
+                        .ok_or_else(|| Error::Internal(format!("decoder returned no {present}")))?;
                     past.push((past_name.clone(), v));
                 }
                 out.remove("logits")
@@ -314,18 +318,19 @@ impl DecodeState<'_> {
     /// The logits of the last [`Self::forward`].
     pub fn logits(&self) -> Result<Logits<'_>> {
         let (b, seq, vocab) = (self.batch, self.last_seq, self.rt.manifest.vocab);
-        ensure!(seq > 0, "no decoder run yet");
+        ensure!(seq > 0, Input, "no decoder run yet");
         let data = match (&self.last, &self.cache) {
             (Some(v), _) => v.try_extract_tensor::<f32>()?,
             (None, Cache::Shared(sh)) => match &sh.step_logits {
                 Some(t) => t.extract_tensor(),
-                None => bail!("the decoder returned no logits"),
+                None => return Err(no_logits()),
             },
-            (None, Cache::Concat { .. }) => bail!("the decoder returned no logits"),
+            (None, Cache::Concat { .. }) => return Err(no_logits()),
         };
         let got: &[i64] = data.0;
         ensure!(
             got == [b as i64, seq as i64, vocab as i64],
+            Internal,
             "decoder returned logits of shape {got:?}, expected [{b}, {seq}, {vocab}]"
         );
         Ok(Logits {
@@ -342,6 +347,7 @@ impl DecodeState<'_> {
     pub fn truncate(&mut self, len: usize) -> Result<()> {
         ensure!(
             len <= self.len,
+            Input,
             "cannot truncate a {}-position cache to {len}",
             self.len
         );
@@ -359,6 +365,10 @@ impl DecodeState<'_> {
         self.len = len;
         Ok(())
     }
+}
+
+fn no_logits() -> Error {
+    Error::Internal("the decoder returned no logits".into())
 }
 
 pub(crate) mod slots;

@@ -31,6 +31,11 @@ pub enum Error {
     /// Checkpoint, manifest, tokenizer and generation rules (shared with c3-core).
     #[error(transparent)]
     Core(#[from] c3_core::Error),
+    /// Loading ONNX Runtime itself or reading an export's ONNX protobuf (c3-onnx). Kept
+    /// whole, not flattened into [`Error::Ort`], so front-ends can still tell a missing
+    /// library (the machine's fault: [`Error::is_environment`]) from a bad file.
+    #[error(transparent)]
+    Onnx(#[from] c3_onnx::Error),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -51,13 +56,39 @@ impl Error {
             Error::Input(_) | Error::Core(c3_core::Error::Input(_))
         )
     }
+
+    /// Whether the machine is at fault: the ONNX Runtime library is missing or does
+    /// not load (the CLI's exit code 3).
+    pub fn is_environment(&self) -> bool {
+        matches!(self, Error::Onnx(e) if e.is_environment())
+    }
+
+    /// [`Error::Export`] for `path`.
+    pub(crate) fn export(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::Export {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+
+    /// [`Error::Io`] for `path`.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
 }
 
 impl From<c3_onnx::ort::Error> for Error {
     fn from(e: c3_onnx::ort::Error) -> Self {
-        // One line: ONNX Runtime messages sometimes carry a trailing newline.
-        Error::Ort(e.to_string().trim().replace('\n', " "))
+        Error::Ort(one_line(&e))
     }
+}
+
+/// An ONNX Runtime message on one line: they sometimes carry a trailing newline.
+pub(crate) fn one_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().trim().replace('\n', " ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

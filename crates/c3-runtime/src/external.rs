@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
-use anyhow::Result;
 use c3_core::manifest::check_plain_name;
+
+use crate::error::Result;
 
 /// Refuses `dir/file` if any external-data location in it is not a plain name inside
 /// `dir`. Reads the model's protobuf (not its external data).

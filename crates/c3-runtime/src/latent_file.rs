@@ -5,16 +5,18 @@
 //! to which document, which tokens each holds; c3_core::window). A latent file from
 //! another export is refused: latents are only meaningful to the decoder whose
 //! projector made them. Files are untrusted input: the index must describe the
-//! tensor exactly and every value must be finite, or the file is refused in one line.
+//! tensor exactly and every value must be finite, or the file is refused in one line
+//! (an [`Error::Input`]: the bytes are the caller's).
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail, ensure};
 use c3_core::Window;
 use safetensors::{Dtype, SafeTensors, serialize};
 
-use crate::model::{C3Runtime, Compressed, Latents};
+use crate::error::{Error, Result, ensure};
+use crate::latents::Latents;
+use crate::model::{C3Runtime, Compressed};
 
 /// Metadata key of the export's manifest hash.
 pub const KEY_MANIFEST: &str = "c3.export_manifest_sha256";
@@ -41,35 +43,45 @@ pub fn to_bytes(rt: &C3Runtime, c: &Compressed, sources: &[String]) -> Result<Ve
         !c.latents.is_empty()
             && c.latents.len() == c.windows.len()
             && sources.len() == c.doc_tokens.len(),
+        Input,
         "nothing to write: {} windows, {} latents, {} sources for {} documents",
         c.windows.len(),
         c.latents.len(),
         sources.len(),
         c.doc_tokens.len()
     );
-    let (n, d) = (c.latents[0].n, c.latents[0].dim);
+    let (n, d) = (c.latents[0].n(), c.latents[0].dim());
     let mut bytes = Vec::with_capacity(c.latents.len() * n * d * 4);
     for l in &c.latents {
         ensure!(
-            l.n == n && l.dim == d,
+            l.n() == n && l.dim() == d,
+            Input,
             "latents of different shapes cannot share a file"
         );
-        bytes.extend(l.data.iter().flat_map(|v| v.to_le_bytes()));
+        bytes.extend(l.data().iter().flat_map(|v| v.to_le_bytes()));
     }
     let view =
-        safetensors::tensor::TensorView::new(Dtype::F32, vec![c.latents.len(), n, d], &bytes)?;
+        safetensors::tensor::TensorView::new(Dtype::F32, vec![c.latents.len(), n, d], &bytes)
+            .map_err(internal)?;
     let meta = HashMap::from([
         (KEY_FORMAT.to_string(), FORMAT.to_string()),
         (KEY_MANIFEST.to_string(), rt.manifest_sha256.clone()),
         (KEY_N.to_string(), n.to_string()),
-        (
-            KEY_TOKENS.to_string(),
-            serde_json::to_string(&c.doc_tokens)?,
-        ),
-        (KEY_SOURCES.to_string(), serde_json::to_string(sources)?),
-        (KEY_WINDOWS.to_string(), serde_json::to_string(&c.windows)?),
+        (KEY_TOKENS.to_string(), json(&c.doc_tokens)?),
+        (KEY_SOURCES.to_string(), json(sources)?),
+        (KEY_WINDOWS.to_string(), json(&c.windows)?),
     ]);
-    Ok(serialize([("latents", view)], Some(meta))?)
+    serialize([("latents", view)], Some(meta)).map_err(internal)
+}
+
+// Shapes and values were checked by `to_bytes` and `Latents::new`, so serializing
+// cannot fail on the caller's input: a failure here is this code's own.
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("latent file: {e}"))
+}
+
+fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(internal)
 }
 
 /// Writes the latent file atomically (temp file + rename) to `path`.
@@ -79,9 +91,8 @@ pub fn save(path: &Path, rt: &C3Runtime, c: &Compressed, sources: &[String]) -> 
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, &data).with_context(|| path.display().to_string())?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
+    std::io::Write::write_all(&mut tmp, &data).map_err(|e| Error::io(path, e))?;
     // Temp files are created 0600; a latent file is an ordinary output, readable
     // like any other file the user writes.
     #[cfg(unix)]
@@ -91,47 +102,51 @@ pub fn save(path: &Path, rt: &C3Runtime, c: &Compressed, sources: &[String]) -> 
             .as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644));
     }
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
 
 /// Reads a latent file, refusing one made by a different export than `rt`'s.
+/// The file is the caller's input (a path on the command line): what is wrong with
+/// its bytes is an [`Error::Input`] naming it.
 pub fn load(path: &Path, rt: &C3Runtime) -> Result<LatentFile> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading latent file {}", path.display()))?;
-    from_bytes(&bytes, rt).with_context(|| format!("latent file {}", path.display()))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, rt).map_err(|e| match e {
+        Error::Input(msg) => Error::Input(format!("latent file {}: {msg}", path.display())),
+        other => other,
+    })
 }
 
 /// Parses and validates latent-file bytes (untrusted: an upload, a file on disk).
 pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).context("not a latent file (safetensors)")?;
-    let st = SafeTensors::deserialize(bytes).context("not a latent file (safetensors)")?;
+    let not_safetensors = |e| Error::Input(format!("not a latent file (safetensors): {e}"));
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+    let st = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
     let meta = meta.metadata().clone().unwrap_or_default();
     let get = |k: &str| {
         meta.get(k)
-            .with_context(|| format!("metadata `{k}` missing (not a c3 latent file)"))
+            .ok_or_else(|| Error::Input(format!("metadata `{k}` missing (not a c3 latent file)")))
     };
     let format = get(KEY_FORMAT)?.as_str();
     ensure!(
         format == FORMAT || format == FORMAT_V1,
+        Input,
         "format `{format}`, expected `{FORMAT}`"
     );
     let hash = get(KEY_MANIFEST)?.clone();
-    if hash != rt.manifest_sha256 {
-        bail!(
-            "made by export {}…, not by this export {} ({}…); compress again with this model",
-            hash.get(..12).unwrap_or(&hash),
-            rt.dir.display(),
-            &rt.manifest_sha256[..12]
-        );
-    }
-    let doc_tokens: Vec<usize> =
-        serde_json::from_str(get(KEY_TOKENS)?).context("metadata `c3.text_tokens`")?;
-    let sources: Vec<String> =
-        serde_json::from_str(get(KEY_SOURCES)?).context("metadata `c3.sources`")?;
+    ensure!(
+        hash == rt.manifest_sha256,
+        Input,
+        "made by export {}…, not by this export {} ({}…); compress again with this model",
+        hash.get(..12).unwrap_or(&hash),
+        rt.dir.display(),
+        &rt.manifest_sha256[..12]
+    );
+    let doc_tokens: Vec<usize> = metadata_json(get(KEY_TOKENS)?, KEY_TOKENS)?;
+    let sources: Vec<String> = metadata_json(get(KEY_SOURCES)?, KEY_SOURCES)?;
     ensure!(
         sources.len() == doc_tokens.len(),
+        Input,
         "metadata lists {} sources for {} documents",
         sources.len(),
         doc_tokens.len()
@@ -148,26 +163,35 @@ pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
             })
             .collect()
     } else {
-        serde_json::from_str(get(KEY_WINDOWS)?).context("metadata `c3.windows`")?
+        metadata_json(get(KEY_WINDOWS)?, KEY_WINDOWS)?
     };
-    let t = st.tensor("latents").context("no `latents` tensor")?;
+    let t = st
+        .tensor("latents")
+        .map_err(|e| Error::Input(format!("no `latents` tensor: {e}")))?;
     ensure!(
         t.dtype() == Dtype::F32,
+        Input,
         "latents are {:?}, expected F32",
         t.dtype()
     );
     let (rows, n, d) = match t.shape() {
         [a, b, c] => (*a, *b, *c),
-        s => bail!("latents have shape {s:?}, expected [windows, N, D]"),
+        s => {
+            return Err(Error::Input(format!(
+                "latents have shape {s:?}, expected [windows, N, D]"
+            )));
+        }
     };
     ensure!(
         n == rt.n_latents() && d == rt.manifest.hidden,
+        Input,
         "latents are [{n}, {d}] per window, the export takes [{}, {}]",
         rt.n_latents(),
         rt.manifest.hidden
     );
     ensure!(
         rows == windows.len(),
+        Input,
         "the window index lists {} windows, the tensor has {rows} rows",
         windows.len()
     );
@@ -177,23 +201,22 @@ pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
+    // Checked here too (`Latents::new` would refuse them): this message names the window.
     if let Some(i) = vals.iter().position(|v| !v.is_finite()) {
-        bail!(
+        return Err(Error::Input(format!(
             "latent value {} of window {} is not finite",
             vals[i],
             i / (n * d).max(1)
-        );
+        )));
     }
     let latents = windows
         .iter()
         .enumerate()
-        .map(|(i, w)| Latents {
-            n,
-            dim: d,
-            data: vals[i * n * d..(i + 1) * n * d].to_vec(),
-            text_tokens: w.tokens + w.pad,
+        .map(|(i, w)| {
+            let data = vals[i * n * d..(i + 1) * n * d].to_vec();
+            Latents::new(n, d, data, w.tokens + w.pad)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok(LatentFile {
         manifest_sha256: hash,
         compressed: Compressed {
@@ -209,46 +232,48 @@ pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
 /// window contributes tokens `start + skip .. start + tokens`, and those ranges
 /// tile `0 .. doc_tokens` with no gap or overlap.
 fn check_index(windows: &[Window], doc_tokens: &[usize], max_text: usize) -> Result<()> {
-    ensure!(!doc_tokens.is_empty(), "the file holds no documents");
+    ensure!(!doc_tokens.is_empty(), Input, "the file holds no documents");
     if let Some(i) = doc_tokens.iter().position(|&t| t == 0) {
-        bail!("document {i} has no tokens");
+        return Err(Error::Input(format!("document {i} has no tokens")));
     }
     let mut next = 0; // next document expected
     let mut end = 0; // tokens of it covered so far
     for (i, w) in windows.iter().enumerate() {
-        let bad = |what: &str| anyhow::anyhow!("window {i} of the index: {what}");
+        let bad = |what: &str| Error::Input(format!("window {i} of the index: {what}"));
         if w.doc != next {
             // Moving on is only allowed once the current document is complete.
-            ensure!(
-                w.doc == next + 1 && next < doc_tokens.len() && end == doc_tokens[next],
-                bad(&format!(
+            if !(w.doc == next + 1 && next < doc_tokens.len() && end == doc_tokens[next]) {
+                return Err(bad(&format!(
                     "belongs to document {} but document {next} is not complete",
                     w.doc
-                ))
-            );
+                )));
+            }
             (next, end) = (w.doc, 0);
         }
         let total = *doc_tokens
             .get(w.doc)
             .ok_or_else(|| bad(&format!("document {} does not exist", w.doc)))?;
-        ensure!(
-            w.tokens >= 1 && w.tokens.checked_add(w.pad).is_some_and(|l| l <= max_text),
-            bad("its length is outside the encoder's limit")
-        );
-        ensure!(
-            w.skip < w.tokens && w.start.checked_add(w.tokens).is_some_and(|e| e <= total),
-            bad("its tokens fall outside its document")
-        );
-        ensure!(
-            w.start + w.skip == end,
-            bad("it does not continue where the previous window ended")
-        );
+        if !(w.tokens >= 1 && w.tokens.checked_add(w.pad).is_some_and(|l| l <= max_text)) {
+            return Err(bad("its length is outside the encoder's limit"));
+        }
+        if !(w.skip < w.tokens && w.start.checked_add(w.tokens).is_some_and(|e| e <= total)) {
+            return Err(bad("its tokens fall outside its document"));
+        }
+        if w.start + w.skip != end {
+            return Err(bad("it does not continue where the previous window ended"));
+        }
         end = w.start + w.tokens;
     }
     ensure!(
         next + 1 == doc_tokens.len() && end == doc_tokens[next],
+        Input,
         "the window index does not cover every document ({} documents)",
         doc_tokens.len()
     );
     Ok(())
+}
+
+/// A JSON metadata value (`c3.text_tokens`, `c3.sources`, `c3.windows`).
+fn metadata_json<T: serde::de::DeserializeOwned>(text: &str, key: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Input(format!("metadata `{key}`: {e}")))
 }

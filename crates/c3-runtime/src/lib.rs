@@ -8,11 +8,15 @@
 //! A loaded [`C3Runtime`] is `Send + Sync`: requests on several threads share it, each
 //! ONNX session is used by one request at a time (ONNX Runtime's `run` needs exclusive
 //! access in `ort`), and all per-request state lives in the request.
+//!
+//! Every fallible call returns [`Result`] with the typed [`Error`]; no `ort` type
+//! appears in the public API ([`Embeds`] wraps the decoder's input values).
 
 mod decode;
 mod error;
 mod external;
 pub mod latent_file;
+mod latents;
 mod model;
 pub mod limits;
 mod provider;
@@ -21,6 +25,8 @@ mod values;
 
 pub use decode::{DecodeState, Logits};
 pub use error::{Error, Result};
-pub use model::{C3Runtime, Compressed, Latents, RuntimeOptions};
+pub use latents::Latents;
+pub use model::{C3Runtime, Compressed, RuntimeOptions};
 pub use provider::Provider;
+pub use values::Embeds;
 pub use scheduler::{Event, Outcome, Scheduler, SchedulerOptions, Sink, Stats, Task, Ticket};

@@ -3,19 +3,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{Context, Result, bail, ensure};
 use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
-    BatchGreedy, C3Tokenizer, DecoderPrompt, ExportManifest, Generated, GenerationConfig, KvCache,
-    PromptTemplate, Reconstruction, Window, WindowReport,
+    BatchGreedy, C3Tokenizer, DType, DecoderPrompt, ExportManifest, Generated, GenerationConfig,
+    KvCache, PromptTemplate, Reconstruction, Window, WindowReport,
 };
 use c3_onnx::ort::session::Session;
-use c3_onnx::ort::value::DynValue;
 
+use crate::error::{Error, Result, ensure};
 use crate::external::check_external_data;
+use crate::latents::Latents;
 use crate::provider::{Provider, check_export, session};
-use crate::values::{FloatType, float_value, i64_value, to_f32};
+use crate::values::{Embeds, float_value, i64_value, to_f32};
 
 /// How to run an export.
 #[derive(Debug, Clone)]
@@ -40,16 +40,6 @@ impl Default for RuntimeOptions {
     }
 }
 
-/// One document's latents `[n, dim]` (f32 on the host, whatever the export dtype).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Latents {
-    pub n: usize,
-    pub dim: usize,
-    pub data: Vec<f32>,
-    /// The document's length in the model's tokens.
-    pub text_tokens: usize,
-}
-
 /// Documents compressed window by window (c3_core::window).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Compressed {
@@ -69,7 +59,7 @@ pub struct C3Runtime {
     pub manifest_sha256: String,
     pub tokenizer: C3Tokenizer,
     pub options: RuntimeOptions,
-    pub(crate) dtype: FloatType,
+    pub(crate) dtype: DType,
     encoder: Mutex<Session>,
     embed: Mutex<Session>,
     pub(crate) decoder: Mutex<Session>,
@@ -88,15 +78,16 @@ impl C3Runtime {
         // Untrusted until checked: names (in ExportManifest::load, before anything is
         // opened), the provider fit, hashes, then the ONNX files' external-data names.
         let (manifest, manifest_sha256) = ExportManifest::load(dir)?;
-        let dtype = FloatType::parse(&manifest.dtype)?;
-        check_export(&options.provider, manifest.kv_cache, dtype)?;
+        let dtype = manifest.dtype;
+        check_export(dir, &options.provider, manifest.kv_cache, dtype)?;
         manifest.verify_files(dir)?;
         let models = &manifest.models;
         for m in [&models.encoder, &models.embed_tokens, &models.decoder] {
             check_external_data(dir, &m.file)?;
         }
-        check_contract(&manifest)
-            .with_context(|| format!("{}: manifest does not match this runtime", dir.display()))?;
+        check_contract(&manifest).map_err(|e| {
+            Error::export(dir, format!("manifest does not match this runtime: {e}"))
+        })?;
         // The file the manifest names (and hashed), not whichever one the folder has.
         let tokenizer = C3Tokenizer::from_file(&dir.join(&manifest.tokenizer.file))?;
         let sp = tokenizer.specials();
@@ -117,19 +108,21 @@ impl C3Runtime {
             m.img_end,
             m.img_pad,
         ];
-        ensure!(
-            got == want,
-            "{}: special token ids {got:?} differ from the manifest's {want:?}",
-            tokenizer.path().display()
-        );
+        if got != want {
+            return Err(Error::export(
+                tokenizer.path(),
+                format!("special token ids {got:?} differ from the manifest's {want:?}"),
+            ));
+        }
         let prompt =
             DecoderPrompt::build(&tokenizer, manifest.n_latents, &PromptTemplate::default())?;
-        ensure!(
-            prompt.ids == manifest.prompt.ids
-                && prompt.latent_start == manifest.prompt.latent_start,
-            "{}: the tokenizer builds a different decoder prompt than the manifest records",
-            tokenizer.path().display()
-        );
+        if prompt.ids != manifest.prompt.ids || prompt.latent_start != manifest.prompt.latent_start
+        {
+            return Err(Error::export(
+                tokenizer.path(),
+                "the tokenizer builds a different decoder prompt than the manifest records",
+            ));
+        }
         let open = |f: &str| {
             session(
                 &dir.join(f),
@@ -174,7 +167,7 @@ impl C3Runtime {
     ) -> Result<Compressed> {
         let plan = self.manifest.window_plan(window)?;
         for (i, d) in docs.iter().enumerate() {
-            ensure!(!d.is_empty(), "document {i} is empty");
+            ensure!(!d.is_empty(), Input, "document {i} is empty");
         }
         let (windows, inputs) = plan.split_inputs(docs);
         Ok(Compressed {
@@ -208,9 +201,10 @@ impl C3Runtime {
     pub fn compress(&self, docs: &[Vec<u32>]) -> Result<Vec<Latents>> {
         let max = self.manifest.max_text_tokens;
         for (i, d) in docs.iter().enumerate() {
-            ensure!(!d.is_empty(), "document {i} is empty");
+            ensure!(!d.is_empty(), Input, "document {i} is empty");
             ensure!(
                 d.len() <= max,
+                Input,
                 "document {i} has {} tokens, over the encoder's limit of {max}",
                 d.len()
             );
@@ -248,53 +242,55 @@ impl C3Runtime {
         let (n, dim) = (self.manifest.n_latents, self.manifest.hidden);
         ensure!(
             shape == [b, n, dim],
+            Internal,
             "encoder returned latents of shape {shape:?}, expected [{b}, {n}, {dim}]"
         );
-        Ok(docs
-            .iter()
+        docs.iter()
             .enumerate()
-            .map(|(r, d)| Latents {
-                n,
-                dim,
-                data: data[r * n * dim..(r + 1) * n * dim].to_vec(),
-                text_tokens: d.len(),
+            .map(|(r, d)| {
+                let row = data[r * n * dim..(r + 1) * n * dim].to_vec();
+                // An encoder that overflows (fp16) yields latents no decoder can use.
+                Latents::new(n, dim, row, d.len())
+                    .map_err(|e| Error::Internal(format!("the encoder's {e}")))
             })
-            .collect())
+            .collect()
     }
 
     /// Token embeddings `[ids.len() * hidden]` (f32) of decoder ids, one row.
-    pub(crate) fn embed(&self, ids: &[u32], rows: usize) -> Result<DynValue> {
+    pub(crate) fn embed(&self, ids: &[u32], rows: usize) -> Result<Embeds> {
         let per_row = ids.len() / rows.max(1);
         let v = i64_value(&[rows, per_row], ids.iter().map(|&t| t as i64).collect())?;
         let mut s = lock(&self.embed);
         let mut out = s.run(vec![("input_ids", v)])?;
         out.remove("inputs_embeds")
-            .context("embed_tokens.onnx returned no inputs_embeds")
+            .map(Embeds)
+            .ok_or_else(|| Error::Internal("embed_tokens.onnx returned no inputs_embeds".into()))
     }
 
     /// The prefill's `inputs_embeds` `[B, L, hidden]`: the prompt's embeddings with each
     /// row's latents in the N slots.
-    pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<DynValue> {
+    pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<Embeds> {
         let m = &self.manifest;
         let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
         for l in latents {
             ensure!(
-                l.n == m.n_latents && l.dim == d,
+                l.n() == m.n_latents && l.dim() == d,
+                Input,
                 "latents are [{}, {}], this export takes [{}, {d}]",
-                l.n,
-                l.dim,
+                l.n(),
+                l.dim(),
                 m.n_latents
             );
         }
-        let (_, base) = to_f32(&self.embed(&m.prompt.ids, 1)?, self.dtype)?;
+        let (_, base) = to_f32(&self.embed(&m.prompt.ids, 1)?.0, self.dtype)?;
         let mut embeds = Vec::with_capacity(b * plen * d);
         for lat in latents {
             let mut row = base.clone();
             let s = m.prompt.latent_start * d;
-            row[s..s + lat.data.len()].copy_from_slice(&lat.data);
+            row[s..s + lat.data().len()].copy_from_slice(lat.data());
             embeds.extend(row);
         }
-        float_value(self.dtype, &[b, plen, d], &embeds)
+        float_value(self.dtype, &[b, plen, d], &embeds).map(Embeds)
     }
 
     /// Prefill logits `[L, vocab]` (row-major, f32) for one document's latents: what
@@ -316,14 +312,18 @@ impl C3Runtime {
     ) -> Result<Vec<Generated>> {
         let m = &self.manifest;
         let b = latents.len();
-        ensure!(b > 0, "no latents to decode");
+        ensure!(b > 0, Input, "no latents to decode");
         let prompt = &m.prompt.ids;
         let plen = prompt.len();
-        ensure!(
-            plen < m.max_context,
-            "the prompt ({plen} tokens) fills the decoder context ({})",
-            m.max_context
-        );
+        if plen >= m.max_context {
+            return Err(Error::export(
+                &self.dir,
+                format!(
+                    "the prompt ({plen} tokens) fills the decoder context ({})",
+                    m.max_context
+                ),
+            ));
+        }
         // Room for the prompt and every token the generation may add, within context.
         let capacity = (plen + cfg.max_new_tokens).min(m.max_context);
         let mut state = self.decode_state(b, capacity)?;
@@ -342,9 +342,27 @@ impl C3Runtime {
 
     /// Token embeddings `[rows, ids.len() / rows, hidden]` in the export dtype, zeros:
     /// what benchmarks feed a timed prefill or step (values do not change the work).
-    pub fn zero_embeds(&self, rows: usize, seq: usize) -> Result<DynValue> {
+    pub fn zero_embeds(&self, rows: usize, seq: usize) -> Result<Embeds> {
         let d = self.manifest.hidden;
-        float_value(self.dtype, &[rows, seq, d], &vec![0.0; rows * seq * d])
+        float_value(self.dtype, &[rows, seq, d], &vec![0.0; rows * seq * d]).map(Embeds)
+    }
+
+    /// Embeddings of `shape` `[rows, seq, width]` from row-major f32 `data`, converted
+    /// to the export dtype: what tests and tools feed [`DecodeState::forward`]
+    /// directly. The width is not checked here: the decoder refuses one other than
+    /// the export's `hidden` when it runs.
+    ///
+    /// [`DecodeState::forward`]: crate::DecodeState::forward
+    pub fn embeds_from_f32(&self, shape: [usize; 3], data: &[f32]) -> Result<Embeds> {
+        let want = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        ensure!(
+            want == Some(data.len()),
+            Input,
+            "embeddings hold {} values, shape {shape:?} needs {}",
+            data.len(),
+            want.map_or("more than fit in memory".into(), |w| w.to_string())
+        );
+        float_value(self.dtype, &shape, data).map(Embeds)
     }
 
     /// Compresses `text` window by window and reconstructs it (`window` overrides
@@ -374,20 +392,23 @@ impl C3Runtime {
     }
 }
 
-/// Checks the I/O names and shapes this runtime drives against the manifest.
-fn check_contract(m: &ExportManifest) -> Result<()> {
+/// Checks the I/O names and shapes this runtime drives against the manifest; the
+/// mismatch found, for the caller to attribute to the export folder.
+fn check_contract(m: &ExportManifest) -> std::result::Result<(), String> {
     let names =
         |v: &[c3_core::manifest::IoSpec]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     let enc_in = names(&m.models.encoder.inputs);
-    ensure!(
-        enc_in == ["input_ids", "attention_mask"],
-        "encoder inputs are {enc_in:?}, expected [input_ids, attention_mask]"
-    );
+    if enc_in != ["input_ids", "attention_mask"] {
+        return Err(format!(
+            "encoder inputs are {enc_in:?}, expected [input_ids, attention_mask]"
+        ));
+    }
     let enc_out = names(&m.models.encoder.outputs);
-    ensure!(
-        enc_out == ["latents"],
-        "encoder outputs are {enc_out:?}, expected [latents]"
-    );
+    if enc_out != ["latents"] {
+        return Err(format!(
+            "encoder outputs are {enc_out:?}, expected [latents]"
+        ));
+    }
     let mut want_in = match m.kv_cache {
         KvCache::Concat => vec![
             "inputs_embeds".to_string(),
@@ -409,25 +430,26 @@ fn check_contract(m: &ExportManifest) -> Result<()> {
     }
     let dec_in = names(&m.models.decoder.inputs);
     if dec_in != want_in {
-        bail!(
+        return Err(format!(
             "decoder inputs are {dec_in:?}, expected {want_in:?} ({} layers, kv cache {})",
             m.layers,
             m.kv_cache.name()
-        );
+        ));
     }
     let dec_out = names(&m.models.decoder.outputs);
-    ensure!(
-        dec_out == want_out,
-        "decoder outputs are {dec_out:?}, expected {want_out:?}"
-    );
+    if dec_out != want_out {
+        return Err(format!(
+            "decoder outputs are {dec_out:?}, expected {want_out:?}"
+        ));
+    }
     let emb = names(&m.models.embed_tokens.outputs);
-    ensure!(
-        emb == ["inputs_embeds"],
-        "embed_tokens outputs are {emb:?}, expected [inputs_embeds]"
-    );
-    ensure!(
-        m.prompt.latent_start + m.n_latents <= m.prompt.ids.len(),
-        "prompt latent slots fall outside the prompt"
-    );
+    if emb != ["inputs_embeds"] {
+        return Err(format!(
+            "embed_tokens outputs are {emb:?}, expected [inputs_embeds]"
+        ));
+    }
+    if m.prompt.latent_start + m.n_latents > m.prompt.ids.len() {
+        return Err("prompt latent slots fall outside the prompt".into());
+    }
     Ok(())
 }

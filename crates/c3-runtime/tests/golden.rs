@@ -91,7 +91,7 @@ fn fp32_exports_match_hf_goldens() {
         // Batched (length-sorted, left-padded) encoding, compared per document.
         let lats = rt.compress(&docs).unwrap();
         for (i, lat) in lats.iter().enumerate() {
-            let d = max_abs(&lat.data, &g.f32s(&format!("doc{i}.projected")));
+            let d = max_abs(lat.data(), &g.f32s(&format!("doc{i}.projected")));
             assert!(
                 d <= 1e-4,
                 "{target:?} doc{i} projected latents differ by {d}"
@@ -101,7 +101,7 @@ fn fp32_exports_match_hf_goldens() {
                 .unwrap()
                 .remove(0);
             assert!(
-                max_abs(&alone.data, &lat.data) <= 1e-5,
+                max_abs(alone.data(), lat.data()) <= 1e-5,
                 "batched != unbatched for doc{i}"
             );
         }
@@ -150,7 +150,7 @@ fn half_precision_exports_declare_their_dtypes() {
         let out = dir.path().join("export");
         export(dtype, Target::Tensorrt, KvCacheArg::Auto, &out);
         let (m, _) = c3_core::ExportManifest::load(&out).unwrap();
-        assert_eq!(m.dtype, dtype_name(dtype));
+        assert_eq!(m.dtype.name(), dtype_name(dtype));
         assert_eq!(m.models.encoder.outputs[0].dtype, name);
         assert_eq!(m.models.decoder.inputs[0].dtype, name);
         assert_eq!(
@@ -193,13 +193,11 @@ fn cached_decoder_steps_equal_full_recompute() {
         // Deterministic, non-trivial embeddings (sines of distinct frequencies).
         let embeds: Vec<f32> = (0..t * h).map(|i| (0.37 * i as f32).sin() * 0.5).collect();
         let value = |from: usize, to: usize| {
-            c3_onnx::ort::value::Tensor::from_array((
-                vec![1usize, to - from, h],
-                embeds[from * h..to * h].to_vec(),
-            ))
-            .unwrap()
-            .into_dyn()
+            rt.embeds_from_f32([1, to - from, h], &embeds[from * h..to * h])
+                .unwrap()
         };
+        let short = rt.embeds_from_f32([1, 2, h], &embeds[..h]).unwrap_err();
+        assert!(matches!(short, c3_runtime::Error::Input(_)), "{short}");
         let mut state = rt.decode_state(1, t).unwrap();
         state.forward(value(0, t), t).unwrap();
         let full = state.logits().unwrap().data.to_vec();
@@ -239,10 +237,9 @@ fn cached_decoder_steps_equal_full_recompute() {
         // A run that fails part-way (embeddings of the wrong width) leaves the state
         // refusing further runs rather than decoding from a half-updated cache.
         let mut state = rt.decode_state(1, t).unwrap();
-        let bad =
-            c3_onnx::ort::value::Tensor::from_array((vec![1usize, 1, h + 1], vec![0f32; h + 1]))
-                .unwrap()
-                .into_dyn();
+        let bad = rt
+            .embeds_from_f32([1, 1, h + 1], &vec![0.0; h + 1])
+            .unwrap();
         assert!(
             state.forward(bad, 1).is_err(),
             "{kv:?}: wrong width accepted"

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use c3_core::GenerationConfig;
 use c3_export::args::{ExportArgs, KvCacheArg};
 use c3_runtime::{
-    C3Runtime, Error, Event, Outcome, RuntimeOptions, Scheduler, SchedulerOptions, Task,
+    C3Runtime, Error, Event, Latents, Outcome, RuntimeOptions, Scheduler, SchedulerOptions, Task,
 };
 
 const WINDOW: usize = 24;
@@ -181,7 +181,9 @@ fn bad_tasks_are_refused_before_queueing() {
     let Outcome::Compressed(mut c) = sched.run(Task::Compress { docs: vec![ids] }).unwrap() else {
         panic!()
     };
-    c.latents[0].dim += 1;
+    let l = &c.latents[0];
+    let (n, dim) = (l.n(), l.dim() + 1);
+    c.latents[0] = Latents::new(n, dim, vec![0.5; n * dim], l.text_tokens()).unwrap();
     let err = sched
         .run(Task::Decompress {
             compressed: c,

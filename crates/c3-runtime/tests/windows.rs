@@ -141,8 +141,10 @@ fn a_latent_file_whose_index_lies_is_refused() {
     assert!(err(&rewrite(&good, |_| {}, nan)).contains("not finite"));
     // Truncated bytes.
     assert!(err(&good[..good.len() - 9]).contains("not a latent file"));
-    // Each refusal is one line.
+    // Each refusal is one line, and the caller's fault (an upload would get a 400).
     assert!(!err(&good[..good.len() - 9]).contains('\n'));
+    let e = latent_file::from_bytes(&rewrite(&good, |_| {}, nan), &rt).unwrap_err();
+    assert!(e.is_client_error(), "{e}");
 }
 
 fn c3_windows(bytes: &[u8]) -> String {

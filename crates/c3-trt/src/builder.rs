@@ -374,7 +374,7 @@ pub fn build_reporting(
         c3_version: env!("CARGO_PKG_VERSION").into(),
         model_id,
         export_manifest_sha256: hash,
-        export_dtype: m.dtype.clone(),
+        export_dtype: m.dtype.name().into(),
         backend: backend.name().into(),
         gpu,
         gpu_arch: arch,

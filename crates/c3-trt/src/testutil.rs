@@ -67,7 +67,7 @@ pub fn manifest(dtype: &str, target: &str) -> ExportManifest {
             root: json!({}),
             llm1: json!({}),
         },
-        dtype: dtype.into(),
+        dtype: c3_core::DType::parse(dtype).expect("fp32, fp16 or bf16"),
         target: target.into(),
         quantize: None,
         opset: 21,

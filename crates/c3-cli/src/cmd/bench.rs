@@ -131,12 +131,12 @@ pub fn run(a: Args) -> Result<()> {
     let r = a.repeat;
 
     let ort = {
-        let compress = median_secs(r, || rt.compress(&docs).map(drop))?;
+        let compress = median_secs(r, || Ok(rt.compress(&docs).map(drop)?))?;
         let one = &docs[..1];
         let lat: Vec<Latents> = rt.compress(one)?;
         let ttft = median_secs(r, || {
             let l = rt.compress(one)?;
-            rt.generate(&[&l[0]], &fixed(1), &mut |_, _| {}).map(drop)
+            Ok(rt.generate(&[&l[0]], &fixed(1), &mut |_, _| {}).map(drop)?)
         })?;
         // Per-step time from the streamed tokens' timestamps (row 0): the prefill is
         // excluded, everything a step does (embedding, decoder, greedy) is included.
@@ -206,7 +206,7 @@ pub fn run(a: Args) -> Result<()> {
         let prefill = |seq: usize| {
             median_secs(r, || {
                 let embeds = rt.zero_embeds(1, seq)?;
-                rt.decode_state(1, seq)?.forward(embeds, seq).map(drop)
+                Ok(rt.decode_state(1, seq)?.forward(embeds, seq)?)
             })
         };
         json!({

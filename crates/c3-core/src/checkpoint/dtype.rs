@@ -1,12 +1,17 @@
 //! Float dtypes a checkpoint may hold, and conversions through f32.
 
 use half::{bf16, f16};
+use serde::{Deserialize, Serialize};
 
 /// Element type of a stored tensor. The release is bf16; loaders accept all three.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialized as its [`DType::name`] (the export manifest's `dtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DType {
+    #[serde(rename = "fp32")]
     F32,
+    #[serde(rename = "fp16")]
     F16,
+    #[serde(rename = "bf16")]
     BF16,
 }
 
@@ -109,5 +114,22 @@ impl DType {
 impl std::fmt::Display for DType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DType;
+
+    /// The manifest stores the dtype by name: the JSON must stay `"fp32"` etc., or
+    /// existing export folders stop loading and re-exports change their bytes.
+    #[test]
+    fn serializes_as_its_name() {
+        for d in [DType::F32, DType::F16, DType::BF16] {
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.name()));
+            assert_eq!(serde_json::from_str::<DType>(&json).unwrap(), d);
+        }
+        assert!(serde_json::from_str::<DType>("\"fp8\"").is_err());
     }
 }

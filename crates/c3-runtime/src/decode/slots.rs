@@ -21,7 +21,7 @@ use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
 use super::{cache_allocator, cache_names, host_memory};
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
-use crate::values::alloc_tensor;
+use crate::values::{Embeds, alloc_tensor};
 
 /// The slots' buffers and the binding that runs them.
 pub(crate) struct SlotCache<'m> {
@@ -60,7 +60,7 @@ impl<'m> SlotCache<'m> {
         let buffers = names
             .iter()
             .map(|_| alloc_tensor(&alloc, rt.dtype, &shape))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>>>()?;
         Ok(SlotCache {
             rt,
             capacity,
@@ -90,7 +90,7 @@ impl<'m> SlotCache<'m> {
     pub(crate) fn prefill(
         &mut self,
         range: Range<usize>,
-        embeds: DynValue,
+        embeds: Embeds,
         plen: usize,
         pick: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<()> {
@@ -120,7 +120,7 @@ impl<'m> SlotCache<'m> {
         &mut self,
         range: Range<usize>,
         fed: &[usize],
-        embeds: DynValue,
+        embeds: Embeds,
         pick: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<()> {
         let mut seqlens = vec![0i32; range.len()];
@@ -156,7 +156,7 @@ impl<'m> SlotCache<'m> {
     fn run(
         &mut self,
         range: Range<usize>,
-        embeds: DynValue,
+        embeds: Embeds,
         seqlens: &[i32],
         total: i32,
         seq: usize,
@@ -173,7 +173,7 @@ impl<'m> SlotCache<'m> {
         let total_t = Tensor::from_array(([0usize; 0], vec![total]))?;
         self.binding.bind_input("seqlens_k", &seq_t)?;
         self.binding.bind_input("total_sequence_length", &total_t)?;
-        self.binding.bind_input("inputs_embeds", &embeds)?;
+        self.binding.bind_input("inputs_embeds", &embeds.0)?;
         if seq == 1 {
             if self.step_logits.is_none() {
                 let mut t = Tensor::<f32>::new(&host, [rows, 1, self.rt.manifest.vocab])?;

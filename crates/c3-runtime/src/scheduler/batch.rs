@@ -13,8 +13,9 @@ use c3_core::KvCache;
 
 use crate::decode::DecodeState;
 use crate::decode::slots::SlotCache;
-use crate::error::{Error, Result};
-use crate::model::{C3Runtime, Latents};
+use crate::error::Result;
+use crate::Latents;
+use crate::model::C3Runtime;
 
 pub(super) enum Batch<'m> {
     Slots(SlotCache<'m>),
@@ -162,12 +163,5 @@ impl<'m> Batch<'m> {
             Batch::Cohorts { list, .. } => list.clear(),
         }
         Ok(())
-    }
-}
-
-impl From<anyhow::Error> for Error {
-    // Until every runtime function returns the typed error.
-    fn from(e: anyhow::Error) -> Self {
-        Error::Internal(format!("{e:#}"))
     }
 }

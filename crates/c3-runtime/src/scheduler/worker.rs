@@ -16,7 +16,8 @@ use c3_core::{Generated, GenerationConfig, Reconstruction, RowGreedy, Window};
 use super::batch::Batch;
 use super::{Event, Job, Outcome, SchedulerOptions, Shared, Task};
 use crate::error::{Error, Result};
-use crate::model::{C3Runtime, Compressed, Latents};
+use crate::Latents;
+use crate::model::{C3Runtime, Compressed};
 
 /// Positions a row may need: the prompt and the largest window's new tokens.
 fn capacity(rt: &C3Runtime, options: &SchedulerOptions) -> Result<usize> {
@@ -63,10 +64,13 @@ pub(super) fn check_task(rt: &C3Runtime, options: &SchedulerOptions, task: &Task
                 )));
             }
             for (i, (w, l)) in c.windows.iter().zip(&c.latents).enumerate() {
-                if l.n != m.n_latents || l.dim != m.hidden || l.data.len() != l.n * l.dim {
+                if l.n() != m.n_latents || l.dim() != m.hidden {
                     return Err(Error::Input(format!(
                         "window {i} has latents [{}, {}], this export takes [{}, {}]",
-                        l.n, l.dim, m.n_latents, m.hidden
+                        l.n(),
+                        l.dim(),
+                        m.n_latents,
+                        m.hidden
                     )));
                 }
                 if w.doc >= c.doc_tokens.len() {
