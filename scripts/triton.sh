@@ -215,6 +215,14 @@ wait_http() {
   done
 }
 
+# port_free P: refuse a port something already answers on (the benchmark would
+# measure that instead).
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "port $1 on 127.0.0.1 is in use (--port P uses P..P+2 and P+10)"
+  fi
+}
+
 run_bench() {
   local export="" requests=64 levels="1,16" port=18500 docs="$root/models/demo-page.txt"
   while [[ $# -gt 0 ]]; do
@@ -243,23 +251,25 @@ run_bench() {
     serve_bin="$root/target/release/c3-serve"; loadgen_bin="$root/target/release/c3-loadgen"
   fi
   local pids=()
-  trap 'for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done' EXIT
+  trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' EXIT
+  port_free "$port"; port_free "$((port + 1))"; port_free "$((port + 2))"; port_free "$((port + 10))"
   log "Triton: c3_roundtrip at concurrency $levels, $requests requests per level"
-  setsid "$root/scripts/triton.sh" "$export" --port "$port" --repo "$root/target/triton/bench-repo" \
+  # triton.sh execs tritonserver: this pid is the server.
+  "$root/scripts/triton.sh" "$export" --port "$port" --repo "$root/target/triton/bench-repo" \
     --max-batch 16 > "$root/target/triton/bench-server.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$port/v2/health/ready" "${pids[-1]}" 600
   "$client_venv/bin/python" "$root/tests/triton/bench.py" --url "127.0.0.1:$port" \
     --documents "$docs" --concurrency "$levels" --requests "$requests"
-  kill -TERM -- "-${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
   log "c3-serve: /v1/roundtrip (streamed) with c3-loadgen, same documents and levels"
-  setsid "$serve_bin" "$export" --addr "127.0.0.1:$((port + 10))" --max-batch 16 \
+  "$serve_bin" "$export" --addr "127.0.0.1:$((port + 10))" --max-batch 16 \
     > "$root/target/triton/bench-serve.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$((port + 10))/healthz" "${pids[-1]}" 120
   "$loadgen_bin" --url "http://127.0.0.1:$((port + 10))" --concurrency "$levels" \
     --documents "$docs" --requests "$requests"
-  kill -TERM -- "-${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+  kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 
 case "${1:-}" in
