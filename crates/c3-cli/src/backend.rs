@@ -34,16 +34,11 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Runtime options for `--model`.
     pub fn runtime_options(&self) -> Result<RuntimeOptions> {
-        let provider = match &self.engine {
-            // `c3 build` (ORT TensorRT EP back-end) keeps its engines in `<plan>/engines`.
-            Some(dir) => Provider::TensorRt {
-                cache_dir: Some(dir.join("engines")),
-            },
-            None => Provider::parse(&self.provider)?,
-        };
+        // With --engine the runtime checks the plan and picks TensorRT itself.
         Ok(RuntimeOptions {
-            provider,
+            provider: Provider::parse(&self.provider)?,
             allow_fallback: self.allow_fallback,
+            engine: self.engine.clone(),
             ..Default::default()
         })
     }
@@ -56,9 +51,6 @@ impl ModelArgs {
                 Device::Cpu,
             )?))),
             (None, Some(m)) => {
-                if let Some(engine) = &self.engine {
-                    crate::cmd::build::check_engine(engine, m)?;
-                }
                 Ok(Backend::Ort(Box::new(C3Runtime::load(
                     m,
                     self.runtime_options()?,

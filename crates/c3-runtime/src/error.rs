@@ -16,6 +16,9 @@ pub enum Error {
     /// operator's fault, found at load time.
     #[error("{path}: {msg}")]
     Export { path: PathBuf, msg: String },
+    /// A TensorRT plan folder that does not fit this export or this machine.
+    #[error("{0}")]
+    Engine(String),
     /// ONNX Runtime failed: loading a library or session, or a run.
     #[error("onnx runtime: {0}")]
     Ort(String),

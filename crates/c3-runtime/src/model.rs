@@ -27,6 +27,10 @@ pub struct RuntimeOptions {
     pub threads: usize,
     /// Documents per encoder run.
     pub batch_size: usize,
+    /// A TensorRT plan folder made by `c3 build` for this export: checked against the
+    /// export and this machine's GPU, TensorRT and CUDA before anything is loaded,
+    /// then run by TensorRT with the plan's engines (`provider` is then TensorRT).
+    pub engine: Option<PathBuf>,
 }
 
 impl Default for RuntimeOptions {
@@ -36,6 +40,7 @@ impl Default for RuntimeOptions {
             allow_fallback: false,
             threads: 0,
             batch_size: 16,
+            engine: None,
         }
     }
 }
@@ -78,6 +83,7 @@ impl C3Runtime {
         // Untrusted until checked: names (in ExportManifest::load, before anything is
         // opened), the provider fit, hashes, then the ONNX files' external-data names.
         let (manifest, manifest_sha256) = ExportManifest::load(dir)?;
+        let options = with_engine(options, &manifest_sha256)?;
         let dtype = manifest.dtype;
         check_export(dir, &options.provider, manifest.kv_cache, dtype)?;
         manifest.verify_files(dir)?;
@@ -390,6 +396,25 @@ impl C3Runtime {
     pub fn reference_generation(&self) -> GenerationConfig {
         self.manifest.generation.clone()
     }
+}
+
+/// Checks a TensorRT plan folder (`options.engine`) against the export's manifest hash
+/// and this machine, and points the TensorRT provider at its engines. Here in the
+/// library, so every front-end (CLI, service, bindings) refuses a stale or foreign
+/// plan the same way, before any session exists.
+fn with_engine(options: RuntimeOptions, manifest_sha256: &str) -> Result<RuntimeOptions> {
+    let Some(plan) = &options.engine else {
+        return Ok(options);
+    };
+    c3_trt::check_engine_dir(plan, manifest_sha256).map_err(|e| Error::Engine(e.to_string()))?;
+    // `c3 build` (ONNX Runtime's TensorRT EP back-end) keeps its engines in `<plan>/engines`.
+    let provider = Provider::TensorRt {
+        cache_dir: Some(plan.join("engines")),
+    };
+    Ok(RuntimeOptions {
+        provider,
+        ..options
+    })
 }
 
 /// Checks the I/O names and shapes this runtime drives against the manifest; the

@@ -84,9 +84,15 @@ pub enum Outcome {
 pub enum Event {
     /// A token generated for window `window` (an index into the request's windows,
     /// which are in document order).
-    Token { window: usize, id: u32 },
+    Token {
+        window: usize,
+        id: u32,
+    },
     /// Window `window` finished decoding.
-    WindowDone { window: usize, generated: Generated },
+    WindowDone {
+        window: usize,
+        generated: Generated,
+    },
     Done(Outcome),
     Failed(Error),
 }

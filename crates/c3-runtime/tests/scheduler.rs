@@ -73,7 +73,10 @@ fn concurrent_equals_serial(kv: KvCacheArg) {
         .iter()
         .map(|d| rt.roundtrip(d, &cfg, Some(WINDOW), None).unwrap())
         .collect();
-    assert!(serial.iter().any(|r| r.windows.len() > 2), "a long document");
+    assert!(
+        serial.iter().any(|r| r.windows.len() > 2),
+        "a long document"
+    );
     let sched = Arc::new(scheduler(&rt, 5));
     let handles: Vec<_> = docs
         .iter()
@@ -101,7 +104,10 @@ fn concurrent_equals_serial(kv: KvCacheArg) {
                             streamed[window].push(id);
                         }
                         Event::WindowDone { window, generated } => {
-                            assert_eq!(streamed.get(window).cloned().unwrap_or_default(), generated.ids);
+                            assert_eq!(
+                                streamed.get(window).cloned().unwrap_or_default(),
+                                generated.ids
+                            );
                         }
                         Event::Done(Outcome::Roundtrip(r)) => return r,
                         Event::Done(_) => panic!("wrong outcome"),
@@ -143,8 +149,7 @@ fn compress_and_decompress_equal_the_runtime() {
         .collect();
     let want = rt.compress_documents(&docs, Some(WINDOW)).unwrap();
     let sched = scheduler(&rt, 4);
-    let Outcome::Compressed(got) = sched.run(Task::Compress { docs: docs.clone() }).unwrap()
-    else {
+    let Outcome::Compressed(got) = sched.run(Task::Compress { docs: docs.clone() }).unwrap() else {
         panic!("wrong outcome")
     };
     assert_eq!(got, want);
@@ -249,7 +254,11 @@ fn a_full_queue_refuses_and_a_cancelled_request_frees_its_rows() {
         let s = sched.stats();
         s.finished < 2 || s.running + s.queued > 0
     } {
-        assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", sched.stats());
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            sched.stats()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let Outcome::Roundtrip(r) = sched.run(task()).unwrap() else {

@@ -220,3 +220,56 @@ fn fp32_shared_buffer_exports_are_refused_on_cuda_before_any_session() {
     }
     C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
 }
+
+/// A TensorRT plan folder is checked by the runtime library itself (every front-end
+/// gets the check): one that is not a plan, or a plan of another export, is refused
+/// before any session exists.
+#[test]
+fn a_foreign_or_missing_tensorrt_plan_is_refused_by_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = export(tmp.path(), KvCacheArg::Concat);
+    let plans = tmp.path().join("trt-plans");
+    std::fs::create_dir_all(&plans).unwrap();
+    let with_engine = || RuntimeOptions {
+        engine: Some(plans.clone()),
+        ..Default::default()
+    };
+    let err = C3Runtime::load(&dir, with_engine()).err().expect("refused");
+    assert!(matches!(err, c3_runtime::Error::Engine(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("plan.json") && !msg.contains('\n'), "{msg}");
+    // A plan made for another export (its manifest hash differs).
+    let gpu = c3_trt::gpu::GpuInfo {
+        index: 0,
+        name: "NVIDIA H100".into(),
+        compute_capability: "9.0".into(),
+        driver_version: "570".into(),
+    };
+    c3_trt::plan::PlanManifest {
+        format: c3_trt::plan::PLAN_FORMAT.into(),
+        c3_version: "0".into(),
+        model_id: "tiny".into(),
+        export_manifest_sha256: "0".repeat(64),
+        export_dtype: "fp32".into(),
+        backend: "ort-trt".into(),
+        gpu_arch: gpu.arch(),
+        gpu,
+        tensorrt_version: "10.0".into(),
+        cuda_version: None,
+        onnxruntime_version: None,
+        engines: Vec::new(),
+        timing_cache: None,
+        built_at_unix: 0,
+        build_seconds: 0.0,
+    }
+    .save(&plans)
+    .unwrap();
+    let msg = C3Runtime::load(&dir, with_engine())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        msg.contains("built from export manifest 000000000000") && !msg.contains('\n'),
+        "{msg}"
+    );
+}

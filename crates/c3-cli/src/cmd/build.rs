@@ -32,9 +32,3 @@ pub fn run(a: c3_trt::BuildArgs) -> Result<()> {
     Ok(())
 }
 
-/// Refuses a plan folder built for another export, GPU or TensorRT version.
-pub fn check_engine(engine: &Path, export: &Path) -> Result<()> {
-    let (_, hash) = ExportManifest::load(export)?;
-    c3_trt::check_engine_dir(engine, &hash)?;
-    Ok(())
-}

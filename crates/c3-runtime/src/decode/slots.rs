@@ -97,7 +97,11 @@ impl<'m> SlotCache<'m> {
         for s in range.clone() {
             ensure!(self.lens[s] == 0, Internal, "prefill into busy slot {s}");
         }
-        ensure!(plen <= self.capacity, Input, "the prompt is longer than the cache");
+        ensure!(
+            plen <= self.capacity,
+            Input,
+            "the prompt is longer than the cache"
+        );
         let total = i32::try_from(plen).map_err(|_| Error::Input("prompt over i32".into()))?;
         let seqlens = vec![total - 1; range.len()];
         let first = range.start;

@@ -11,10 +11,10 @@
 
 use c3_core::KvCache;
 
+use crate::Latents;
 use crate::decode::DecodeState;
 use crate::decode::slots::SlotCache;
 use crate::error::Result;
-use crate::Latents;
 use crate::model::C3Runtime;
 
 pub(super) enum Batch<'m> {

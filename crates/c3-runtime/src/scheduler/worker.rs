@@ -15,8 +15,8 @@ use c3_core::{Generated, GenerationConfig, Reconstruction, RowGreedy, Window};
 
 use super::batch::Batch;
 use super::{Event, Job, Outcome, SchedulerOptions, Shared, Task};
-use crate::error::{Error, Result};
 use crate::Latents;
+use crate::error::{Error, Result};
 use crate::model::{C3Runtime, Compressed};
 
 /// Positions a row may need: the prompt and the largest window's new tokens.
