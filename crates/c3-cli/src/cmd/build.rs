@@ -1,10 +1,8 @@
 //! `c3 build`: TensorRT engine plans under `trt-plans/` (crates/c3-trt), and the
 //! check `--engine` makes before the runtime loads a plan folder.
 
-use std::path::Path;
 
 use anyhow::Result;
-use c3_core::ExportManifest;
 use c3_trt::BuildEvent;
 
 pub fn run(a: c3_trt::BuildArgs) -> Result<()> {
