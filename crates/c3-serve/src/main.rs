@@ -1,0 +1,243 @@
+//! `c3-serve`: the C3 cascade as an HTTP service (docs/serve.md).
+//!
+//! A thin wrapper around the library: flags, logging, loading the export, the
+//! listening line, signals. Exit codes: 0 after a graceful shutdown, 2 when the
+//! export cannot be used, 1 for anything else (flags, ONNX Runtime, the address).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use c3_runtime::{C3Runtime, Provider, RuntimeOptions, SchedulerOptions};
+use c3_serve::{AppState, ServeOptions};
+use clap::Parser;
+
+/// Serve an export (made by `c3 export`) over HTTP: round trips, compress,
+/// decompress, health and Prometheus metrics, with continuous batching.
+#[derive(Parser, Debug)]
+#[command(name = "c3-serve", version)]
+struct Args {
+    /// Export folder (made by `c3 export`).
+    export: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the listening line names it).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Execution provider: cpu, cuda or tensorrt.
+    #[arg(long, default_value = "cpu")]
+    provider: String,
+    /// Rows (windows) decoded together at most; the KV cache for them is allocated at
+    /// start.
+    #[arg(long, default_value_t = 16)]
+    max_batch: usize,
+    /// Requests waiting (encoder or a free row) at most; one more is answered 429.
+    #[arg(long, default_value_t = 64)]
+    max_queue: usize,
+    /// Largest request body: bytes, or with a KiB/MiB/GiB suffix; 413 past it.
+    #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
+    max_body: usize,
+    /// Seconds a request may run; past it the answer is 504 and its rows are freed.
+    #[arg(long, default_value = "120", value_parser = parse_seconds)]
+    request_timeout: Duration,
+    /// Window length in model tokens (default: the export's).
+    #[arg(long)]
+    window: Option<usize>,
+    /// Longest /v1/roundtrip text in model tokens (its precision metric is quadratic
+    /// in the length).
+    #[arg(long, default_value_t = 8192)]
+    max_text_tokens: usize,
+    /// Intra-op threads per ONNX Runtime session (0: ONNX Runtime's choice).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// ONNX Runtime library to load (default: $ORT_DYLIB_PATH, beside the binary, its
+    /// ../lib, this checkout's .deps, then the system loader path).
+    #[arg(long, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+}
+
+/// `8388608`, `512KiB`, `8MiB`, `1GiB` (also `K`, `M`, `G`, `KB`, `MB`, `GB`: all
+/// binary multiples) in bytes.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a byte count such as 8388608 or 8MiB"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (use KiB, MiB or GiB)")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) => Err("must be at least 1 byte".into()),
+        Some(b) => Ok(b),
+        None => Err(format!("`{s}` is too large")),
+    }
+}
+
+/// Seconds, optionally fractional, with an optional `s` suffix.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("`{s}`: expected seconds such as 120 or 0.5"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(format!("`{s}`: must be a positive number of seconds"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| format!("`{s}`: {e}"))
+}
+
+/// A load failure's exit code: 1 for ONNX Runtime itself (library, provider), 2 for
+/// the export (manifest, hashes, tokenizer, models).
+fn load_exit_code<E: 'static>(e: &E) -> u8 {
+    match (e as &dyn std::any::Any).downcast_ref::<c3_runtime::Error>() {
+        Some(c3_runtime::Error::Ort(_)) => 1,
+        _ => 2,
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("c3-serve: {}", msg.to_string().trim().replace('\n', "; "));
+    ExitCode::from(code)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            // Help and version exit 0; a usage error is 1 (2 means a bad export).
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    if let Some(p) = args.ort_lib.clone() {
+        c3_onnx::ort_env::set_dylib_path(p);
+    }
+    let provider = match Provider::parse(&args.provider) {
+        Ok(p) => p,
+        Err(e) => return fail(1, format_args!("--provider: {e}")),
+    };
+    if args.max_batch == 0 || args.max_queue == 0 {
+        return fail(1, "--max-batch and --max-queue must be at least 1");
+    }
+    // ONNX Runtime first: a missing library is the environment's fault (exit 1) and
+    // its message names every place tried; what fails after is the export's.
+    if let Err(e) = c3_onnx::ort_env::init_ort() {
+        return fail(1, e);
+    }
+    let options = RuntimeOptions {
+        provider,
+        threads: args.threads,
+        ..RuntimeOptions::default()
+    };
+    let rt = match C3Runtime::load(&args.export, options) {
+        Ok(rt) => Arc::new(rt),
+        Err(e) => {
+            let code = load_exit_code(&e);
+            return fail(code, format_args!("{}: {e:#}", args.export.display()));
+        }
+    };
+    let scheduler = SchedulerOptions {
+        max_batch: args.max_batch,
+        max_queue: args.max_queue,
+        window: args.window,
+    };
+    let serve = ServeOptions {
+        max_body: args.max_body,
+        request_timeout: args.request_timeout,
+        max_text_tokens: args.max_text_tokens,
+    };
+    let state = match AppState::new(rt, scheduler, serve) {
+        Ok(s) => Arc::new(s),
+        Err(e) if e.is_client_error() => return fail(1, e),
+        Err(e) => return fail(1, format_args!("starting the scheduler: {e}")),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(1, format_args!("starting the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        println!(
+            "c3-serve: listening on http://{local} (model {}, max batch {})",
+            args.export.display(),
+            args.max_batch
+        );
+        c3_serve::serve(listener, state.clone(), shutdown_signal())
+            .await
+            .map_err(|e| format!("serving: {e}"))
+    });
+    // Joins the scheduler thread (every request has ended: connections are closed).
+    drop(state);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, e),
+    }
+}
+
+/// Ctrl-C or SIGTERM (what container runtimes send).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_parse_with_binary_units() {
+        assert_eq!(parse_bytes("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_bytes("512 KiB"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("8 parsecs").is_err());
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn timeouts_parse_in_seconds() {
+        assert_eq!(parse_seconds("120"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_seconds("0.5s"), Ok(Duration::from_millis(500)));
+        for bad in ["0", "-1", "nan", "inf", "soon"] {
+            assert!(parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+}
