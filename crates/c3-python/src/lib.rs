@@ -1,0 +1,583 @@
+//! `import c3`: the deployed C3 cascade (ONNX Runtime, no libtorch) from Python.
+//!
+//! One [`Runtime`] is one loaded export and one continuous-batching
+//! [`Scheduler`]: every call, from any Python thread, is a scheduler task, and
+//! calls run with the GIL released, so concurrent threads' windows share encoder
+//! batches and decoder steps. Outputs equal the `c3` CLI's (greedy decoding does
+//! not depend on what shares the batch). Errors are `c3.C3Error`s carrying the
+//! runtime's one-line messages (errors.rs); see docs/python.md.
+
+mod errors;
+mod ort;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, RwLock, mpsc};
+
+use c3_core::report::{RoundtripInfo, roundtrip_json};
+use c3_core::stream::DocumentStream;
+use c3_core::{C3Tokenizer, GenerationConfig, Reconstruction};
+use c3_runtime::{
+    C3Runtime, Event, Outcome, Provider, RuntimeOptions, Scheduler, SchedulerOptions, Task,
+    Ticket, latent_file,
+};
+use numpy::{PyArray1, PyArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::errors::{Fault, Kind, RaiseExt};
+
+/// The CLI's default `--no-repeat-ngram-size` (the spec's 20).
+const NO_REPEAT_NGRAM: usize = 20;
+
+/// A loaded export and its scheduler.
+#[pyclass(frozen, module = "c3", name = "Runtime")]
+struct Runtime {
+    rt: Arc<C3Runtime>,
+    /// Taken by `close()`; requests in flight hold their own reference.
+    sched: RwLock<Option<Arc<Scheduler>>>,
+    /// Window length in tokens (the override, or the export's own).
+    window: usize,
+    options: SchedulerOptions,
+    provider: &'static str,
+    summaries: Arc<Summaries>,
+}
+
+/// What the roundtrip dict needs beyond a [`Reconstruction`]; shared with streams.
+struct Summaries {
+    window: usize,
+    n_latents: usize,
+    /// The Qwen vocabulary for `qwen_text_tokens`, loaded on first use (None when
+    /// not installed: the field is then null, as in the CLI's output).
+    qwen: OnceLock<Option<C3Tokenizer>>,
+}
+
+impl Summaries {
+    fn qwen(&self) -> Option<&C3Tokenizer> {
+        self.qwen
+            .get_or_init(|| {
+                let path = c3_core::deps::qwen_tiktoken().ok()?;
+                C3Tokenizer::from_tiktoken(&path).ok()
+            })
+            .as_ref()
+    }
+
+    /// The fields of `c3 roundtrip --json` (c3_core::report, shared with the CLI
+    /// and the HTTP service).
+    fn roundtrip(&self, input: &str, r: &Reconstruction) -> serde_json::Value {
+        let qwen_text_tokens = self
+            .qwen()
+            .and_then(|t| t.encode(input).ok())
+            .map(|ids| ids.len());
+        roundtrip_json(
+            r,
+            &RoundtripInfo {
+                input,
+                window: self.window,
+                n_latents: self.n_latents,
+                qwen_text_tokens,
+                backend: "onnxruntime",
+            },
+        )
+    }
+}
+
+impl Runtime {
+    fn scheduler(&self) -> Result<Arc<Scheduler>, Fault> {
+        self.sched
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Fault::internal("this Runtime is closed"))
+    }
+
+    fn generation(
+        &self,
+        max_new_tokens: Option<usize>,
+        no_repeat_ngram_size: usize,
+    ) -> Result<GenerationConfig, Fault> {
+        if max_new_tokens == Some(0) {
+            return Err(Fault::input("max_new_tokens must be at least 1"));
+        }
+        let mut cfg = self.rt.reference_generation();
+        cfg.no_repeat_ngram_size = no_repeat_ngram_size;
+        Ok(cfg)
+    }
+
+    /// Tokenizes documents, naming the one at fault.
+    fn tokenize(&self, texts: &[String]) -> Result<Vec<Vec<u32>>, Fault> {
+        if texts.is_empty() {
+            return Err(Fault::input("no texts given"));
+        }
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                self.rt
+                    .document_ids(t)
+                    .map_err(|e| Fault::from(e).context(format!("text {i}")))
+            })
+            .collect()
+    }
+
+    fn compress_docs(&self, texts: &[String]) -> Result<c3_runtime::Compressed, Fault> {
+        let docs = self.tokenize(texts)?;
+        match self.scheduler()?.run(Task::Compress { docs })? {
+            Outcome::Compressed(c) => Ok(c),
+            _ => Err(Fault::internal("the scheduler answered with the wrong outcome")),
+        }
+    }
+}
+
+/// `texts` as a list of strings; a bare `str` (a sequence of characters to
+/// Python) is refused rather than read as one document per character.
+fn text_list(texts: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if texts.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "texts must be a list of str, not a str (wrap one text in a list)",
+        ));
+    }
+    texts.extract()
+}
+
+/// A JSON value as Python objects (dict, list, str, int, float, None).
+fn to_python(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+    let json = py.import("json")?;
+    Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
+}
+
+#[pymethods]
+impl Runtime {
+    /// Loads an export folder (made by `c3 export`) and starts its scheduler.
+    #[new]
+    #[pyo3(signature = (export_dir, provider="cpu", max_batch=16, max_queue=64, window=None, threads=0, ort_lib=None, allow_fallback=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        export_dir: PathBuf,
+        provider: &str,
+        max_batch: usize,
+        max_queue: usize,
+        window: Option<usize>,
+        threads: usize,
+        ort_lib: Option<PathBuf>,
+        allow_fallback: bool,
+    ) -> PyResult<Self> {
+        let provider = Provider::parse(provider)
+            .map_err(|e| Fault::from(e).or_kind(Kind::Input))
+            .raise(py)?;
+        ort::choose(py, ort_lib).raise(py)?;
+        let options = SchedulerOptions {
+            max_batch,
+            max_queue,
+            window,
+        };
+        let name = provider.name();
+        let loaded = py.detach(|| -> Result<_, Fault> {
+            let rt = C3Runtime::load(
+                &export_dir,
+                RuntimeOptions {
+                    provider,
+                    allow_fallback,
+                    threads,
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| load_fault(e, &export_dir))?;
+            let plan = rt.manifest.window_plan(window)?;
+            let rt = Arc::new(rt);
+            let sched = Scheduler::start(rt.clone(), options.clone())?;
+            Ok((rt, sched, plan.window))
+        });
+        let (rt, sched, window) = match loaded {
+            Ok(v) => v,
+            Err(f) if f.msg.contains("ONNX Runtime library not found") => {
+                return Err(Fault {
+                    kind: Kind::Load,
+                    msg: format!(
+                        "ONNX Runtime library not found (tried {}): pip install onnxruntime, or pass ort_lib=PATH / set ORT_DYLIB_PATH to a libonnxruntime.so",
+                        ort::places(py).join(", ")
+                    ),
+                }
+                .into_pyerr(py));
+            }
+            Err(f) => return Err(f.into_pyerr(py)),
+        };
+        let n_latents = rt.n_latents();
+        Ok(Runtime {
+            rt,
+            sched: RwLock::new(Some(Arc::new(sched))),
+            window,
+            options,
+            provider: name,
+            summaries: Arc::new(Summaries {
+                window,
+                n_latents,
+                qwen: OnceLock::new(),
+            }),
+        })
+    }
+
+    /// Latents per window (N).
+    #[getter]
+    fn n_latents(&self) -> usize {
+        self.rt.n_latents()
+    }
+
+    /// Width of a latent vector.
+    #[getter]
+    fn hidden(&self) -> usize {
+        self.rt.manifest.hidden
+    }
+
+    /// Text tokens per window.
+    #[getter]
+    fn window(&self) -> usize {
+        self.window
+    }
+
+    /// sha256 of the export's manifest: the identity latent files record.
+    #[getter]
+    fn manifest_sha256(&self) -> &str {
+        &self.rt.manifest_sha256
+    }
+
+    #[getter]
+    fn export_dir(&self) -> String {
+        self.rt.dir.display().to_string()
+    }
+
+    #[getter]
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    #[getter]
+    fn max_batch(&self) -> usize {
+        self.options.max_batch
+    }
+
+    #[getter]
+    fn max_queue(&self) -> usize {
+        self.options.max_queue
+    }
+
+    /// The latent file `c3 compress` writes for these documents (safetensors bytes).
+    /// `sources` names each document in the file (default `-`, as `c3 compress`
+    /// names a document read from stdin).
+    #[pyo3(signature = (texts, sources=None))]
+    fn compress<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        sources: Option<Vec<String>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let texts = text_list(texts)?;
+        let sources = sources.unwrap_or_else(|| vec!["-".to_string(); texts.len()]);
+        if sources.len() != texts.len() {
+            return Err(Fault::input(format!(
+                "{} sources for {} texts",
+                sources.len(),
+                texts.len()
+            ))
+            .into_pyerr(py));
+        }
+        let bytes = py
+            .detach(|| -> Result<Vec<u8>, Fault> {
+                let c = self.compress_docs(&texts)?;
+                Ok(latent_file::to_bytes(&self.rt, &c, &sources)?)
+            })
+            .raise(py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Every document's latents: one float32 array `[windows, n_latents, hidden]`
+    /// per text, in order (the values `compress` stores).
+    fn latents<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let texts = text_list(texts)?;
+        let c = py.detach(|| self.compress_docs(&texts)).raise(py)?;
+        let (n, d) = (self.rt.n_latents(), self.rt.manifest.hidden);
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for (w, l) in c.windows.iter().zip(&c.latents) {
+            out[w.doc].extend_from_slice(l.data());
+        }
+        out.into_iter()
+            .map(|data| {
+                let rows = data.len() / (n * d).max(1);
+                Ok(PyArray1::from_vec(py, data)
+                    .reshape([rows, n, d])?
+                    .into_any())
+            })
+            .collect()
+    }
+
+    /// Texts back from a latent file (`compress`'s bytes, or a file `c3 compress`
+    /// wrote). The bytes are untrusted: a malformed file, or one made with another
+    /// export, raises `c3.InputError`.
+    #[pyo3(signature = (latent_file, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM))]
+    fn decompress(
+        &self,
+        py: Python<'_>,
+        latent_file: PyBackedBytes,
+        max_new_tokens: Option<usize>,
+        no_repeat_ngram_size: usize,
+    ) -> PyResult<Vec<String>> {
+        let cfg = self
+            .generation(max_new_tokens, no_repeat_ngram_size)
+            .raise(py)?;
+        let bytes: &[u8] = &latent_file;
+        py.detach(|| -> Result<Vec<String>, Fault> {
+            let file = latent_file::from_bytes(bytes, &self.rt)
+                .map_err(|e| Fault::input(format!("latent file: {}", Fault::from(e).msg)))?;
+            let task = Task::Decompress {
+                compressed: file.compressed,
+                cfg,
+                limit: max_new_tokens,
+            };
+            let Outcome::Decompressed { docs, .. } = self.scheduler()?.run(task)? else {
+                return Err(Fault::internal(
+                    "the scheduler answered with the wrong outcome",
+                ));
+            };
+            docs.iter()
+                .map(|ids| Ok(self.rt.tokenizer.decode(ids)?.trim().to_string()))
+                .collect()
+        })
+        .raise(py)
+    }
+
+    /// Compresses `text` window by window and reconstructs it: a dict with the
+    /// fields of `c3 roundtrip --json`.
+    #[pyo3(signature = (text, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM))]
+    fn roundtrip(
+        &self,
+        py: Python<'_>,
+        text: String,
+        max_new_tokens: Option<usize>,
+        no_repeat_ngram_size: usize,
+    ) -> PyResult<Py<PyAny>> {
+        let cfg = self
+            .generation(max_new_tokens, no_repeat_ngram_size)
+            .raise(py)?;
+        let summary = py
+            .detach(|| -> Result<serde_json::Value, Fault> {
+                let text_ids = self.rt.document_ids(&text)?;
+                let task = Task::Roundtrip {
+                    text_ids,
+                    cfg,
+                    limit: max_new_tokens,
+                };
+                let Outcome::Roundtrip(r) = self.scheduler()?.run(task)? else {
+                    return Err(Fault::internal(
+                        "the scheduler answered with the wrong outcome",
+                    ));
+                };
+                Ok(self.summaries.roundtrip(&text, &r))
+            })
+            .raise(py)?;
+        to_python(py, &summary)
+    }
+
+    /// Like `roundtrip`, but an iterator of text pieces as they are decoded;
+    /// joined they are `roundtrip(text)["text"]`. After the last piece its
+    /// `summary` holds the roundtrip dict. Dropping it early cancels the request.
+    #[pyo3(signature = (text, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM))]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        text: String,
+        max_new_tokens: Option<usize>,
+        no_repeat_ngram_size: usize,
+    ) -> PyResult<TextStream> {
+        let cfg = self
+            .generation(max_new_tokens, no_repeat_ngram_size)
+            .raise(py)?;
+        py.detach(|| -> Result<TextStream, Fault> {
+            let text_ids = self.rt.document_ids(&text)?;
+            let plan = self.rt.manifest.window_plan(self.options.window)?;
+            let windows = plan.split(0, text_ids.len());
+            let sched = self.scheduler()?;
+            let (tx, rx) = mpsc::channel();
+            let ticket = sched.submit(
+                Task::Roundtrip {
+                    text_ids,
+                    cfg,
+                    limit: max_new_tokens,
+                },
+                Box::new(move |e| tx.send(e).is_ok()),
+            )?;
+            Ok(TextStream {
+                state: Mutex::new(StreamState {
+                    rx,
+                    pieces: DocumentStream::new(windows),
+                    finished: false,
+                    summary: None,
+                    _ticket: ticket,
+                    _sched: sched,
+                }),
+                text,
+                rt: self.rt.clone(),
+                summaries: self.summaries.clone(),
+            })
+        })
+        .raise(py)
+    }
+
+    /// The scheduler's gauges: queued, running, max_batch, generated_tokens,
+    /// finished.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.scheduler().raise(py)?.stats();
+        let d = PyDict::new(py);
+        d.set_item("queued", s.queued)?;
+        d.set_item("running", s.running)?;
+        d.set_item("max_batch", s.max_batch)?;
+        d.set_item("generated_tokens", s.generated_tokens)?;
+        d.set_item("finished", s.finished)?;
+        Ok(d)
+    }
+
+    /// Stops the scheduler once the requests in flight end; later calls raise.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.sched.write().unwrap_or_else(|e| e.into_inner()).take();
+        // Dropping the last reference joins the scheduler thread: not under the GIL.
+        py.detach(move || drop(taken));
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Py<PyAny>,
+        _exc: Py<PyAny>,
+        _tb: Py<PyAny>,
+    ) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "c3.Runtime({:?}, provider={:?}, n_latents={}, hidden={}, window={})",
+            self.rt.dir.display().to_string(),
+            self.provider,
+            self.rt.n_latents(),
+            self.rt.manifest.hidden,
+            self.window
+        )
+    }
+}
+
+/// A load failure: the caller's fault when it is an input error, else `LoadError`;
+/// the export folder is named when the message does not already.
+fn load_fault(e: c3_runtime::Error, dir: &std::path::Path) -> Fault {
+    let f = Fault::from(e).or_kind(Kind::Load);
+    let shown = dir.display().to_string();
+    if f.msg.contains(&shown) {
+        f
+    } else {
+        f.context(shown)
+    }
+}
+
+struct StreamState {
+    rx: mpsc::Receiver<Event>,
+    pieces: DocumentStream,
+    finished: bool,
+    summary: Option<serde_json::Value>,
+    /// Dropping the stream drops the ticket: the request is cancelled.
+    _ticket: Ticket,
+    /// Keeps the scheduler alive while the stream is (even past `close()`).
+    _sched: Arc<Scheduler>,
+}
+
+/// Text pieces of one roundtrip, as they are decoded (`Runtime.stream`).
+#[pyclass(frozen, module = "c3", name = "TextStream")]
+struct TextStream {
+    state: Mutex<StreamState>,
+    text: String,
+    rt: Arc<C3Runtime>,
+    summaries: Arc<Summaries>,
+}
+
+impl TextStream {
+    /// The next non-empty piece, or None at the end (blocks; called without the GIL).
+    fn next_piece(&self) -> Result<Option<String>, Fault> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let tok = &self.rt.tokenizer;
+        while !st.finished {
+            let event = st
+                .rx
+                .recv()
+                .map_err(|_| Fault::internal("the scheduler is not running"))?;
+            // The stream's own errors are inconsistencies of the scheduler's events,
+            // never the caller's input.
+            let internal = |e: c3_core::Error| Fault::internal(e.to_string());
+            let piece = match event {
+                Event::Token { window, id } => st.pieces.token(tok, window, id),
+                Event::WindowDone { window, generated } => {
+                    st.pieces.window_done(tok, window, &generated.ids)
+                }
+                Event::Done(Outcome::Roundtrip(r)) => {
+                    st.finished = true;
+                    st.summary = Some(self.summaries.roundtrip(&self.text, &r));
+                    st.pieces.finish(tok)
+                }
+                Event::Done(_) => {
+                    st.finished = true;
+                    return Err(Fault::internal(
+                        "the scheduler answered with the wrong outcome",
+                    ));
+                }
+                Event::Failed(e) => {
+                    st.finished = true;
+                    return Err(e.into());
+                }
+            };
+            if let Some(piece) = piece.map_err(internal)?.filter(|p| !p.is_empty()) {
+                return Ok(Some(piece));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[pymethods]
+impl TextStream {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        py.detach(|| self.next_piece()).raise(py)
+    }
+
+    /// The roundtrip dict once the stream is exhausted, else None.
+    #[getter]
+    fn summary(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.summary.as_ref().map(|v| to_python(py, v)).transpose()
+    }
+}
+
+/// The library ONNX Runtime is (or will be) loaded from in this process.
+#[pyfunction]
+fn ort_library(py: Python<'_>) -> String {
+    ort::library(py).display().to_string()
+}
+
+#[pymodule]
+fn _c3(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Runtime>()?;
+    m.add_class::<TextStream>()?;
+    m.add_function(wrap_pyfunction!(ort_library, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
