@@ -328,14 +328,12 @@ impl DecodeState<'_> {
             (None, Cache::Concat { .. }) => return Err(no_logits()),
         };
         let got: &[i64] = data.0;
-        ensure!(
-            got == [b as i64, seq as i64, vocab as i64],
-            Internal,
-            "decoder returned logits of shape {got:?}, expected [{b}, {seq}, {vocab}]"
-        );
+        // Last position only (exports since the last-position slice), or every
+        // position the run fed (older exports); `Logits::last` reads either.
+        let out_seq = logits_seq(got, b, seq, vocab)?;
         Ok(Logits {
             batch: b,
-            seq,
+            seq: out_seq,
             vocab,
             data: data.1,
         })
@@ -364,6 +362,20 @@ impl DecodeState<'_> {
         }
         self.len = len;
         Ok(())
+    }
+}
+
+/// The position count of decoder logits `got` for a run of `b` rows x `seq`
+/// positions: 1 (the decoder computes the last position's only) or `seq` (exports
+/// from before that).
+pub(crate) fn logits_seq(got: &[i64], b: usize, seq: usize, vocab: usize) -> Result<usize> {
+    match got {
+        [gb, s, v] if *gb == b as i64 && *v == vocab as i64 && (*s == 1 || *s == seq as i64) => {
+            Ok(*s as usize)
+        }
+        _ => Err(Error::Internal(format!(
+            "decoder returned logits of shape {got:?}, expected [{b}, 1, {vocab}]"
+        ))),
     }
 }
 

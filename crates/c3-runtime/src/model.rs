@@ -299,13 +299,14 @@ impl C3Runtime {
         float_value(self.dtype, &[b, plen, d], &embeds).map(Embeds)
     }
 
-    /// Prefill logits `[L, vocab]` (row-major, f32) for one document's latents: what
-    /// verification compares with the reference.
+    /// The prefill's last-position logits `[vocab]` (f32) for one document's latents:
+    /// what verification compares with the reference (the decoder computes no
+    /// others).
     pub fn prefill_logits(&self, latents: &Latents) -> Result<Vec<f32>> {
         let plen = self.manifest.prompt.ids.len();
         let mut state = self.decode_state(1, plen)?;
         state.forward(self.prefill_embeds(&[latents])?, plen)?;
-        Ok(state.logits()?.data.to_vec())
+        Ok(state.logits()?.last(0).to_vec())
     }
 
     /// Greedy decoding of each row's latents with a KV cache, after the manifest's

@@ -106,10 +106,15 @@ fn fp32_exports_match_hf_goldens() {
             );
         }
         assert_eq!(rt.manifest.prompt.ids, g.ids("doc0.prompt_ids"));
-        let d = max_abs(
-            &rt.prefill_logits(&lats[0]).unwrap(),
-            &g.f32s("doc0.prefill_logits"),
-        );
+        // The decoder computes the last prompt position's logits only `[batch, 1,
+        // vocab]`: the golden's last row.
+        let want = g.f32s("doc0.prefill_logits");
+        let got = rt.prefill_logits(&lats[0]).unwrap();
+        assert_eq!(got.len(), rt.manifest.vocab);
+        let logits_out = &rt.manifest.models.decoder.outputs[0];
+        assert_eq!(logits_out.name, "logits");
+        assert_eq!(logits_out.shape[1], serde_json::json!(1), "{logits_out:?}");
+        let d = max_abs(&got, &want[want.len() - got.len()..]);
         assert!(d <= 1e-4, "{target:?} prefill logits differ by {d}");
         for (i, n) in [(0, 20), (0, 3), (1, 20), (2, 20)] {
             let want = g.ids(&format!("doc{i}.greedy_ngram{n}"));
@@ -198,24 +203,30 @@ fn cached_decoder_steps_equal_full_recompute() {
         };
         let short = rt.embeds_from_f32([1, 2, h], &embeds[..h]).unwrap_err();
         assert!(matches!(short, c3_runtime::Error::Input(_)), "{short}");
-        let mut state = rt.decode_state(1, t).unwrap();
-        state.forward(value(0, t), t).unwrap();
-        let full = state.logits().unwrap().data.to_vec();
-        let vocab = state.logits().unwrap().vocab;
+        // Full recompute of every prefix 0..=p: its last-position logits (all the
+        // decoder computes) are position p's.
+        let vocab = rt.manifest.vocab;
+        let full: Vec<f32> = (split - 1..t)
+            .flat_map(|p| {
+                let mut state = rt.decode_state(1, t).unwrap();
+                state.forward(value(0, p + 1), p + 1).unwrap();
+                state.logits().unwrap().last(0).to_vec()
+            })
+            .collect();
 
         let mut state = rt.decode_state(1, t).unwrap();
         state.forward(value(0, split), split).unwrap();
-        let mut cached = state.logits().unwrap().data.to_vec();
+        let mut cached = state.logits().unwrap().last(0).to_vec();
         for p in split..t {
             state.forward(value(p, p + 1), 1).unwrap();
-            cached.extend(state.logits().unwrap().data);
+            cached.extend(state.logits().unwrap().last(0));
         }
         assert_eq!(state.len(), t);
         state.truncate(split).unwrap();
         let mut again = Vec::new();
         for p in split..t {
             state.forward(value(p, p + 1), 1).unwrap();
-            again.extend(state.logits().unwrap().data);
+            again.extend(state.logits().unwrap().last(0));
         }
 
         let diff = max_abs(&cached, &full);
@@ -223,7 +234,7 @@ fn cached_decoder_steps_equal_full_recompute() {
             diff <= 1e-4,
             "{kv:?}: cached vs full recompute: max abs diff {diff} over {t} x {vocab}"
         );
-        let tail = &full[split * vocab..];
+        let tail = &full[vocab..];
         let diff = max_abs(&again, tail);
         assert!(
             diff <= 1e-4,

@@ -18,7 +18,7 @@ use c3_onnx::ort::memory::Allocator;
 use c3_onnx::ort::session::IoBinding;
 use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
 
-use super::{cache_allocator, cache_names, host_memory};
+use super::{cache_allocator, cache_names, host_memory, logits_seq};
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
 use crate::values::{Embeds, alloc_tensor};
@@ -107,9 +107,11 @@ impl<'m> SlotCache<'m> {
         let first = range.start;
         let logits = self.run(range.clone(), embeds, &seqlens, total, plen)?;
         let vocab = self.rt.manifest.vocab;
+        // 1 position per row, or `plen` from an export older than the last-position slice.
+        let seq = logits.len() / (range.len() * vocab);
         for s in range {
             let row = s - first;
-            let at = (row * plen + plen - 1) * vocab;
+            let at = (row * seq + seq - 1) * vocab;
             pick(s, &logits[at..at + vocab]);
             self.lens[s] = plen;
         }
@@ -200,13 +202,15 @@ impl<'m> SlotCache<'m> {
                 v.try_extract_tensor::<f32>()?.1.to_vec()
             }
         };
-        let want = rows * seq * self.rt.manifest.vocab;
-        ensure!(
-            data.len() == want,
-            Internal,
-            "decoder returned {} logits, expected {want}",
-            data.len()
-        );
+        let vocab = self.rt.manifest.vocab;
+        let n = data.len() as i64;
+        let shape = [rows as i64, n / (rows * vocab).max(1) as i64, vocab as i64];
+        if shape.iter().product::<i64>() != n {
+            return Err(Error::Internal(format!(
+                "decoder returned {n} logits for {rows} rows of {vocab}"
+            )));
+        }
+        logits_seq(&shape, rows, seq, vocab)?;
         Ok(data)
     }
 
