@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
-cargo build --release --locked -p c3-cli -p c3-export
+cargo build --release --locked -p c3-cli -p c3-export -p c3-serve
 c3=target/release/c3
 model=${2:-models/c3-tiny}
 if [[ ! -f "$model/config.json" ]]; then
