@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use c3_core::metrics::{char_precision, word_precision};
+use c3_core::report::{RoundtripInfo, roundtrip_json};
 use c3_core::window::WindowEnd;
 use c3_core::{C3Tokenizer, WindowReport, deps};
-use serde_json::json;
 
 use crate::backend::ModelArgs;
 use crate::input::read_text;
@@ -66,25 +66,16 @@ pub fn run(a: Args) -> Result<()> {
     let qwen_tokens = qwen_token_count(&text);
     let reference = text.trim();
     let new_tokens: usize = r.windows.iter().map(|w| w.generated).sum();
-    let v = json!({
-        "text": r.text,
-        "output_ids": r.generation.ids,
-        "finish_reason": r.generation.finish,
-        "text_tokens": r.text_ids.len(),
-        "window": plan.window,
-        "n_windows": r.windows.len(),
-        "latent_tokens": latents,
-        "compression": r.text_ids.len() as f64 / latents as f64,
-        "qwen_text_tokens": qwen_tokens,
-        "compression_qwen": qwen_tokens.map(|q| q as f64 / latents as f64),
-        "char_precision": char_precision(reference, &r.text),
-        "word_precision": word_precision(reference, &r.text),
-        "encode_seconds": r.encode_seconds,
-        "decode_seconds": r.decode_seconds,
-        "decode_tokens_per_second": new_tokens as f64 / r.decode_seconds.max(1e-9),
-        "windows": r.windows,
-        "backend": cascade.name(),
-    });
+    let v = roundtrip_json(
+        &r,
+        &RoundtripInfo {
+            input: &text,
+            window: plan.window,
+            n_latents: n,
+            qwen_text_tokens: qwen_tokens,
+            backend: cascade.name(),
+        },
+    );
     if a.json {
         println!("{v}");
         return Ok(());
