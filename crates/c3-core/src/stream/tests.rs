@@ -39,7 +39,7 @@ fn stream(
     let want = reference(tok, windows, gens);
     let mut s = DocumentStream::new(windows.to_vec());
     let mut pieces = Vec::new();
-    let mut check = |p: Option<String>, pieces: &mut Vec<String>| {
+    let check = |p: Option<String>, pieces: &mut Vec<String>| {
         if let Some(p) = p {
             assert!(!p.is_empty());
             assert!(!p.contains('\u{fffd}'), "piece {p:?} cut a character");
@@ -194,7 +194,7 @@ fn undecodable_bytes_and_ids_become_u_fffd_as_in_the_whole_decode() {
     let windows = WindowPlan::new(Some(ids.len()), None, 1000, 0)
         .unwrap()
         .split(0, ids.len());
-    let gens = vec![ids.clone()];
+    let gens = [ids.clone()];
     let want = tok.decode(&ids).unwrap().trim().to_string();
     assert!(want.ends_with('\u{fffd}') && want.matches('\u{fffd}').count() == 3);
     let mut s = DocumentStream::new(windows);
