@@ -55,9 +55,30 @@ fn every_fp32_target_verifies_against_tch() {
 #[test]
 fn quantized_exports_use_matmulnbits_and_stay_close() {
     let tmp = tempfile::tempdir().unwrap();
-    for q in ["int8", "int4"] {
+    // Defaults (block 32, int8 compute, LM head quantized) and the other choices.
+    let variants: [(&str, &[&str], serde_json::Value); 2] = [
+        (
+            "int8",
+            &[],
+            serde_json::json!({"block": 32, "compute": "int8", "lm_head": true}),
+        ),
+        (
+            "int4",
+            &[
+                "--quant-block",
+                "64",
+                "--quant-compute",
+                "fp32",
+                "--keep-lm-head",
+            ],
+            serde_json::json!({"block": 64, "compute": "fp32", "lm_head": false}),
+        ),
+    ];
+    for (q, extra, flags) in variants {
         let out = tmp.path().join(q);
-        let v = export(&fixture(), &out, &["--quantize", q, "--verify"]);
+        let mut args = vec!["--quantize", q, "--verify"];
+        args.extend(extra);
+        let v = export(&fixture(), &out, &args);
         assert_eq!(v["verify"]["pass"], true, "{v}");
         let m: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("c3-export.json")).unwrap()).unwrap();
@@ -67,7 +88,19 @@ fn quantized_exports_use_matmulnbits_and_stay_close() {
             "{ops:?}"
         );
         assert_eq!(m["quantize"], q);
+        assert_eq!(m["exporter"]["flags"]["quantization"], flags, "{m}");
     }
+    let bad = c3(
+        &["export", s(&fixture()), "--out", s(&tmp.path().join("b"))]
+            .into_iter()
+            .chain(["--quantize", "int4", "--quant-block", "48"])
+            .collect::<Vec<_>>(),
+    );
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("`48`: expected 16, 32, 64, 128 or 256"),
+        "{err}"
+    );
 }
 
 #[test]

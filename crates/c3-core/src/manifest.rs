@@ -84,10 +84,24 @@ pub struct ExportFlags {
     pub target: String,
     pub kv_cache: String,
     pub quantize: Option<String>,
+    /// `--quant-block`, `--quant-compute`, `--keep-lm-head` of a quantized export
+    /// (absent otherwise, and in manifests from before these flags).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantFlags>,
     /// `--allow-nonfinite`: the checkpoint's NaN/Inf weights were exported as they are
     /// (forensics only; such an export is not fit to ship).
     #[serde(default)]
     pub allow_nonfinite: bool,
+}
+
+/// How a quantized export's MatMulNBits were made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantFlags {
+    pub block: usize,
+    /// `int8` (accuracy_level 4) or `fp32` (accuracy_level 1).
+    pub compute: String,
+    /// Whether the LM head is quantized too.
+    pub lm_head: bool,
 }
 
 /// The decoder's KV-cache contract (export/CONTRACT.md).

@@ -14,7 +14,8 @@ use anyhow::Context;
 use c3_core::checkpoint::{HealthReport, health};
 use c3_core::manifest::{
     ConfigPair, ExportFlags, ExportManifest, ExporterInfo, FileRef, IoSpec, MANIFEST_FORMAT,
-    ModelInfo, Models, PromptInfo, SourceInfo, SpecialIds, checkpoint_hash, sha256_file,
+    ModelInfo, Models, PromptInfo, QuantFlags, SourceInfo, SpecialIds, checkpoint_hash,
+    sha256_file,
 };
 use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate};
 use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto};
@@ -96,8 +97,8 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
         });
     }
     let ck_hash = checkpoint_hash(&args.checkpoint)?;
-    let weights = Weights::new(Arc::new(ck), dtype, args.quantize.map(|q| q.bits()))
-        .with_progress(Arc::clone(progress));
+    let weights =
+        Weights::new(Arc::new(ck), dtype, args.quant_spec()).with_progress(Arc::clone(progress));
 
     let staging = Staging::create(&args.out)?;
     let manifest_sha256 = write_all(
@@ -328,6 +329,11 @@ fn write_all(
                 target: args.target.name().into(),
                 kv_cache: args.kv_cache.name().into(),
                 quantize: args.quantize.map(|q| q.name().into()),
+                quantization: args.quantize.map(|_| QuantFlags {
+                    block: args.quant_block,
+                    compute: args.quant_compute.name().into(),
+                    lm_head: !args.keep_lm_head,
+                }),
                 allow_nonfinite: args.allow_nonfinite,
             },
         }),

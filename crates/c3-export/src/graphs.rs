@@ -206,9 +206,20 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     } else {
         "lm_head.weight"
     };
-    let head = w.transposed(&mut g, Folder::Root, head_key)?;
+    // Quantized with the layers unless `--keep-lm-head`: the head is vocab x hidden,
+    // a quarter of a 0.5B decoder's bytes, read once per decode step. The tied
+    // embedding is already MatMulNBits' [N = vocab, K = hidden] layout.
+    let quant_head = w.quant.filter(|q| q.lm_head);
+    let head = match quant_head {
+        Some(_) => None,
+        None => Some(w.transposed(&mut g, Folder::Root, head_key)?),
+    };
     let logits = g.scoped("lm_head", |g| -> Result<String> {
-        let y = g.matmul(&h, &head)?;
+        let y = match (&head, quant_head) {
+            (Some(head), _) => g.matmul(&h, head)?,
+            (None, Some(spec)) => crate::quantize::linear(g, w, Folder::Root, head_key, &h, spec)?,
+            (None, None) => unreachable!("the head is either quantized or transposed"),
+        };
         // Logits are f32 whatever the dtype: the greedy choice must not hinge on
         // half-precision rounding of the output.
         let y = if w.dtype == DType::F32 {

@@ -1,7 +1,13 @@
-//! Weight-only quantization of the decoder's linear layers for `--target ort`:
-//! ONNX Runtime's `MatMulNBits` (com.microsoft) with 4- or 8-bit symmetric blocks of
-//! 32 along the input dimension. The torch `[out, in]` layout is already
-//! MatMulNBits' `[N, K]`, so each block quantizes straight from the memory map.
+//! Weight-only quantization of the decoder's linear layers (and by default its LM
+//! head) for `--target ort`: ONNX Runtime's `MatMulNBits` (com.microsoft) with 4- or
+//! 8-bit symmetric blocks along the input dimension. The torch `[out, in]` layout is
+//! already MatMulNBits' `[N, K]` (the tied embedding `[vocab, hidden]` too), so each
+//! block quantizes straight from the memory map.
+//!
+//! `accuracy_level` 4 (int8 compute) is the default: without it ONNX Runtime's CPU
+//! kernels dequantize every block to fp32 and run an fp32 GEMM, which made int8
+//! decode 6.6x *slower* than fp32 (issue 15's measurement); with it the activations
+//! are quantized per block and the dot products are integer.
 //!
 //! Per block: scale = max|w| / qmax, q = clamp(round(w / scale) + zp, 0, 2^bits - 1)
 //! with the implicit zero point zp = 2^(bits-1) (8 or 128), so w ≈ (q - zp) * scale.
@@ -15,22 +21,32 @@ use c3_onnx::{DType, GraphBuilder, MS_DOMAIN, TensorData};
 
 use crate::weights::{Folder, Weights, read_f32};
 
-/// Quantization block along K.
+/// The default quantization block along K.
 pub const BLOCK: usize = 32;
 
+/// How to quantize: bits, block along K, MatMulNBits `accuracy_level`, and whether
+/// the LM head is quantized too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantSpec {
+    pub bits: u32,
+    pub block: usize,
+    pub accuracy_level: i64,
+    pub lm_head: bool,
+}
+
 /// Scales of one row `w` (length K): one per block, f32.
-fn row_scales(w: &[f32], bits: u32) -> Vec<f32> {
+fn row_scales(w: &[f32], bits: u32, block: usize) -> Vec<f32> {
     let qmax = ((1u32 << (bits - 1)) - 1) as f32;
-    w.chunks(BLOCK)
+    w.chunks(block)
         .map(|b| b.iter().fold(0f32, |m, v| m.max(v.abs())) / qmax)
         .collect()
 }
 
 /// Packed codes of one row: `k_blocks * BLOCK * bits / 8` bytes (K padded with zeros).
-fn row_codes(w: &[f32], bits: u32, out: &mut Vec<u8>) {
+fn row_codes(w: &[f32], bits: u32, block: usize, out: &mut Vec<u8>) {
     let zp = (1i32 << (bits - 1)) as f32;
     let hi = ((1u32 << bits) - 1) as f32;
-    for (b, scale) in w.chunks(BLOCK).zip(row_scales(w, bits)) {
+    for (b, scale) in w.chunks(block).zip(row_scales(w, bits, block)) {
         let code = |i: usize| -> u8 {
             let v = b.get(i).copied().unwrap_or(0.0);
             let q = if scale > 0.0 {
@@ -41,9 +57,9 @@ fn row_codes(w: &[f32], bits: u32, out: &mut Vec<u8>) {
             q.clamp(0.0, hi) as u8
         };
         if bits == 8 {
-            out.extend((0..BLOCK).map(code));
+            out.extend((0..block).map(code));
         } else {
-            out.extend((0..BLOCK / 2).map(|i| code(2 * i) | (code(2 * i + 1) << 4)));
+            out.extend((0..block / 2).map(|i| code(2 * i) | (code(2 * i + 1) << 4)));
         }
     }
 }
@@ -71,23 +87,24 @@ pub fn linear(
     folder: Folder,
     key: &str,
     x: &str,
-    bits: u32,
+    spec: QuantSpec,
 ) -> Result<String> {
+    let (bits, block) = (spec.bits, spec.block);
     let view = w.view(folder, key)?;
     let (n, k) = (view.shape[0], view.shape[1]);
-    let k_blocks = k.div_ceil(BLOCK);
-    let blob = BLOCK * bits as usize / 8;
+    let k_blocks = k.div_ceil(block);
+    let blob = block * bits as usize / 8;
     let codes = w.stream(folder, key, move |view, out: &mut dyn Write| {
         let mut buf = Vec::with_capacity(k_blocks * blob);
         for_rows(view, |row| {
             buf.clear();
-            row_codes(row, bits, &mut buf);
+            row_codes(row, bits, block, &mut buf);
             out.write_all(&buf)
         })
     });
     let scales = w.stream(folder, key, move |view, out: &mut dyn Write| {
         for_rows(view, |row| {
-            let bytes: Vec<u8> = row_scales(row, bits)
+            let bytes: Vec<u8> = row_scales(row, bits, block)
                 .iter()
                 .flat_map(|s| s.to_le_bytes())
                 .collect();
@@ -114,7 +131,8 @@ pub fn linear(
             .attr("K", k as i64)
             .attr("N", n as i64)
             .attr("bits", bits as i64)
-            .attr("block_size", BLOCK as i64)
+            .attr("block_size", block as i64)
+            .attr("accuracy_level", spec.accuracy_level)
             .output()
     })?)
 }
@@ -126,9 +144,9 @@ mod tests {
     #[test]
     fn int4_codes_dequantize_within_half_a_step() {
         let w: Vec<f32> = (0..40).map(|i| (i as f32 - 17.0) * 0.05).collect();
-        let scales = row_scales(&w, 4);
+        let scales = row_scales(&w, 4, BLOCK);
         let mut codes = Vec::new();
-        row_codes(&w, 4, &mut codes);
+        row_codes(&w, 4, BLOCK, &mut codes);
         assert_eq!(codes.len(), 2 * BLOCK / 2, "two blocks, K padded to 64");
         for (i, &v) in w.iter().enumerate() {
             let byte = codes[i / 2];
@@ -146,7 +164,23 @@ mod tests {
     fn int8_codes_are_centred_on_128() {
         let w = vec![0.0f32; BLOCK];
         let mut codes = Vec::new();
-        row_codes(&w, 8, &mut codes);
+        row_codes(&w, 8, BLOCK, &mut codes);
         assert!(codes.iter().all(|&c| c == 128));
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn larger_blocks_give_one_scale_per_block() {
+        let w: Vec<f32> = (0..200).map(|i| (i as f32 * 0.37).sin()).collect();
+        for block in [16usize, 64, 128] {
+            assert_eq!(row_scales(&w, 8, block).len(), 200usize.div_ceil(block));
+            let mut codes = Vec::new();
+            row_codes(&w, 4, block, &mut codes);
+            assert_eq!(codes.len(), 200usize.div_ceil(block) * block / 2);
+        }
     }
 }

@@ -66,12 +66,10 @@ pub fn linear(
     x: &str,
     bias: bool,
 ) -> Result<String> {
-    // Quantized: the decoder's transformer layers only (never the encoder, projector
-    // or lm_head, whose precision the latents and the greedy choice hinge on).
-    if let (Some(bits), Folder::Root, true) =
-        (w.quantize_bits, folder, key.starts_with("model.layers."))
-    {
-        let y = crate::quantize::linear(g, w, folder, &format!("{key}.weight"), x, bits)?;
+    // Quantized: the decoder's transformer layers (never the encoder or projector,
+    // whose precision the latents hinge on; the LM head is graphs.rs's choice).
+    if let (Some(spec), Folder::Root, true) = (w.quant, folder, key.starts_with("model.layers.")) {
+        let y = crate::quantize::linear(g, w, folder, &format!("{key}.weight"), x, spec)?;
         if !bias {
             return Ok(y);
         }

@@ -74,18 +74,22 @@ pub enum Folder {
 pub struct Weights {
     ck: Arc<Checkpoint>,
     pub dtype: DType,
-    /// Bits of weight-only quantization for the decoder layers' linears, if any.
-    pub quantize_bits: Option<u32>,
+    /// Weight-only quantization of the decoder's linears (and LM head), if any.
+    pub quant: Option<crate::quantize::QuantSpec>,
     counters: Arc<Counters>,
     progress: Arc<dyn Progress>,
 }
 
 impl Weights {
-    pub fn new(ck: Arc<Checkpoint>, dtype: DType, quantize_bits: Option<u32>) -> Self {
+    pub fn new(
+        ck: Arc<Checkpoint>,
+        dtype: DType,
+        quant: Option<crate::quantize::QuantSpec>,
+    ) -> Self {
         Weights {
             ck,
             dtype,
-            quantize_bits,
+            quant,
             counters: Arc::default(),
             progress: Arc::new(Silent),
         }
