@@ -5,3 +5,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked "$@"
+# Triton Inference Server (docs/triton.md): a real tritonserver on a loopback port
+# serving the default model through the Python bindings (scripts/triton.sh test;
+# installs the pinned server into .deps/triton once). C3_SKIP_TRITON=1 leaves it out.
+if [[ "${C3_SKIP_TRITON:-}" == 1 ]]; then
+  echo "[test] Triton step left out (C3_SKIP_TRITON=1)" >&2
+else
+  scripts/triton.sh test
+fi
