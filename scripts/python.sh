@@ -6,7 +6,8 @@
 #       builds a debug wheel, installs it into a fresh venv (target/python-test-venv),
 #       exports models/c3-tiny with c3-export and runs crates/c3-python/tests (pytest).
 #       Set C3_BIN to a built `c3` CLI (scripts/test.sh passes target/debug/c3) to
-#       also compare with `c3 roundtrip --json` / `c3 compress` token for token.
+#       also compare with `c3 roundtrip --json` / `c3 compress` token for token, and
+#       C3_EXPORT_BIN to a built c3-export (else `cargo build -p c3-export`).
 #
 # maturin and the test tools come from PyPI, pinned, into git-ignored venvs:
 # .venv-py/ (the build tool) and target/python-test-venv/ (recreated every test run).
@@ -63,10 +64,16 @@ case "${1:-}" in
     "$python" -m venv "$test_venv"
     "$test_venv/bin/pip" install --quiet --disable-pip-version-check \
       "$wheel" "numpy==$NUMPY_VERSION" "pytest==$PYTEST_VERSION"
-    # The exporter (no libtorch) makes the test model; a no-op when already built.
-    log "cargo build -p c3-export"
-    nice -n 10 cargo build --quiet -p c3-export
-    export C3_EXPORT_BIN="$root/target/debug/c3-export"
+    # The exporter (no libtorch) makes the test model: $C3_EXPORT_BIN (scripts/test.sh
+    # passes the one the workspace tests built), else built here.
+    if [[ -z "${C3_EXPORT_BIN:-}" ]]; then
+      log "cargo build -p c3-export"
+      nice -n 10 cargo build --quiet -p c3-export
+      C3_EXPORT_BIN="$root/target/debug/c3-export"
+    fi
+    [[ -x "$C3_EXPORT_BIN" ]] || { log "error: C3_EXPORT_BIN=$C3_EXPORT_BIN is not an executable"; exit 1; }
+    C3_EXPORT_BIN="$(realpath "$C3_EXPORT_BIN")"
+    export C3_EXPORT_BIN
     [[ -n "${C3_BIN:-}" ]] && C3_BIN="$(realpath "$C3_BIN")" && export C3_BIN
     log "pytest $crate/tests (C3_BIN=${C3_BIN:-unset})"
     # Run from the tests folder so `import c3` finds the installed wheel, not the
@@ -75,7 +82,7 @@ case "${1:-}" in
     log "python tests done in $((SECONDS - t0)) s"
     ;;
   *)
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 1
     ;;
 esac

@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked "$@"
+# Python bindings (docs/python.md): a debug wheel of crates/c3-python installed into a
+# fresh venv, its pytest suite compared with the c3 CLI the workspace tests just built.
+export C3_BIN="$PWD/target/debug/c3" C3_EXPORT_BIN="$PWD/target/debug/c3-export"
+C3_REQUIRE_CLI=1 scripts/python.sh test
+# Later steps install this wheel rather than building another.
+C3_WHEEL="$(ls "$PWD"/target/wheels-test/*.whl)"
+export C3_WHEEL
 # Triton Inference Server (docs/triton.md): a real tritonserver on a loopback port
 # serving the default model through the Python bindings (scripts/triton.sh test;
 # installs the pinned server into .deps/triton once). C3_SKIP_TRITON=1 leaves it out.

@@ -73,6 +73,10 @@ def test_bad_arguments(rt, export_dir):
         c3.Runtime(export_dir, window=0)
     with raises(c3.InputError, "max_batch and max_queue must be at least 1"):
         c3.Runtime(export_dir, max_batch=0)
+    # Not the caller's input: this export cannot run on that provider (checked
+    # before any session, so no GPU is needed to see it).
+    with raises(c3.LoadError, "cannot run on cuda"):
+        c3.Runtime(export_dir, provider="cuda")
 
 
 def test_missing_export_dir(tmp_path):
@@ -88,3 +92,18 @@ def test_missing_export_dir(tmp_path):
     (not_export / "c3-export.json").write_text("{}")
     with pytest.raises(c3.C3Error, match="c3-export.json"):
         c3.Runtime(not_export)
+
+
+def test_a_damaged_export(export_dir, tmp_path):
+    """A file whose hash the manifest does not record is refused before anything
+    loads; the runtime counts the export folder given as the caller's input (a
+    LoadError is for what the runtime itself cannot load: ONNX Runtime, a session,
+    a provider; see test_ort.py)."""
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(export_dir, damaged)
+    with open(damaged / "tokenizer.json", "a") as f:
+        f.write(" ")
+    with raises(c3.InputError, "tokenizer.json: sha256 differs from the manifest's"):
+        c3.Runtime(damaged)
