@@ -19,16 +19,16 @@ use serde_json::Value;
 /// A small window, so short texts make several windows.
 pub const WINDOW: usize = 24;
 
-/// The tiny fixture, exported once per test binary (kept in cargo's test temp dir).
+/// The tiny fixture, exported once per test binary into cargo's test temp dir (one
+/// folder per test binary, replaced on each run, so runs do not pile up exports).
 pub fn export_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let tmp = tempfile::Builder::new()
-            .prefix("c3-serve-export")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap()
-            .keep();
-        let out = tmp.join("export");
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_stem().unwrap().to_string_lossy().to_string();
+        let out =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c3-serve-export-{name}"));
+        let _ = std::fs::remove_dir_all(&out);
         let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
         c3_export::run(&c3_export::args::ExportArgs::new(fixture, out.clone())).unwrap();
         out
