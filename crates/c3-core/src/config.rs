@@ -37,6 +37,17 @@ impl Qwen2Config {
         self.hidden_size / self.num_attention_heads
     }
 
+    /// Multiply-adds of the weight matmuls one position costs in all layers
+    /// (q, k, v, o projections and the gated MLP; not attention over the cache,
+    /// not the LM head): what a prefill's FLOP floor counts per token.
+    pub fn layer_macs_per_token(&self) -> u64 {
+        let (h, inter) = (self.hidden_size as u64, self.intermediate_size as u64);
+        let q = (self.num_attention_heads * self.head_dim()) as u64;
+        let kv = (self.num_key_value_heads * self.head_dim()) as u64;
+        let per_layer = h * q + 2 * h * kv + q * h + 3 * h * inter;
+        per_layer * self.num_hidden_layers as u64
+    }
+
     /// `torch_dtype` as written in the file, if any.
     pub fn torch_dtype(&self) -> Option<&str> {
         self.extra.get("torch_dtype").and_then(Value::as_str)

@@ -44,6 +44,10 @@ pub struct Args {
     /// Repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeat: usize,
+    /// Skip measuring this machine's limits (memory bandwidth, matmul throughput;
+    /// a few seconds) and the percent-of-floor figures.
+    #[arg(long)]
+    no_limits: bool,
     #[arg(long)]
     json: bool,
 }
@@ -209,14 +213,32 @@ pub fn run(a: Args) -> Result<()> {
                 Ok(rt.decode_state(1, seq)?.forward(embeds, seq)?)
             })
         };
+        let step16 = by_pos
+            .values()
+            .next()
+            .and_then(Value::as_f64)
+            .map(|ms| ms / 1e3);
+        let prefill_latents = prefill(plen)?;
+        let floors = match a.no_limits {
+            true => Value::Null,
+            false => floors(
+                &rt,
+                &a.model,
+                step16,
+                prefill_latents,
+                plen,
+                opts_threads(&rt),
+            )?,
+        };
         json!({
             "backend": "onnxruntime", "provider": a.provider, "kv_cache": m.kv_cache.name(),
+            "limits": floors,
             "docs_per_second": a.docs as f64 / compress,
             "time_to_first_token_ms": ttft * 1e3,
             "decode_tokens_per_second_b1": 1.0 / step1,
             "decode_tokens_per_second_b8": 8.0 / step8,
             "batch8_over_batch1": step1 * 8.0 / step8,
-            "prefill_ms_with_latents": prefill(plen)? * 1e3,
+            "prefill_ms_with_latents": prefill_latents * 1e3,
             "prefill_tokens_with_latents": plen,
             "prefill_ms_with_full_text": prefill(full_len)? * 1e3,
             "prefill_tokens_with_full_text": full_len,
@@ -265,6 +287,60 @@ pub fn run(a: Args) -> Result<()> {
         print_human(&report);
     }
     Ok(())
+}
+
+/// Intra-op threads the runtime's sessions use (what the limits are measured with).
+fn opts_threads(rt: &C3Runtime) -> usize {
+    match rt.options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// This machine's limits and the runtime's figures beside them: a batch-1 decode
+/// step against reading the decoder's weights once at the measured bandwidth, the
+/// prefill against its matmul FLOPs at ONNX Runtime's best fp32 MatMul throughput.
+fn floors(
+    rt: &C3Runtime,
+    export: &std::path::Path,
+    step: Option<f64>,
+    prefill: f64,
+    plen: usize,
+    threads: usize,
+) -> Result<Value> {
+    let limits = c3_runtime::limits::measure(threads, std::time::Duration::from_secs(2))?;
+    let m = &rt.manifest;
+    let dec = &m.models.decoder;
+    // Every weight of the decoder file is read once per step (the files hold
+    // nothing else of size).
+    let mut bytes = std::fs::metadata(export.join(&dec.file))?.len();
+    if let Some(data) = &dec.data_file {
+        bytes += std::fs::metadata(export.join(data))?.len();
+    }
+    let cfg: c3_core::Qwen2Config =
+        serde_json::from_value(m.config.root.clone()).context("the manifest's decoder config")?;
+    let (t, h, vocab) = (plen as f64, cfg.hidden_size as f64, cfg.vocab_size as f64);
+    // Weight matmuls for every position, the LM head once (last position only),
+    // attention scores and values over the causal half.
+    let attn = 2.0
+        * (cfg.num_hidden_layers * cfg.num_attention_heads * cfg.head_dim()) as f64
+        * t
+        * (t + 1.0)
+        / 2.0;
+    let flops = 2.0 * (cfg.layer_macs_per_token() as f64 * t + h * vocab) + 2.0 * attn;
+    let read_floor = limits.read_floor(bytes as f64);
+    let flop_floor = limits.flop_floor(flops);
+    Ok(json!({
+        "threads": limits.threads,
+        "read_gb_per_second": limits.read_bytes_per_second / 1e9,
+        "matmul_gflop_per_second": limits.matmul_flops_per_second / 1e9,
+        "decoder_weight_bytes": bytes,
+        "decode_step_floor_ms": read_floor * 1e3,
+        "decode_step_percent_of_floor": step.map(|s| 100.0 * read_floor / s),
+        "prefill_gflop": flops / 1e9,
+        "prefill_floor_ms": flop_floor * 1e3,
+        "prefill_percent_of_floor": 100.0 * flop_floor / prefill,
+    }))
 }
 
 fn m_source(export: &std::path::Path) -> Option<String> {
@@ -391,6 +467,27 @@ fn print_human(r: &Value) {
     let g = &o["decode_step_growth"];
     if let Some(x) = g["ratio"].as_f64() {
         println!("step @{} / step @{} = {x:.2}x", g["to"], g["from"]);
+    }
+    let l = &o["limits"];
+    if l.is_object() {
+        println!(
+            "machine limits ({} threads): streaming read {} GB/s, ONNX Runtime fp32 MatMul {} GFLOP/s",
+            l["threads"],
+            f(l, "read_gb_per_second"),
+            f(l, "matmul_gflop_per_second")
+        );
+        println!(
+            "decode step at batch 1 vs reading the decoder's {:.0} MB once: floor {} ms, step at {}% of the floor's speed",
+            l["decoder_weight_bytes"].as_f64().unwrap_or(0.0) / 1e6,
+            f(l, "decode_step_floor_ms"),
+            f(l, "decode_step_percent_of_floor")
+        );
+        println!(
+            "prefill with N latents vs its {} GFLOP: floor {} ms, prefill at {}% of the floor's speed",
+            f(l, "prefill_gflop"),
+            f(l, "prefill_floor_ms"),
+            f(l, "prefill_percent_of_floor")
+        );
     }
     println!(
         "decoder prefill: {} ms for {} tokens with N latents vs {} ms for {} tokens with the full text",
