@@ -8,11 +8,10 @@
 //! tensor exactly and every value must be finite, or the file is refused in one line
 //! (an [`Error::Input`]: the bytes are the caller's).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use c3_core::Window;
-use safetensors::{Dtype, SafeTensors, serialize};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result, ensure};
 use crate::latents::Latents;
@@ -60,18 +59,37 @@ pub fn to_bytes(rt: &C3Runtime, c: &Compressed, sources: &[String]) -> Result<Ve
         );
         bytes.extend(l.data().iter().flat_map(|v| v.to_le_bytes()));
     }
-    let view =
-        safetensors::tensor::TensorView::new(Dtype::F32, vec![c.latents.len(), n, d], &bytes)
-            .map_err(internal)?;
-    let meta = HashMap::from([
-        (KEY_FORMAT.to_string(), FORMAT.to_string()),
-        (KEY_MANIFEST.to_string(), rt.manifest_sha256.clone()),
-        (KEY_N.to_string(), n.to_string()),
-        (KEY_TOKENS.to_string(), json(&c.doc_tokens)?),
-        (KEY_SOURCES.to_string(), json(sources)?),
-        (KEY_WINDOWS.to_string(), json(&c.windows)?),
-    ]);
-    serialize([("latents", view)], Some(meta)).map_err(internal)
+    let meta = [
+        (KEY_FORMAT, FORMAT.to_string()),
+        (KEY_MANIFEST, rt.manifest_sha256.clone()),
+        (KEY_N, n.to_string()),
+        (KEY_TOKENS, json(&c.doc_tokens)?),
+        (KEY_SOURCES, json(sources)?),
+        (KEY_WINDOWS, json(&c.windows)?),
+    ];
+    Ok(safetensors_bytes(&meta, &[c.latents.len(), n, d], &bytes))
+}
+
+/// One f32 tensor `latents` in the safetensors layout (u64 LE header length, JSON
+/// header padded with spaces to 8 bytes, data), written here rather than by the
+/// `safetensors` crate, whose metadata is a `HashMap` serialized in random order:
+/// the same documents must give the same bytes (a file is hashed, cached, diffed).
+fn safetensors_bytes(meta: &[(&str, String); 6], shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut m = serde_json::Map::new();
+    for (k, v) in meta {
+        m.insert((*k).to_string(), serde_json::Value::String(v.clone()));
+    }
+    let header = serde_json::json!({
+        "__metadata__": m,
+        "latents": {"dtype": "F32", "shape": shape, "data_offsets": [0, data.len()]},
+    });
+    let mut h = header.to_string().into_bytes();
+    h.resize(h.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + h.len() + data.len());
+    out.extend((h.len() as u64).to_le_bytes());
+    out.extend(h);
+    out.extend_from_slice(data);
+    out
 }
 
 // Shapes and values were checked by `to_bytes` and `Latents::new`, so serializing
@@ -137,9 +155,9 @@ pub fn from_bytes(bytes: &[u8], rt: &C3Runtime) -> Result<LatentFile> {
     ensure!(
         hash == rt.manifest_sha256,
         Input,
-        "made by export {}…, not by this export {} ({}…); compress again with this model",
+        // No path of ours in the message: it may go back to an uploader.
+        "made by export {}…, not by this export ({}…); compress again with this model",
         hash.get(..12).unwrap_or(&hash),
-        rt.dir.display(),
         &rt.manifest_sha256[..12]
     );
     let doc_tokens: Vec<usize> = metadata_json(get(KEY_TOKENS)?, KEY_TOKENS)?;

@@ -305,8 +305,7 @@ impl<'m> Worker<'m> {
         self.to_encode.retain(|e| e.0 != id);
         self.to_admit.retain(|e| e.0 != id);
         // Gauges are current before the caller hears the request ended.
-        let running = self.rows.iter().flatten().count();
-        self.shared.running.store(running, Ordering::Relaxed);
+        self.publish_running();
         let Some(pos) = self.reqs.iter().position(|r| r.0 == id) else {
             return;
         };
@@ -318,6 +317,11 @@ impl<'m> Worker<'m> {
         if let Some(e) = last {
             req.emit(e);
         }
+    }
+
+    fn publish_running(&self) {
+        let running = self.rows.iter().flatten().count();
+        self.shared.running.store(running, Ordering::Relaxed);
     }
 
     fn sweep_cancelled(&mut self) {
@@ -443,6 +447,7 @@ impl<'m> Worker<'m> {
         let res = self
             .batch
             .prefill(self.rt, &refs, &mut |s, l| picked.push(choose(rows, s, l)));
+        self.publish_running();
         self.after_run(res, &new_rows, picked);
     }
 
