@@ -144,9 +144,7 @@ impl Fault {
             Ok(cls) => PyErr::from_type(cls, self.msg),
             // The package's Python half is missing (the extension imported on its
             // own): still raise, with the right builtin base.
-            Err(_) if self.kind == Kind::Input => {
-                pyo3::exceptions::PyValueError::new_err(self.msg)
-            }
+            Err(_) if self.kind == Kind::Input => pyo3::exceptions::PyValueError::new_err(self.msg),
             Err(_) => pyo3::exceptions::PyRuntimeError::new_err(self.msg),
         }
     }

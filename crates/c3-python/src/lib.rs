@@ -9,16 +9,18 @@
 
 mod errors;
 mod ort;
+mod stream;
+mod summary;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, RwLock, mpsc};
+use std::sync::{Arc, RwLock, mpsc};
+use std::time::Duration;
 
-use c3_core::report::{RoundtripInfo, roundtrip_json};
+use c3_core::GenerationConfig;
 use c3_core::stream::DocumentStream;
-use c3_core::{C3Tokenizer, GenerationConfig, Reconstruction};
 use c3_runtime::{
-    C3Runtime, Event, Outcome, Provider, RuntimeOptions, Scheduler, SchedulerOptions, Task,
-    Ticket, latent_file,
+    C3Runtime, Compressed, Event, Outcome, Provider, RuntimeOptions, Scheduler, SchedulerOptions,
+    Task, latent_file,
 };
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::PyTypeError;
@@ -27,9 +29,15 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::errors::{Fault, Kind, RaiseExt};
+use crate::stream::TextStream;
+use crate::summary::Summaries;
 
 /// The CLI's default `--no-repeat-ngram-size` (the spec's 20).
 const NO_REPEAT_NGRAM: usize = 20;
+
+/// How long a call waits without the GIL before letting Python handle signals
+/// (Ctrl-C) and waiting again.
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// A loaded export and its scheduler.
 #[pyclass(frozen, module = "c3", name = "Runtime")]
@@ -44,45 +52,6 @@ struct Runtime {
     summaries: Arc<Summaries>,
 }
 
-/// What the roundtrip dict needs beyond a [`Reconstruction`]; shared with streams.
-struct Summaries {
-    window: usize,
-    n_latents: usize,
-    /// The Qwen vocabulary for `qwen_text_tokens`, loaded on first use (None when
-    /// not installed: the field is then null, as in the CLI's output).
-    qwen: OnceLock<Option<C3Tokenizer>>,
-}
-
-impl Summaries {
-    fn qwen(&self) -> Option<&C3Tokenizer> {
-        self.qwen
-            .get_or_init(|| {
-                let path = c3_core::deps::qwen_tiktoken().ok()?;
-                C3Tokenizer::from_tiktoken(&path).ok()
-            })
-            .as_ref()
-    }
-
-    /// The fields of `c3 roundtrip --json` (c3_core::report, shared with the CLI
-    /// and the HTTP service).
-    fn roundtrip(&self, input: &str, r: &Reconstruction) -> serde_json::Value {
-        let qwen_text_tokens = self
-            .qwen()
-            .and_then(|t| t.encode(input).ok())
-            .map(|ids| ids.len());
-        roundtrip_json(
-            r,
-            &RoundtripInfo {
-                input,
-                window: self.window,
-                n_latents: self.n_latents,
-                qwen_text_tokens,
-                backend: "onnxruntime",
-            },
-        )
-    }
-}
-
 impl Runtime {
     fn scheduler(&self) -> Result<Arc<Scheduler>, Fault> {
         self.sched
@@ -90,6 +59,39 @@ impl Runtime {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| Fault::internal("this Runtime is closed"))
+    }
+
+    /// Runs `task` on the scheduler and waits for its outcome without the GIL,
+    /// handing Python the GIL every [`POLL`] to run signal handlers: Ctrl-C raises
+    /// KeyboardInterrupt and the dropped ticket cancels the request.
+    fn run(&self, py: Python<'_>, task: Task) -> PyResult<Outcome> {
+        let sched = self.scheduler().raise(py)?;
+        let (tx, rx) = mpsc::channel();
+        let _ticket = sched
+            .submit(
+                task,
+                Box::new(move |e| match e {
+                    Event::Done(o) => tx.send(Ok(o)).is_ok(),
+                    Event::Failed(e) => tx.send(Err(e)).is_ok(),
+                    _ => true,
+                }),
+            )
+            .map_err(Fault::from)
+            .raise(py)?;
+        let mut rx = rx;
+        loop {
+            // The receiver goes with the closure and comes back (it is not Sync).
+            let (got, back) = py.detach(move || (rx.recv_timeout(POLL), rx));
+            rx = back;
+            match got {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(e)) => return Err(Fault::from(e).into_pyerr(py)),
+                Err(mpsc::RecvTimeoutError::Timeout) => py.check_signals()?,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Fault::internal("the scheduler is not running").into_pyerr(py));
+                }
+            }
+        }
     }
 
     fn generation(
@@ -121,13 +123,17 @@ impl Runtime {
             .collect()
     }
 
-    fn compress_docs(&self, texts: &[String]) -> Result<c3_runtime::Compressed, Fault> {
-        let docs = self.tokenize(texts)?;
-        match self.scheduler()?.run(Task::Compress { docs })? {
+    fn compress_docs(&self, py: Python<'_>, texts: &[String]) -> PyResult<Compressed> {
+        let docs = py.detach(|| self.tokenize(texts)).raise(py)?;
+        match self.run(py, Task::Compress { docs })? {
             Outcome::Compressed(c) => Ok(c),
-            _ => Err(Fault::internal("the scheduler answered with the wrong outcome")),
+            _ => Err(wrong_outcome(py)),
         }
     }
+}
+
+fn wrong_outcome(py: Python<'_>) -> PyErr {
+    Fault::internal("the scheduler answered with the wrong outcome").into_pyerr(py)
 }
 
 /// `texts` as a list of strings; a bare `str` (a sequence of characters to
@@ -142,7 +148,7 @@ fn text_list(texts: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 }
 
 /// A JSON value as Python objects (dict, list, str, int, float, None).
-fn to_python(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
+pub(crate) fn to_python(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
     let json = py.import("json")?;
     Ok(json.call_method1("loads", (v.to_string(),))?.unbind())
 }
@@ -211,11 +217,7 @@ impl Runtime {
             window,
             options,
             provider: name,
-            summaries: Arc::new(Summaries {
-                window,
-                n_latents,
-                qwen: OnceLock::new(),
-            }),
+            summaries: Arc::new(Summaries::new(window, n_latents)),
         })
     }
 
@@ -283,11 +285,10 @@ impl Runtime {
             ))
             .into_pyerr(py));
         }
+        let c = self.compress_docs(py, &texts)?;
         let bytes = py
-            .detach(|| -> Result<Vec<u8>, Fault> {
-                let c = self.compress_docs(&texts)?;
-                Ok(latent_file::to_bytes(&self.rt, &c, &sources)?)
-            })
+            .detach(|| latent_file::to_bytes(&self.rt, &c, &sources))
+            .map_err(Fault::from)
             .raise(py)?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -300,7 +301,7 @@ impl Runtime {
         texts: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let texts = text_list(texts)?;
-        let c = py.detach(|| self.compress_docs(&texts)).raise(py)?;
+        let c = self.compress_docs(py, &texts)?;
         let (n, d) = (self.rt.n_latents(), self.rt.manifest.hidden);
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for (w, l) in c.windows.iter().zip(&c.latents) {
@@ -331,19 +332,19 @@ impl Runtime {
             .generation(max_new_tokens, no_repeat_ngram_size)
             .raise(py)?;
         let bytes: &[u8] = &latent_file;
+        let file = py
+            .detach(|| latent_file::from_bytes(bytes, &self.rt))
+            .map_err(|e| Fault::input(format!("latent file: {}", Fault::from(e).msg)))
+            .raise(py)?;
+        let task = Task::Decompress {
+            compressed: file.compressed,
+            cfg,
+            limit: max_new_tokens,
+        };
+        let Outcome::Decompressed { docs, .. } = self.run(py, task)? else {
+            return Err(wrong_outcome(py));
+        };
         py.detach(|| -> Result<Vec<String>, Fault> {
-            let file = latent_file::from_bytes(bytes, &self.rt)
-                .map_err(|e| Fault::input(format!("latent file: {}", Fault::from(e).msg)))?;
-            let task = Task::Decompress {
-                compressed: file.compressed,
-                cfg,
-                limit: max_new_tokens,
-            };
-            let Outcome::Decompressed { docs, .. } = self.scheduler()?.run(task)? else {
-                return Err(Fault::internal(
-                    "the scheduler answered with the wrong outcome",
-                ));
-            };
             docs.iter()
                 .map(|ids| Ok(self.rt.tokenizer.decode(ids)?.trim().to_string()))
                 .collect()
@@ -364,22 +365,19 @@ impl Runtime {
         let cfg = self
             .generation(max_new_tokens, no_repeat_ngram_size)
             .raise(py)?;
-        let summary = py
-            .detach(|| -> Result<serde_json::Value, Fault> {
-                let text_ids = self.rt.document_ids(&text)?;
-                let task = Task::Roundtrip {
-                    text_ids,
-                    cfg,
-                    limit: max_new_tokens,
-                };
-                let Outcome::Roundtrip(r) = self.scheduler()?.run(task)? else {
-                    return Err(Fault::internal(
-                        "the scheduler answered with the wrong outcome",
-                    ));
-                };
-                Ok(self.summaries.roundtrip(&text, &r))
-            })
+        let text_ids = py
+            .detach(|| self.rt.document_ids(&text))
+            .map_err(Fault::from)
             .raise(py)?;
+        let task = Task::Roundtrip {
+            text_ids,
+            cfg,
+            limit: max_new_tokens,
+        };
+        let Outcome::Roundtrip(r) = self.run(py, task)? else {
+            return Err(wrong_outcome(py));
+        };
+        let summary = py.detach(|| self.summaries.roundtrip(&text, &r));
         to_python(py, &summary)
     }
 
@@ -411,19 +409,15 @@ impl Runtime {
                 },
                 Box::new(move |e| tx.send(e).is_ok()),
             )?;
-            Ok(TextStream {
-                state: Mutex::new(StreamState {
-                    rx,
-                    pieces: DocumentStream::new(windows),
-                    finished: false,
-                    summary: None,
-                    _ticket: ticket,
-                    _sched: sched,
-                }),
+            Ok(TextStream::new(
                 text,
-                rt: self.rt.clone(),
-                summaries: self.summaries.clone(),
-            })
+                self.rt.clone(),
+                self.summaries.clone(),
+                DocumentStream::new(windows),
+                sched,
+                rx,
+                ticket,
+            ))
         })
         .raise(py)
     }
@@ -484,86 +478,6 @@ fn load_fault(e: c3_runtime::Error, dir: &std::path::Path) -> Fault {
         f
     } else {
         f.context(shown)
-    }
-}
-
-struct StreamState {
-    rx: mpsc::Receiver<Event>,
-    pieces: DocumentStream,
-    finished: bool,
-    summary: Option<serde_json::Value>,
-    /// Dropping the stream drops the ticket: the request is cancelled.
-    _ticket: Ticket,
-    /// Keeps the scheduler alive while the stream is (even past `close()`).
-    _sched: Arc<Scheduler>,
-}
-
-/// Text pieces of one roundtrip, as they are decoded (`Runtime.stream`).
-#[pyclass(frozen, module = "c3", name = "TextStream")]
-struct TextStream {
-    state: Mutex<StreamState>,
-    text: String,
-    rt: Arc<C3Runtime>,
-    summaries: Arc<Summaries>,
-}
-
-impl TextStream {
-    /// The next non-empty piece, or None at the end (blocks; called without the GIL).
-    fn next_piece(&self) -> Result<Option<String>, Fault> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let tok = &self.rt.tokenizer;
-        while !st.finished {
-            let event = st
-                .rx
-                .recv()
-                .map_err(|_| Fault::internal("the scheduler is not running"))?;
-            // The stream's own errors are inconsistencies of the scheduler's events,
-            // never the caller's input.
-            let internal = |e: c3_core::Error| Fault::internal(e.to_string());
-            let piece = match event {
-                Event::Token { window, id } => st.pieces.token(tok, window, id),
-                Event::WindowDone { window, generated } => {
-                    st.pieces.window_done(tok, window, &generated.ids)
-                }
-                Event::Done(Outcome::Roundtrip(r)) => {
-                    st.finished = true;
-                    st.summary = Some(self.summaries.roundtrip(&self.text, &r));
-                    st.pieces.finish(tok)
-                }
-                Event::Done(_) => {
-                    st.finished = true;
-                    return Err(Fault::internal(
-                        "the scheduler answered with the wrong outcome",
-                    ));
-                }
-                Event::Failed(e) => {
-                    st.finished = true;
-                    return Err(e.into());
-                }
-            };
-            if let Some(piece) = piece.map_err(internal)?.filter(|p| !p.is_empty()) {
-                return Ok(Some(piece));
-            }
-        }
-        Ok(None)
-    }
-}
-
-#[pymethods]
-impl TextStream {
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        py.detach(|| self.next_piece()).raise(py)
-    }
-
-    /// The roundtrip dict once the stream is exhausted, else None.
-    #[getter]
-    fn summary(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.summary.as_ref().map(|v| to_python(py, v)).transpose()
     }
 }
 

@@ -113,11 +113,11 @@ pub fn choose(py: Python<'_>, ort_lib: Option<PathBuf>) -> Result<(), Fault> {
             ),
         });
     }
-    if !named() {
-        if let Some(lib) = python_lib(py) {
-            // False when ONNX Runtime is already loaded: that library stays.
-            ort_env::set_dylib_path(lib);
-        }
+    if !named()
+        && let Some(lib) = python_lib(py)
+    {
+        // False when ONNX Runtime is already loaded: that library stays.
+        ort_env::set_dylib_path(lib);
     }
     Ok(())
 }

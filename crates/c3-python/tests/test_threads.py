@@ -89,3 +89,38 @@ def test_a_full_queue_raises_queue_full(export_dir, long_text):
     assert isinstance(refused[0], RuntimeError) and isinstance(refused[0], c3.C3Error)
     assert all(r == want for r in results if not isinstance(r, Exception))
     rt.close()
+
+
+def test_ctrl_c_interrupts_a_call_and_cancels_it(export_dir, long_text):
+    """A long call in the main thread still sees Ctrl-C (KeyboardInterrupt within a
+    poll interval), its request is cancelled, and the runtime serves on."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import os, signal, threading, time, c3
+        rt = c3.Runtime({str(export_dir)!r}, max_batch=1)
+        text = {long_text!r} * 4
+        for call in (lambda: rt.roundtrip(text), lambda: list(rt.stream(text))):
+            threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+            t0 = time.perf_counter()
+            try:
+                call()
+                print("finished")
+            except KeyboardInterrupt:
+                print("interrupted after %.2f s" % (time.perf_counter() - t0))
+            for _ in range(50):
+                if rt.stats()["queued"] == 0 and rt.stats()["running"] == 0:
+                    break
+                time.sleep(0.05)
+            print(rt.stats()["running"], rt.roundtrip("A short text.")["text"])
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4, out.stdout
+    for interrupted, after in (lines[0:2], lines[2:4]):
+        assert interrupted.startswith("interrupted after "), out.stdout
+        assert float(interrupted.split()[2]) < 2.0, out.stdout
+        assert after.startswith("0 "), out.stdout
