@@ -64,6 +64,13 @@ pub async fn serve(
         tracing::info!("shutting down: finishing the requests in flight");
         stopping.begin_shutdown();
     };
+    // Small SSE events (one per piece) must leave at once: without TCP_NODELAY,
+    // Nagle's algorithm meets the client's delayed ACK and a token waits ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(signal)
         .await
