@@ -50,12 +50,10 @@ impl ModelArgs {
                 c,
                 Device::Cpu,
             )?))),
-            (None, Some(m)) => {
-                Ok(Backend::Ort(Box::new(C3Runtime::load(
-                    m,
-                    self.runtime_options()?,
-                )?)))
-            }
+            (None, Some(m)) => Ok(Backend::Ort(Box::new(C3Runtime::load(
+                m,
+                self.runtime_options()?,
+            )?))),
             _ => bail!("give --checkpoint CKPT (tch reference) or --model EXPORT (ONNX Runtime)"),
         }
     }

@@ -28,7 +28,8 @@ pub use checkpoint::{Checkpoint, DType, TensorStore, TensorView};
 pub use config::{C3Config, C3Fields, Qwen2Config};
 pub use error::{Error, Result};
 pub use generation::{
-    BatchGreedy, FinishReason, Generated, GenerationConfig, NoRepeatNGram, Reconstruction, RowGreedy,
+    BatchGreedy, FinishReason, Generated, GenerationConfig, NoRepeatNGram, Reconstruction,
+    RowGreedy,
 };
 pub use manifest::{ExportManifest, KvCache, MANIFEST_FILE};
 pub use prompt::{DecoderPrompt, PromptTemplate};

@@ -1,6 +1,5 @@
-//! `c3 build`: TensorRT engine plans under `trt-plans/` (crates/c3-trt), and the
-//! check `--engine` makes before the runtime loads a plan folder.
-
+//! `c3 build`: TensorRT engine plans under `trt-plans/` (crates/c3-trt). The check
+//! a plan gets before it is loaded (`--engine`) is the runtime library's.
 
 use anyhow::Result;
 use c3_trt::BuildEvent;
@@ -29,4 +28,3 @@ pub fn run(a: c3_trt::BuildArgs) -> Result<()> {
     }
     Ok(())
 }
-
