@@ -266,8 +266,8 @@ impl Runtime {
     }
 
     /// The latent file `c3 compress` writes for these documents (safetensors bytes).
-    /// `sources` names each document in the file (default `-`, as `c3 compress`
-    /// names a document read from stdin).
+    /// `sources` names each document in the file (default: its index, `"0"`,
+    /// `"1"`, ..., as the HTTP service's `/v1/compress` names them).
     #[pyo3(signature = (texts, sources=None))]
     fn compress<'py>(
         &self,
@@ -276,7 +276,7 @@ impl Runtime {
         sources: Option<Vec<String>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let texts = text_list(texts)?;
-        let sources = sources.unwrap_or_else(|| vec!["-".to_string(); texts.len()]);
+        let sources = sources.unwrap_or_else(|| (0..texts.len()).map(|i| i.to_string()).collect());
         if sources.len() != texts.len() {
             return Err(Fault::input(format!(
                 "{} sources for {} texts",

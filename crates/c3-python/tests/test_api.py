@@ -58,9 +58,11 @@ def test_compress_file_layout(rt, docs):
     meta = header["__metadata__"]
     assert meta["c3.export_manifest_sha256"] == rt.manifest_sha256
     assert json.loads(meta["c3.sources"]) == ["a.txt", "b.txt", "c.txt"]
-    # Unnamed documents are named as `c3 compress` names stdin.
+    # Unnamed documents are named by their index, as c3-serve's /v1/compress does.
     header, _ = stf.parse(rt.compress(docs[:2]))
-    assert json.loads(header["__metadata__"]["c3.sources"]) == ["-", "-"]
+    assert json.loads(header["__metadata__"]["c3.sources"]) == ["0", "1"]
+    with pytest.raises(c3.InputError, match="^1 sources for 2 texts$"):
+        rt.compress(docs[:2], sources=["a"])
 
 
 def test_latents_are_the_files_values(rt, docs):

@@ -54,10 +54,10 @@ def test_compress_equals_cli(rt, export_dir, docs, c3_bin, tmp_path):
     assert len(got) == len(want)
     assert stf.parse(got) == stf.parse(want)
     np.testing.assert_array_equal(stf.latents(got), stf.latents(want))
-    # One document from stdin: the default source name is the CLI's `-`.
+    # One document from stdin, which the CLI names `-`.
     out = cli(c3_bin, "compress", "--model", str(export_dir), "-", "-o", str(out_file),
               "--force", stdin=docs[1].encode())
-    assert stf.parse(rt.compress([docs[1]])) == stf.parse(out_file.read_bytes())
+    assert stf.parse(rt.compress([docs[1]], sources=["-"])) == stf.parse(out_file.read_bytes())
 
 
 def test_decompress_reads_the_cli_file(rt, export_dir, docs, c3_bin, tmp_path):
