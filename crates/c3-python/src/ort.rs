@@ -132,7 +132,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// Every place tried, in order, for a "not found" message: this module's and
 /// [`ort_env`]'s.
 pub fn places(py: Python<'_>) -> Vec<String> {
-    let mut v: Vec<String> = python_places(py)
+    // A named library is the only place tried.
+    let ours = if named() { Vec::new() } else { python_places(py) };
+    let mut v: Vec<String> = ours
         .into_iter()
         .map(|(how, d)| format!("{how} {}", d.join("libonnxruntime.so*").display()))
         .collect();

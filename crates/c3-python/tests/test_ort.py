@@ -36,6 +36,7 @@ def test_ort_dylib_path_is_the_only_place(export_dir, tmp_path):
         """, env={"ORT_DYLIB_PATH": str(missing)}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert str(missing) in out.stdout and "ORT_DYLIB_PATH" in out.stdout, out.stdout
+    assert "beside the c3 module" not in out.stdout, "a named library is the only place"
 
 
 @pytest.mark.skipif(not DEPS_LIB.exists(), reason="scripts/install-deps.sh not run")
