@@ -5,7 +5,7 @@
 //! long document's encoding interleaves with others' decoding); waiting rows fill
 //! free slots (their prefill runs); then every running row advances one token.
 
-use std::collections::VecDeque;
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -190,9 +190,14 @@ struct Worker<'m> {
     batch: Batch<'m>,
     reqs: Vec<(u64, Req)>,
     next_id: u64,
-    /// Windows waiting for the encoder, then for a slot, in arrival order.
-    to_encode: VecDeque<(u64, usize)>,
-    to_admit: VecDeque<(u64, usize)>,
+    /// Windows waiting for the encoder, then for a slot, as (window index, request
+    /// id): every request's first window before anyone's second, each in arrival
+    /// order. The first window is what a client waits on for its first token, so
+    /// under load time to first token stays near one step, not behind other
+    /// documents' later windows; later windows cannot starve for long, since a
+    /// request stays in the bounded queue until its last window is admitted.
+    to_encode: BTreeSet<(usize, u64)>,
+    to_admit: BTreeSet<(usize, u64)>,
     rows: Vec<Option<Row>>,
 }
 
@@ -221,8 +226,8 @@ pub(super) fn run(
         batch,
         reqs: Vec::new(),
         next_id: 0,
-        to_encode: VecDeque::new(),
-        to_admit: VecDeque::new(),
+        to_encode: BTreeSet::new(),
+        to_admit: BTreeSet::new(),
         rows: (0..options.max_batch).map(|_| None).collect(),
     };
     let mut open = true;
@@ -282,9 +287,9 @@ impl<'m> Worker<'m> {
         };
         for (i, input) in req.inputs.iter().enumerate() {
             if input.is_some() {
-                self.to_encode.push_back((id, i));
+                self.to_encode.insert((i, id));
             } else if req.unadmitted > 0 {
-                self.to_admit.push_back((id, i));
+                self.to_admit.insert((i, id));
             }
         }
         self.reqs.push((id, req));
@@ -302,8 +307,8 @@ impl<'m> Worker<'m> {
                 self.batch.release(s);
             }
         }
-        self.to_encode.retain(|e| e.0 != id);
-        self.to_admit.retain(|e| e.0 != id);
+        self.to_encode.retain(|e| e.1 != id);
+        self.to_admit.retain(|e| e.1 != id);
         // Gauges are current before the caller hears the request ended.
         self.publish_running();
         let Some(pos) = self.reqs.iter().position(|r| r.0 == id) else {
@@ -342,7 +347,10 @@ impl<'m> Worker<'m> {
         if n == 0 {
             return;
         }
-        let picked: Vec<(u64, usize)> = self.to_encode.drain(..n).collect();
+        let picked: Vec<(u64, usize)> = (0..n)
+            .filter_map(|_| self.to_encode.pop_first())
+            .map(|(i, id)| (id, i))
+            .collect();
         let inputs: Vec<Vec<u32>> = picked
             .iter()
             .map(|&(id, i)| {
@@ -376,7 +384,7 @@ impl<'m> Worker<'m> {
             req.encode_seconds = Some(req.started.elapsed().as_secs_f64());
         }
         if req.unadmitted > 0 {
-            self.to_admit.push_back((id, i));
+            self.to_admit.insert((i, id));
             return;
         }
         // A compress request ends when its last window is encoded.
@@ -400,7 +408,10 @@ impl<'m> Worker<'m> {
         if take == 0 {
             return;
         }
-        let waiting: Vec<(u64, usize)> = self.to_admit.drain(..take).collect();
+        let waiting: Vec<(u64, usize)> = (0..take)
+            .filter_map(|_| self.to_admit.pop_first())
+            .map(|(i, id)| (id, i))
+            .collect();
         let plen = &self.rt.manifest.prompt.ids;
         let context = self.rt.manifest.max_context;
         let mut new_rows = Vec::with_capacity(take);
