@@ -178,6 +178,7 @@ impl Runtime {
             max_batch,
             max_queue,
             window,
+            ..Default::default()
         };
         let name = provider.name();
         let loaded = py.detach(|| -> Result<_, Fault> {

@@ -34,6 +34,12 @@ pub struct SchedulerOptions {
     pub max_queue: usize,
     /// Window length in tokens, overriding the export's (as `c3 roundtrip --window`).
     pub window: Option<usize>,
+    /// Windows encoded, and new rows prefilled, per step at most. Prefill is
+    /// compute-bound, so a burst of arrivals handled at once would stall every running
+    /// row and give every arrival the whole burst's time to first token; in groups of
+    /// this size the first arrivals start decoding early and running rows keep
+    /// stepping between groups. Higher favours throughput on bursts, lower latency.
+    pub admit_per_step: usize,
 }
 
 impl Default for SchedulerOptions {
@@ -42,6 +48,7 @@ impl Default for SchedulerOptions {
             max_batch: 16,
             max_queue: 64,
             window: None,
+            admit_per_step: 4,
         }
     }
 }
@@ -163,9 +170,9 @@ impl Scheduler {
     /// Starts the scheduler thread; its KV cache for `max_batch` rows is allocated
     /// before this returns (an allocation failure is this call's error).
     pub fn start(rt: Arc<C3Runtime>, options: SchedulerOptions) -> Result<Scheduler> {
-        if options.max_batch == 0 || options.max_queue == 0 {
+        if options.max_batch == 0 || options.max_queue == 0 || options.admit_per_step == 0 {
             return Err(Error::Input(
-                "max_batch and max_queue must be at least 1".into(),
+                "max_batch, max_queue and admit_per_step must be at least 1".into(),
             ));
         }
         let shared = Arc::new(Shared::default());

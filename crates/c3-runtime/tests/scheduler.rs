@@ -57,6 +57,7 @@ fn scheduler(rt: &Arc<C3Runtime>, max_batch: usize) -> Scheduler {
             max_batch,
             max_queue: 64,
             window: Some(WINDOW),
+            ..Default::default()
         },
     )
     .unwrap()
@@ -212,6 +213,7 @@ fn a_full_queue_refuses_and_a_cancelled_request_frees_its_rows() {
             max_batch: 2,
             max_queue: 1,
             window: Some(WINDOW),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -33,6 +33,11 @@ struct Args {
     /// Requests waiting (encoder or a free row) at most; one more is answered 429.
     #[arg(long, default_value_t = 64)]
     max_queue: usize,
+    /// Windows encoded and new rows prefilled per decode step at most: a burst of
+    /// arrivals is taken in groups, so running rows keep stepping and the first
+    /// arrivals start decoding early.
+    #[arg(long, default_value_t = 4)]
+    admit_per_step: usize,
     /// Largest request body: bytes, or with a KiB/MiB/GiB suffix; 413 past it.
     #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
     max_body: usize,
@@ -154,6 +159,7 @@ fn main() -> ExitCode {
         max_batch: args.max_batch,
         max_queue: args.max_queue,
         window: args.window,
+        admit_per_step: args.admit_per_step,
     };
     let serve = ServeOptions {
         max_body: args.max_body,

@@ -343,7 +343,8 @@ impl<'m> Worker<'m> {
 
     /// One encoder batch of waiting windows, in arrival order.
     fn encode_some(&mut self) {
-        let n = self.rt.options.batch_size.max(1).min(self.to_encode.len());
+        let budget = self.rt.options.batch_size.min(self.options.admit_per_step);
+        let n = budget.max(1).min(self.to_encode.len());
         if n == 0 {
             return;
         }
@@ -404,7 +405,10 @@ impl<'m> Worker<'m> {
         let free: Vec<usize> = (0..self.rows.len())
             .filter(|&s| self.rows[s].is_none())
             .collect();
-        let take = free.len().min(self.to_admit.len());
+        let take = free
+            .len()
+            .min(self.to_admit.len())
+            .min(self.options.admit_per_step);
         if take == 0 {
             return;
         }

@@ -73,6 +73,7 @@ impl Server {
             max_batch,
             max_queue,
             window: Some(WINDOW),
+            ..Default::default()
         };
         let state = Arc::new(AppState::new(runtime(), sched, options).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
