@@ -133,7 +133,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// [`ort_env`]'s.
 pub fn places(py: Python<'_>) -> Vec<String> {
     // A named library is the only place tried.
-    let ours = if named() { Vec::new() } else { python_places(py) };
+    let ours = if named() {
+        Vec::new()
+    } else {
+        python_places(py)
+    };
     let mut v: Vec<String> = ours
         .into_iter()
         .map(|(how, d)| format!("{how} {}", d.join("libonnxruntime.so*").display()))
