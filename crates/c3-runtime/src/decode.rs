@@ -87,13 +87,7 @@ impl C3Runtime {
     /// allocates its buffers here, once.
     pub fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
         let m = &self.manifest;
-        ensure!(batch > 0, Input, "a decoder state needs at least one row");
-        ensure!(
-            capacity > 0 && capacity <= m.max_context,
-            Input,
-            "cache capacity {capacity} is outside 1..={} (the decoder context)",
-            m.max_context
-        );
+        check_cache_shape(m, batch, capacity)?;
         let names = cache_names(m.layers);
         let cache = match m.kv_cache {
             KvCache::Concat => {
@@ -165,6 +159,22 @@ impl Shared {
         ));
         Ok(())
     }
+}
+
+/// A cache of `rows` rows x `capacity` positions must have a row and fit the decoder.
+pub(crate) fn check_cache_shape(
+    m: &c3_core::ExportManifest,
+    rows: usize,
+    capacity: usize,
+) -> Result<()> {
+    ensure!(rows > 0, Input, "a decoder cache needs at least one row");
+    ensure!(
+        capacity > 0 && capacity <= m.max_context,
+        Input,
+        "cache capacity {capacity} is outside 1..={} (the decoder context)",
+        m.max_context
+    );
+    Ok(())
 }
 
 /// `(past_key_values.{i}.{kind}, present.{i}.{kind})` for every layer and kind.

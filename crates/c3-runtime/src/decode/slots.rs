@@ -18,7 +18,7 @@ use c3_onnx::ort::memory::Allocator;
 use c3_onnx::ort::session::IoBinding;
 use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
 
-use super::{cache_allocator, cache_names, host_memory, logits_seq};
+use super::{cache_allocator, cache_names, check_cache_shape, host_memory, logits_seq};
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
 use crate::values::{Embeds, alloc_tensor};
@@ -44,13 +44,7 @@ impl<'m> SlotCache<'m> {
     /// `slots` rows of `capacity` positions each (prompt + generated).
     pub(crate) fn new(rt: &'m C3Runtime, slots: usize, capacity: usize) -> Result<Self> {
         let m = &rt.manifest;
-        ensure!(slots > 0, Input, "a slot cache needs at least one slot");
-        ensure!(
-            capacity > 0 && capacity <= m.max_context,
-            Input,
-            "cache capacity {capacity} is outside 1..={} (the decoder context)",
-            m.max_context
-        );
+        check_cache_shape(m, slots, capacity)?;
         let names = cache_names(m.layers);
         let dec = lock(&rt.decoder);
         let alloc = cache_allocator(&dec, &rt.options.provider);
