@@ -71,7 +71,7 @@ def test_bad_arguments(rt, export_dir):
         c3.Runtime(export_dir, provider="tpu")
     with raises(c3.InputError, r"window of 0 tokens: must be in 1\.\."):
         c3.Runtime(export_dir, window=0)
-    with raises(c3.InputError, "max_batch and max_queue must be at least 1"):
+    with raises(c3.InputError, "max_batch, max_queue and admit_per_step must be at least 1"):
         c3.Runtime(export_dir, max_batch=0)
     # Not the caller's input: this export cannot run on that provider (checked
     # before any session, so no GPU is needed to see it).
