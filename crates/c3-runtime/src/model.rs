@@ -277,7 +277,7 @@ impl C3Runtime {
     /// row's latents in the N slots.
     pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<Embeds> {
         let m = &self.manifest;
-        let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
+        let d = m.hidden;
         for l in latents {
             ensure!(
                 l.n() == m.n_latents && l.dim() == d,
@@ -288,15 +288,28 @@ impl C3Runtime {
                 m.n_latents
             );
         }
-        let (_, base) = to_f32(&self.embed(&m.prompt.ids, 1)?.0, self.dtype)?;
-        let mut embeds = Vec::with_capacity(b * plen * d);
+        self.prompt_embeds(latents, 0)
+    }
+
+    /// [`Self::prefill_embeds`] from prompt position `from` on (`from` at most the
+    /// first latent slot): what a prefill after a cached prompt prefix runs.
+    pub(crate) fn prompt_embeds(&self, latents: &[&Latents], from: usize) -> Result<Embeds> {
+        let m = &self.manifest;
+        let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
+        ensure!(
+            from <= m.prompt.latent_start,
+            Internal,
+            "prompt embeddings from {from}, past the first latent slot"
+        );
+        let (_, base) = to_f32(&self.embed(&m.prompt.ids[from..], 1)?.0, self.dtype)?;
+        let mut embeds = Vec::with_capacity(b * (plen - from) * d);
         for lat in latents {
             let mut row = base.clone();
-            let s = m.prompt.latent_start * d;
+            let s = (m.prompt.latent_start - from) * d;
             row[s..s + lat.data().len()].copy_from_slice(lat.data());
             embeds.extend(row);
         }
-        float_value(self.dtype, &[b, plen, d], &embeds).map(Embeds)
+        float_value(self.dtype, &[b, plen - from, d], &embeds).map(Embeds)
     }
 
     /// The prefill's last-position logits `[vocab]` (f32) for one document's latents:

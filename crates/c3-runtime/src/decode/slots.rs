@@ -19,6 +19,7 @@ use c3_onnx::ort::session::IoBinding;
 use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
 
 use super::{cache_allocator, cache_names, check_cache_shape, host_memory, logits_seq};
+use crate::Latents;
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
 use crate::values::{Embeds, alloc_tensor};
@@ -38,6 +39,17 @@ pub(crate) struct SlotCache<'m> {
     _views: Vec<DynValue>,
     /// `[rows, 1, vocab]` step logits bound as an output, reused while the range is.
     step_logits: Option<Tensor<f32>>,
+    /// The KV of the prompt's constant prefix (everything before the first latent),
+    /// computed once: a new row gets it copied into its slot and runs only the rest
+    /// of the prompt. None where the buffers are not in host memory.
+    prefix: Option<Prefix>,
+}
+
+/// The prompt prefix's cache rows: per buffer, `kv_heads` runs of `len x head_dim`
+/// values (export dtype bytes), as they sit at the start of a slot.
+struct Prefix {
+    len: usize,
+    rows: Vec<Vec<u8>>,
 }
 
 impl<'m> SlotCache<'m> {
@@ -55,7 +67,7 @@ impl<'m> SlotCache<'m> {
             .iter()
             .map(|_| alloc_tensor(&alloc, rt.dtype, &shape))
             .collect::<Result<Vec<_>>>()?;
-        Ok(SlotCache {
+        let mut cache = SlotCache {
             rt,
             capacity,
             lens: vec![0; slots],
@@ -66,7 +78,70 @@ impl<'m> SlotCache<'m> {
             bound: None,
             _views: Vec::new(),
             step_logits: None,
-        })
+            prefix: None,
+        };
+        cache.prefix = cache.compute_prefix()?;
+        Ok(cache)
+    }
+
+    /// Runs the prompt prefix once in slot 0 and keeps its rows (host buffers only:
+    /// copying device memory would need the device's copy engine).
+    fn compute_prefix(&mut self) -> Result<Option<Prefix>> {
+        let len = self.rt.manifest.prompt.latent_start;
+        let host = self.buffers.iter().all(|b| {
+            b.memory_info().allocation_device() == c3_onnx::ort::memory::AllocationDevice::CPU
+        });
+        if len < 2 || len > self.capacity || !host {
+            return Ok(None);
+        }
+        let ids = &self.rt.manifest.prompt.ids[..len];
+        let embeds = self.rt.embed(ids, 1)?;
+        let total = len as i32;
+        self.run(0..1, embeds, &[total - 1], total, len)?;
+        let rows = (0..self.buffers.len())
+            .map(|b| {
+                let mut out = Vec::new();
+                for h in 0..self.rt.manifest.kv_heads {
+                    out.extend_from_slice(self.slot_rows(b, 0, h, len));
+                }
+                out
+            })
+            .collect();
+        Ok(Some(Prefix { len, rows }))
+    }
+
+    /// Byte offset and length of positions `0..len` of head `h` of slot `s` in a
+    /// buffer `[slots, kv_heads, capacity, head_dim]`.
+    fn span(&self, s: usize, h: usize, len: usize) -> (usize, usize) {
+        let m = &self.rt.manifest;
+        let elem = self.rt.dtype.size();
+        let row = (s * m.kv_heads + h) * self.capacity * m.head_dim * elem;
+        (row, len * m.head_dim * elem)
+    }
+
+    fn slot_rows(&self, b: usize, s: usize, h: usize, len: usize) -> &[u8] {
+        let (at, n) = self.span(s, h, len);
+        let buf = &self.buffers[b];
+        // SAFETY: host memory (checked in compute_prefix), inside the buffer's
+        // `[slots, kv, capacity, hd]` allocation; no run is in flight (&self).
+        unsafe { std::slice::from_raw_parts((buf.data_ptr() as *const u8).add(at), n) }
+    }
+
+    /// Copies the prompt prefix's cache rows into slot `s`.
+    fn load_prefix(&mut self, s: usize) {
+        let Some(p) = &self.prefix else { return };
+        let kv = self.rt.manifest.kv_heads;
+        for (b, rows) in p.rows.iter().enumerate() {
+            for (h, chunk) in rows.chunks_exact(rows.len() / kv).enumerate() {
+                let (at, n) = self.span(s, h, p.len);
+                let buf = &mut self.buffers[b];
+                // SAFETY: as in slot_rows; `&mut self`: nothing else reads or runs.
+                unsafe {
+                    let dst = (buf.data_ptr_mut() as *mut u8).add(at);
+                    std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst, n);
+                }
+            }
+        }
     }
 
     pub(crate) fn slots(&self) -> usize {
@@ -78,36 +153,60 @@ impl<'m> SlotCache<'m> {
         self.lens[s] = 0;
     }
 
-    /// Runs the prompt for the contiguous slots `range` (all free), given their
-    /// prefill embeddings `[rows, prompt, hidden]`; `pick(slot, logits)` sees each
-    /// row's last-position logits.
+    /// Runs the prompt for new rows in the contiguous free slots `range`, one
+    /// latent set each; `pick(slot, logits)` sees each row's last-position logits.
+    /// With the prefix cached, each row gets the prefix copied in and runs only the
+    /// rest of the prompt (one run per row: GroupQueryAttention takes several new
+    /// positions after a past at batch 1 only); otherwise the whole prompt runs for
+    /// all rows at once.
     pub(crate) fn prefill(
         &mut self,
         range: Range<usize>,
-        embeds: Embeds,
-        plen: usize,
+        latents: &[&Latents],
         pick: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<()> {
         for s in range.clone() {
             ensure!(self.lens[s] == 0, Internal, "prefill into busy slot {s}");
         }
         ensure!(
+            latents.len() == range.len(),
+            Internal,
+            "{} latent sets for {} slots",
+            latents.len(),
+            range.len()
+        );
+        let plen = self.rt.manifest.prompt.ids.len();
+        ensure!(
             plen <= self.capacity,
             Input,
             "the prompt is longer than the cache"
         );
         let total = i32::try_from(plen).map_err(|_| Error::Input("prompt over i32".into()))?;
-        let seqlens = vec![total - 1; range.len()];
-        let first = range.start;
-        let logits = self.run(range.clone(), embeds, &seqlens, total, plen)?;
         let vocab = self.rt.manifest.vocab;
-        // 1 position per row, or `plen` from an export older than the last-position slice.
-        let seq = logits.len() / (range.len() * vocab);
-        for s in range {
-            let row = s - first;
-            let at = (row * seq + seq - 1) * vocab;
-            pick(s, &logits[at..at + vocab]);
-            self.lens[s] = plen;
+        match self.prefix.as_ref().map(|p| p.len) {
+            Some(from) => {
+                for (s, lat) in range.zip(latents) {
+                    self.load_prefix(s);
+                    let embeds = self.rt.prompt_embeds(&[lat], from)?;
+                    let logits = self.run(s..s + 1, embeds, &[total - 1], total, plen - from)?;
+                    pick(s, &logits[logits.len() - vocab..]);
+                    self.lens[s] = plen;
+                }
+            }
+            None => {
+                let seqlens = vec![total - 1; range.len()];
+                let first = range.start;
+                let embeds = self.rt.prefill_embeds(latents)?;
+                let logits = self.run(range.clone(), embeds, &seqlens, total, plen)?;
+                // 1 position per row, or `plen` from an export older than the
+                // last-position slice.
+                let seq = logits.len() / (range.len() * vocab);
+                for s in range {
+                    let at = ((s - first) * seq + seq - 1) * vocab;
+                    pick(s, &logits[at..at + vocab]);
+                    self.lens[s] = plen;
+                }
+            }
         }
         Ok(())
     }

@@ -62,7 +62,7 @@ impl<'m> Batch<'m> {
                 for run in rows.chunk_by(|a, b| b.0 == a.0 + 1) {
                     let lats: Vec<&Latents> = run.iter().map(|r| r.1).collect();
                     let range = run[0].0..run[run.len() - 1].0 + 1;
-                    cache.prefill(range, rt.prefill_embeds(&lats)?, plen, pick)?;
+                    cache.prefill(range, &lats, pick)?;
                 }
             }
             Batch::Cohorts { rt, capacity, list } => {
