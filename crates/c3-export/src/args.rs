@@ -34,7 +34,7 @@ pub struct ExportArgs {
     #[arg(long, value_enum)]
     pub quantize: Option<Quantize>,
     /// Quantization block along the input dimension (weights per scale).
-    #[arg(long, default_value_t = 32, value_parser = parse_block)]
+    #[arg(long, default_value_t = crate::quantize::BLOCK, value_parser = parse_block)]
     pub quant_block: usize,
     /// What MatMulNBits computes in on the CPU: `int8` (activations quantized per
     /// block, integer dot products: measured 2-3x faster decode than `fp32` here)
@@ -137,7 +137,7 @@ impl ExportArgs {
             target: Target::Ort,
             kv_cache: KvCacheArg::Auto,
             quantize: None,
-            quant_block: 32,
+            quant_block: crate::quantize::BLOCK,
             quant_compute: QuantCompute::Int8,
             keep_lm_head: false,
             verify: false,
@@ -225,19 +225,9 @@ mod tests {
 
     fn args(target: Target, kv_cache: KvCacheArg) -> ExportArgs {
         ExportArgs {
-            checkpoint: "ck".into(),
-            out: "out".into(),
-            force: false,
-            dtype: ExportDtype::Fp32,
             target,
             kv_cache,
-            quantize: None,
-            quant_block: 32,
-            quant_compute: QuantCompute::Int8,
-            keep_lm_head: false,
-            verify: false,
-            allow_nonfinite: false,
-            json: false,
+            ..ExportArgs::new("ck", "out")
         }
     }
 

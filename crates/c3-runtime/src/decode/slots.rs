@@ -97,7 +97,7 @@ impl<'m> SlotCache<'m> {
         let ids = &self.rt.manifest.prompt.ids[..len];
         let embeds = self.rt.embed(ids, 1)?;
         let total = len as i32;
-        self.run(0..1, embeds, &[total - 1], total, len)?;
+        self.run(0..1, embeds, &[total - 1], total, len, &mut |_, _| {})?;
         let rows = (0..self.buffers.len())
             .map(|b| {
                 let mut out = Vec::new();
@@ -188,8 +188,14 @@ impl<'m> SlotCache<'m> {
                 for (s, lat) in range.zip(latents) {
                     self.load_prefix(s);
                     let embeds = self.rt.prompt_embeds(&[lat], from)?;
-                    let logits = self.run(s..s + 1, embeds, &[total - 1], total, plen - from)?;
-                    pick(s, &logits[logits.len() - vocab..]);
+                    self.run(
+                        s..s + 1,
+                        embeds,
+                        &[total - 1],
+                        total,
+                        plen - from,
+                        &mut |l, _| pick(s, &l[l.len() - vocab..]),
+                    )?;
                     self.lens[s] = plen;
                 }
             }
@@ -197,13 +203,22 @@ impl<'m> SlotCache<'m> {
                 let seqlens = vec![total - 1; range.len()];
                 let first = range.start;
                 let embeds = self.rt.prefill_embeds(latents)?;
-                let logits = self.run(range.clone(), embeds, &seqlens, total, plen)?;
-                // 1 position per row, or `plen` from an export older than the
+                // `seq` is 1 per row, or `plen` from an export older than the
                 // last-position slice.
-                let seq = logits.len() / (range.len() * vocab);
+                self.run(
+                    range.clone(),
+                    embeds,
+                    &seqlens,
+                    total,
+                    plen,
+                    &mut |l, seq| {
+                        for s in range.clone() {
+                            let at = ((s - first) * seq + seq - 1) * vocab;
+                            pick(s, &l[at..at + vocab]);
+                        }
+                    },
+                )?;
                 for s in range {
-                    let at = ((s - first) * seq + seq - 1) * vocab;
-                    pick(s, &logits[at..at + vocab]);
                     self.lens[s] = plen;
                 }
             }
@@ -240,18 +255,22 @@ impl<'m> SlotCache<'m> {
             total = total.max(self.lens[s] + 1);
         }
         let first = range.start;
-        let logits = self.run(range, embeds, &seqlens, total as i32, 1)?;
         let vocab = self.rt.manifest.vocab;
+        self.run(range, embeds, &seqlens, total as i32, 1, &mut |l, _| {
+            for &s in fed {
+                let at = (s - first) * vocab;
+                pick(s, &l[at..at + vocab]);
+            }
+        })?;
         for &s in fed {
-            let at = (s - first) * vocab;
-            pick(s, &logits[at..at + vocab]);
             self.lens[s] += 1;
         }
         Ok(())
     }
 
-    /// Binds views of `range`, the lengths and the embeddings, runs, and returns
-    /// the logits `[rows, seq, vocab]`.
+    /// Binds views of `range`, the lengths and the embeddings, runs, and hands the
+    /// logits `[rows, seq_out, vocab]` and `seq_out` to `on_logits`, borrowed from
+    /// the output (no copy of rows x vocab floats per step).
     fn run(
         &mut self,
         range: Range<usize>,
@@ -259,7 +278,8 @@ impl<'m> SlotCache<'m> {
         seqlens: &[i32],
         total: i32,
         seq: usize,
-    ) -> Result<Vec<f32>> {
+        on_logits: &mut dyn FnMut(&[f32], usize),
+    ) -> Result<()> {
         let rows = range.len();
         if self.bound.as_ref() != Some(&range) {
             self.bind_views(range.clone())?;
@@ -286,13 +306,14 @@ impl<'m> SlotCache<'m> {
         }
         let mut dec = lock(&self.rt.decoder);
         let mut out = dec.run_binding(&self.binding)?;
-        let data = match &self.step_logits {
-            Some(t) => t.extract_tensor().1.to_vec(),
+        let taken;
+        let data: &[f32] = match &self.step_logits {
+            Some(t) => t.extract_tensor().1,
             None => {
-                let v = out
+                taken = out
                     .remove("logits")
                     .ok_or_else(|| Error::Internal("the decoder returned no logits".into()))?;
-                v.try_extract_tensor::<f32>()?.1.to_vec()
+                taken.try_extract_tensor::<f32>()?.1
             }
         };
         let vocab = self.rt.manifest.vocab;
@@ -303,8 +324,8 @@ impl<'m> SlotCache<'m> {
                 "decoder returned {n} logits for {rows} rows of {vocab}"
             )));
         }
-        logits_seq(&shape, rows, seq, vocab)?;
-        Ok(data)
+        on_logits(data, logits_seq(&shape, rows, seq, vocab)?);
+        Ok(())
     }
 
     /// Binds every layer's past and present to views of `range`'s rows.

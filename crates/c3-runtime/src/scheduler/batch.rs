@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::model::C3Runtime;
 
 pub(super) enum Batch<'m> {
-    Slots(SlotCache<'m>),
+    Slots(Box<SlotCache<'m>>),
     Cohorts {
         rt: &'m C3Runtime,
         capacity: usize,
@@ -36,7 +36,7 @@ pub(super) struct Cohort<'m> {
 impl<'m> Batch<'m> {
     pub(super) fn new(rt: &'m C3Runtime, slots: usize, capacity: usize) -> Result<Self> {
         Ok(match rt.manifest.kv_cache {
-            KvCache::SharedBuffer => Batch::Slots(SlotCache::new(rt, slots, capacity)?),
+            KvCache::SharedBuffer => Batch::Slots(Box::new(SlotCache::new(rt, slots, capacity)?)),
             KvCache::Concat => Batch::Cohorts {
                 rt,
                 capacity,

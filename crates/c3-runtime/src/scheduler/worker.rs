@@ -112,10 +112,10 @@ struct Req {
 }
 
 impl Req {
-    fn new(rt: &C3Runtime, options: &SchedulerOptions, job: Job) -> Result<Req, (Job, Error)> {
+    fn new(rt: &C3Runtime, options: &SchedulerOptions, job: Job) -> Result<Req, Box<(Job, Error)>> {
         let plan = match rt.manifest.window_plan(options.window) {
             Ok(p) => p,
-            Err(e) => return Err((job, e.into())),
+            Err(e) => return Err(Box::new((job, e.into()))),
         };
         let (windows, inputs, latents, doc_tokens) = match &job.task {
             Task::Roundtrip { text_ids, .. } => {
@@ -278,7 +278,8 @@ impl<'m> Worker<'m> {
         // Req::new fails only where check_task (at submit) would have.
         let req = match Req::new(self.rt, self.options, job) {
             Ok(r) => r,
-            Err((mut job, e)) => {
+            Err(failed) => {
+                let (mut job, e) = *failed;
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 self.shared.finished.fetch_add(1, Ordering::Relaxed);
                 let _ = (job.sink)(Event::Failed(e));
@@ -367,7 +368,7 @@ impl<'m> Worker<'m> {
                 }
             }
             Err(e) => {
-                let msg = Error::from(e).to_string();
+                let msg = e.to_string();
                 let mut ids: Vec<u64> = picked.iter().map(|p| p.0).collect();
                 ids.dedup();
                 for id in ids {
@@ -419,12 +420,14 @@ impl<'m> Worker<'m> {
         let plen = &self.rt.manifest.prompt.ids;
         let context = self.rt.manifest.max_context;
         let mut new_rows = Vec::with_capacity(take);
+        let mut lats: Vec<(usize, Latents)> = Vec::with_capacity(take);
         for (&slot, &(id, i)) in free.iter().zip(&waiting) {
             let shared = self.shared;
             let Some(req) = self.reqs.iter_mut().find(|r| r.0 == id).map(|r| &mut r.1) else {
                 continue;
             };
-            let Some((cfg, limit)) = req.generation() else {
+            // Windows wait for a slot only once encoded (or given, for decompress).
+            let (Some((cfg, limit)), Some(lat)) = (req.generation(), req.latents[i].clone()) else {
                 continue;
             };
             let mut cfg = cfg.clone();
@@ -443,20 +446,8 @@ impl<'m> Worker<'m> {
                 next: None,
             });
             new_rows.push(slot);
+            lats.push((slot, lat));
         }
-        let lats: Vec<(usize, Latents)> = new_rows
-            .iter()
-            .map(|&s| {
-                let row = self.rows[s].as_ref().expect("just admitted");
-                let lat = self
-                    .reqs
-                    .iter()
-                    .find(|r| r.0 == row.req)
-                    .and_then(|r| r.1.latents[row.window].clone())
-                    .expect("admitted rows are encoded");
-                (s, lat)
-            })
-            .collect();
         let refs: Vec<(usize, &Latents)> = lats.iter().map(|(s, l)| (*s, l)).collect();
         let (rows, mut picked) = (&mut self.rows, Vec::new());
         let res = self
