@@ -152,16 +152,14 @@ impl<'m> Batch<'m> {
     }
 
     /// Forgets every row (after a failed run, whose cache may be half written).
-    pub(super) fn reset(&mut self, rt: &'m C3Runtime) -> Result<()> {
+    pub(super) fn reset(&mut self) {
         match self {
             Batch::Slots(cache) => {
                 for s in 0..cache.slots() {
                     cache.release(s);
                 }
-                let _ = rt;
             }
             Batch::Cohorts { list, .. } => list.clear(),
         }
-        Ok(())
     }
 }

@@ -419,7 +419,6 @@ impl<'m> Worker<'m> {
             .collect();
         let plen = &self.rt.manifest.prompt.ids;
         let context = self.rt.manifest.max_context;
-        let mut new_rows = Vec::with_capacity(take);
         let mut lats: Vec<(usize, Latents)> = Vec::with_capacity(take);
         for (&slot, &(id, i)) in free.iter().zip(&waiting) {
             let shared = self.shared;
@@ -445,7 +444,6 @@ impl<'m> Worker<'m> {
                 greedy,
                 next: None,
             });
-            new_rows.push(slot);
             lats.push((slot, lat));
         }
         let refs: Vec<(usize, &Latents)> = lats.iter().map(|(s, l)| (*s, l)).collect();
@@ -454,7 +452,7 @@ impl<'m> Worker<'m> {
             .batch
             .prefill(self.rt, &refs, &mut |s, l| picked.push(choose(rows, s, l)));
         self.publish_running();
-        self.after_run(res, &new_rows, picked);
+        self.after_run(res, picked);
     }
 
     /// Advances every running row by one token.
@@ -468,25 +466,23 @@ impl<'m> Worker<'m> {
         if feed.is_empty() {
             return;
         }
-        let slots: Vec<usize> = feed.iter().map(|f| f.0).collect();
         let (rows, mut picked) = (&mut self.rows, Vec::new());
         let res = self
             .batch
             .step(self.rt, &feed, &mut |s, l| picked.push(choose(rows, s, l)));
-        self.after_run(res, &slots, picked);
+        self.after_run(res, picked);
     }
 
     /// Applies the logits a run gave each slot: greedy choice, events, finished rows.
-    fn after_run(&mut self, res: Result<()>, slots: &[usize], picked: Vec<(usize, Option<u32>)>) {
+    fn after_run(&mut self, res: Result<()>, picked: Vec<(usize, Option<u32>)>) {
         if let Err(e) = res {
             // The cache may be half written: every request with a row in it fails.
             let msg = e.to_string();
             let ids: Vec<u64> = self.rows.iter().flatten().map(|r| r.req).collect();
-            let _ = self.batch.reset(self.rt);
+            self.batch.reset();
             for id in ids {
                 self.finish(id, Some(Event::Failed(Error::Internal(msg.clone()))));
             }
-            let _ = slots;
             return;
         }
         for (s, tok) in picked {
