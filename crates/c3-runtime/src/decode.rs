@@ -52,7 +52,7 @@ enum Cache {
 /// Everything a shared-buffer state binds once and updates in place between runs.
 struct Shared {
     binding: IoBinding,
-    _buffers: Vec<DynTensor>,
+    pub(super) buffers: Vec<DynTensor>,
     /// `seqlens_k` `[B]` and `total_sequence_length` `[]`: allocated once, written and
     /// bound again before every run.
     seqlens: Tensor<i32>,
@@ -116,7 +116,7 @@ impl C3Runtime {
                 let host = Allocator::default();
                 Cache::Shared(Box::new(Shared {
                     binding,
-                    _buffers: buffers,
+                    buffers,
                     seqlens: Tensor::<i32>::new(&host, [batch])?,
                     total: Tensor::<i32>::new(&host, [0usize; 0])?,
                     #[cfg(test)]
@@ -393,7 +393,11 @@ fn no_logits() -> Error {
     Error::Internal("the decoder returned no logits".into())
 }
 
+pub(crate) mod batch;
+mod prefix;
 pub(crate) mod slots;
+
+pub(crate) use prefix::PromptPrefix;
 
 #[cfg(test)]
 mod tests;

@@ -1,16 +1,18 @@
 //! A loaded export: three ONNX Runtime sessions, the manifest, the tokenizer.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
-    BatchGreedy, C3Tokenizer, DType, DecoderPrompt, ExportManifest, Generated, GenerationConfig,
-    KvCache, PromptTemplate, Reconstruction, Window, WindowReport,
+    C3Tokenizer, DType, DecoderPrompt, ExportManifest, Generated, GenerationConfig,
+    KvCache, PromptTemplate, Reconstruction, RowGreedy, Window, WindowReport,
 };
 use c3_onnx::ort::session::Session;
 
+use crate::decode::PromptPrefix;
+use crate::decode::batch::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::external::check_external_data;
 use crate::latents::Latents;
@@ -31,6 +33,10 @@ pub struct RuntimeOptions {
     /// export and this machine's GPU, TensorRT and CUDA before anything is loaded,
     /// then run by TensorRT with the plan's engines (`provider` is then TensorRT).
     pub engine: Option<PathBuf>,
+    /// Compute the KV cache of the prompt's constant prefix once per loaded model and
+    /// start every request from a copy (on by default; outputs are the same either
+    /// way; off is for measuring what it saves).
+    pub reuse_prompt_prefix: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -41,6 +47,7 @@ impl Default for RuntimeOptions {
             threads: 0,
             batch_size: 16,
             engine: None,
+            reuse_prompt_prefix: true,
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct C3Runtime {
     encoder: Mutex<Session>,
     embed: Mutex<Session>,
     pub(crate) decoder: Mutex<Session>,
+    /// The prompt prefix's cache, computed on first use (decode/prefix.rs).
+    pub(crate) prefix: OnceLock<Option<Arc<PromptPrefix>>>,
 }
 
 pub(crate) fn lock(m: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
@@ -150,6 +159,7 @@ impl C3Runtime {
             encoder: Mutex::new(encoder),
             embed: Mutex::new(embed),
             decoder: Mutex::new(decoder),
+            prefix: OnceLock::new(),
         })
     }
 
@@ -276,8 +286,14 @@ impl C3Runtime {
     /// The prefill's `inputs_embeds` `[B, L, hidden]`: the prompt's embeddings with each
     /// row's latents in the N slots.
     pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<Embeds> {
+        self.prompt_embeds(latents, 0)
+    }
+
+    /// [`Self::prefill_embeds`] from prompt position `from` on (`from` at most the
+    /// first latent slot): what a prefill after a cached prompt prefix runs.
+    pub(crate) fn prompt_embeds(&self, latents: &[&Latents], from: usize) -> Result<Embeds> {
         let m = &self.manifest;
-        let d = m.hidden;
+        let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
         for l in latents {
             ensure!(
                 l.n() == m.n_latents && l.dim() == d,
@@ -288,14 +304,6 @@ impl C3Runtime {
                 m.n_latents
             );
         }
-        self.prompt_embeds(latents, 0)
-    }
-
-    /// [`Self::prefill_embeds`] from prompt position `from` on (`from` at most the
-    /// first latent slot): what a prefill after a cached prompt prefix runs.
-    pub(crate) fn prompt_embeds(&self, latents: &[&Latents], from: usize) -> Result<Embeds> {
-        let m = &self.manifest;
-        let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
         ensure!(
             from <= m.prompt.latent_start,
             Internal,
@@ -314,16 +322,18 @@ impl C3Runtime {
 
     /// The prefill's last-position logits `[vocab]` (f32) for one document's latents:
     /// what verification compares with the reference (the decoder computes no
-    /// others).
-    pub fn prefill_logits(&self, latents: &Latents) -> Result<Vec<f32>> {
+    /// others). `reuse_prefix`: start from the prompt-prefix cache, as requests do.
+    pub fn prefill_logits(&self, latents: &Latents, reuse_prefix: bool) -> Result<Vec<f32>> {
         let plen = self.manifest.prompt.ids.len();
-        let mut state = self.decode_state(1, plen)?;
-        state.forward(self.prefill_embeds(&[latents])?, plen)?;
-        Ok(state.logits()?.last(0).to_vec())
+        let mut batch = Batch::new(self, 1, plen, reuse_prefix)?;
+        let mut out = Vec::new();
+        batch.prefill(self, &[(0, latents)], &mut |_, l| out = l.to_vec())?;
+        Ok(out)
     }
 
     /// Greedy decoding of each row's latents with a KV cache, after the manifest's
     /// prompt. `on_token(row, id)` is called for every generated token as it comes.
+    /// Rows that finish leave the batch's runs; the rest decode together.
     pub fn generate(
         &self,
         latents: &[&Latents],
@@ -346,18 +356,28 @@ impl C3Runtime {
         }
         // Room for the prompt and every token the generation may add, within context.
         let capacity = (plen + cfg.max_new_tokens).min(m.max_context);
-        let mut state = self.decode_state(b, capacity)?;
-        let mut greedy = BatchGreedy::new(b, prompt, m.max_context, cfg);
-        state.forward(self.prefill_embeds(latents)?, plen)?;
-        // BatchGreedy ends every row by max_new_tokens, so the steps fit `capacity`.
+        let mut batch = Batch::new(self, b, capacity, self.options.reuse_prompt_prefix)?;
+        let mut rows = vec![RowGreedy::new(prompt, m.max_context, cfg); b];
+        // The token each row feeds next; None once it has ended.
+        let mut next: Vec<Option<u32>> = vec![None; b];
+        let mut pick = |next: &mut [Option<u32>], s: usize, logits: &[f32]| {
+            next[s] = rows[s].pick(logits);
+            if let Some(t) = next[s] {
+                on_token(s, t);
+            }
+        };
+        let slots: Vec<(usize, &Latents)> = latents.iter().copied().enumerate().collect();
+        batch.prefill(self, &slots, &mut |s, l| pick(&mut next, s, l))?;
+        // RowGreedy ends every row by max_new_tokens, so the steps fit `capacity`.
         loop {
-            let logits = state.logits()?;
-            let Some(next) = greedy.step(|r| logits.last(r), on_token) else {
+            let feed: Vec<(usize, u32)> = (0..b).filter_map(|s| Some((s, next[s]?))).collect();
+            if feed.is_empty() {
                 break;
-            };
-            state.forward(self.embed(&next, b)?, 1)?;
+            }
+            batch.step(self, &feed, &mut |s, l| pick(&mut next, s, l))?;
         }
-        Ok(greedy.into_results())
+        drop(pick);
+        Ok(rows.into_iter().map(RowGreedy::into_result).collect())
     }
 
     /// Token embeddings `[rows, ids.len() / rows, hidden]` in the export dtype, zeros:

@@ -10,7 +10,6 @@
 //! quick; returning `false` (the client went away) cancels the request, as does
 //! dropping its [`Ticket`]. Cancelled rows free their slots at the next step.
 
-mod batch;
 mod worker;
 
 use std::sync::Arc;

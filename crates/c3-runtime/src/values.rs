@@ -5,7 +5,10 @@
 
 use c3_core::DType;
 use c3_onnx::ort::memory::Allocator;
-use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, TensorElementType};
+use c3_onnx::ort::memory::AllocationDevice;
+use c3_onnx::ort::value::{
+    DynTensor, DynValue, Tensor, TensorElementType, TensorValueTypeMarker, Value,
+};
 use half::{bf16, f16};
 
 use crate::error::Result;
@@ -52,7 +55,10 @@ pub fn alloc_tensor(alloc: &Allocator, ty: DType, shape: &[usize]) -> Result<Dyn
 }
 
 /// A float tensor's shape and values as f32.
-pub fn to_f32(v: &DynValue, ty: DType) -> Result<(Vec<usize>, Vec<f32>)> {
+pub fn to_f32<T: TensorValueTypeMarker + ?Sized>(
+    v: &Value<T>,
+    ty: DType,
+) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok(match ty {
         DType::F32 => {
             let (s, d) = v.try_extract_tensor::<f32>()?;
@@ -71,4 +77,9 @@ pub fn to_f32(v: &DynValue, ty: DType) -> Result<(Vec<usize>, Vec<f32>)> {
 
 fn dims(s: &c3_onnx::ort::value::Shape) -> Vec<usize> {
     s.iter().map(|&d| d.max(0) as usize).collect()
+}
+
+/// Whether `t`'s data is in host memory (the host can read and copy it).
+pub fn is_host(t: &DynTensor) -> bool {
+    t.memory_info().allocation_device() == AllocationDevice::CPU
 }

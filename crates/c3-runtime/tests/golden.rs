@@ -109,34 +109,48 @@ fn fp32_exports_match_hf_goldens() {
         // The decoder computes the last prompt position's logits only `[batch, 1,
         // vocab]`: the golden's last row.
         let want = g.f32s("doc0.prefill_logits");
-        let got = rt.prefill_logits(&lats[0]).unwrap();
+        let got = rt.prefill_logits(&lats[0], false).unwrap();
         assert_eq!(got.len(), rt.manifest.vocab);
+        // From the prompt-prefix cache (what requests run): the same logits.
+        let reused = rt.prefill_logits(&lats[0], true).unwrap();
+        let d = max_abs(&got, &reused);
+        assert!(d <= 1e-5, "{target:?} prefix reuse changes the logits by {d}");
         let logits_out = &rt.manifest.models.decoder.outputs[0];
         assert_eq!(logits_out.name, "logits");
         assert_eq!(logits_out.shape[1], serde_json::json!(1), "{logits_out:?}");
         let d = max_abs(&got, &want[want.len() - got.len()..]);
         assert!(d <= 1e-4, "{target:?} prefill logits differ by {d}");
-        for (i, n) in [(0, 20), (0, 3), (1, 20), (2, 20)] {
-            let want = g.ids(&format!("doc{i}.greedy_ngram{n}"));
-            let mut streamed = Vec::new();
-            let got = rt
-                .generate(&[&lats[i]], &gen_cfg(&rt, n), &mut |_, t| streamed.push(t))
-                .unwrap()
-                .remove(0);
-            assert_eq!(got.ids, want, "{target:?} doc{i} ngram{n} greedy tokens");
-            assert_eq!(streamed, want, "streaming callback saw other tokens");
-        }
-        // Three rows decoded together (they stop at different steps) = one by one.
-        let rows: Vec<&Latents> = lats.iter().collect();
-        let batched = rt
-            .generate(&rows, &gen_cfg(&rt, 20), &mut |_, _| {})
-            .unwrap();
-        for (i, b) in batched.iter().enumerate() {
-            assert_eq!(
-                b.ids,
-                g.ids(&format!("doc{i}.greedy_ngram20")),
-                "batched decode row {i}"
-            );
+        // Requests start from the prompt-prefix cache by default; without it, the
+        // whole prompt runs: the goldens either way.
+        let full = RuntimeOptions {
+            reuse_prompt_prefix: false,
+            ..Default::default()
+        };
+        let rt_full = C3Runtime::load(&out, full).unwrap();
+        for (rt, reuse) in [(&rt, true), (&rt_full, false)] {
+            let target = (target, reuse);
+            for (i, n) in [(0, 20), (0, 3), (1, 20), (2, 20)] {
+                let want = g.ids(&format!("doc{i}.greedy_ngram{n}"));
+                let mut streamed = Vec::new();
+                let got = rt
+                    .generate(&[&lats[i]], &gen_cfg(rt, n), &mut |_, t| streamed.push(t))
+                    .unwrap()
+                    .remove(0);
+                assert_eq!(got.ids, want, "{target:?} doc{i} ngram{n} greedy tokens");
+                assert_eq!(streamed, want, "streaming callback saw other tokens");
+            }
+            // Three rows decoded together (they stop at different steps) = one by one.
+            let rows: Vec<&Latents> = lats.iter().collect();
+            let batched = rt
+                .generate(&rows, &gen_cfg(rt, 20), &mut |_, _| {})
+                .unwrap();
+            for (i, b) in batched.iter().enumerate() {
+                assert_eq!(
+                    b.ids,
+                    g.ids(&format!("doc{i}.greedy_ngram20")),
+                    "{target:?} batched decode row {i}"
+                );
+            }
         }
     }
 }

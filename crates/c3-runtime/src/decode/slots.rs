@@ -22,7 +22,7 @@ use super::{cache_allocator, cache_names, check_cache_shape, host_memory, logits
 use crate::Latents;
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
-use crate::values::{Embeds, alloc_tensor};
+use crate::values::{Embeds, alloc_tensor, is_host};
 
 /// The slots' buffers and the binding that runs them.
 pub(crate) struct SlotCache<'m> {
@@ -40,8 +40,8 @@ pub(crate) struct SlotCache<'m> {
     /// `[rows, 1, vocab]` step logits bound as an output, reused while the range is.
     step_logits: Option<Tensor<f32>>,
     /// The KV of the prompt's constant prefix (everything before the first latent),
-    /// computed once: a new row gets it copied into its slot and runs only the rest
-    /// of the prompt. None where the buffers are not in host memory.
+    /// computed once per runtime: a new row gets it copied into its slot and runs
+    /// only the rest of the prompt. None where the buffers are not in host memory.
     prefix: Option<Prefix>,
 }
 
@@ -53,8 +53,14 @@ struct Prefix {
 }
 
 impl<'m> SlotCache<'m> {
-    /// `slots` rows of `capacity` positions each (prompt + generated).
-    pub(crate) fn new(rt: &'m C3Runtime, slots: usize, capacity: usize) -> Result<Self> {
+    /// `slots` rows of `capacity` positions each (prompt + generated); with
+    /// `reuse_prefix`, new rows start from the runtime's prompt-prefix cache.
+    pub(crate) fn new(
+        rt: &'m C3Runtime,
+        slots: usize,
+        capacity: usize,
+        reuse_prefix: bool,
+    ) -> Result<Self> {
         let m = &rt.manifest;
         check_cache_shape(m, slots, capacity)?;
         let names = cache_names(m.layers);
@@ -80,34 +86,26 @@ impl<'m> SlotCache<'m> {
             step_logits: None,
             prefix: None,
         };
-        cache.prefix = cache.compute_prefix()?;
+        if reuse_prefix {
+            cache.prefix = cache.prefix_rows()?;
+        }
         Ok(cache)
     }
 
-    /// Runs the prompt prefix once in slot 0 and keeps its rows (host buffers only:
+    /// The runtime's prompt-prefix cache as this cache's rows (host buffers only:
     /// copying device memory would need the device's copy engine).
-    fn compute_prefix(&mut self) -> Result<Option<Prefix>> {
-        let len = self.rt.manifest.prompt.latent_start;
-        let host = self.buffers.iter().all(|b| {
-            b.memory_info().allocation_device() == c3_onnx::ort::memory::AllocationDevice::CPU
-        });
-        if len < 2 || len > self.capacity || !host {
+    fn prefix_rows(&self) -> Result<Option<Prefix>> {
+        let host = self.buffers.iter().all(is_host);
+        let Some(p) = (if host { self.rt.prompt_prefix()? } else { None }) else {
+            return Ok(None);
+        };
+        if p.len > self.capacity {
             return Ok(None);
         }
-        let ids = &self.rt.manifest.prompt.ids[..len];
-        let embeds = self.rt.embed(ids, 1)?;
-        let total = len as i32;
-        self.run(0..1, embeds, &[total - 1], total, len, &mut |_, _| {})?;
         let rows = (0..self.buffers.len())
-            .map(|b| {
-                let mut out = Vec::new();
-                for h in 0..self.rt.manifest.kv_heads {
-                    out.extend_from_slice(self.slot_rows(b, 0, h, len));
-                }
-                out
-            })
+            .map(|i| p.bytes(i, self.rt.dtype))
             .collect();
-        Ok(Some(Prefix { len, rows }))
+        Ok(Some(Prefix { len: p.len, rows }))
     }
 
     /// Byte offset and length of positions `0..len` of head `h` of slot `s` in a
@@ -119,14 +117,6 @@ impl<'m> SlotCache<'m> {
         (row, len * m.head_dim * elem)
     }
 
-    fn slot_rows(&self, b: usize, s: usize, h: usize, len: usize) -> &[u8] {
-        let (at, n) = self.span(s, h, len);
-        let buf = &self.buffers[b];
-        // SAFETY: host memory (checked in compute_prefix), inside the buffer's
-        // `[slots, kv, capacity, hd]` allocation; no run is in flight (&self).
-        unsafe { std::slice::from_raw_parts((buf.data_ptr() as *const u8).add(at), n) }
-    }
-
     /// Copies the prompt prefix's cache rows into slot `s`.
     fn load_prefix(&mut self, s: usize) {
         let Some(p) = &self.prefix else { return };
@@ -135,7 +125,8 @@ impl<'m> SlotCache<'m> {
             for (h, chunk) in rows.chunks_exact(rows.len() / kv).enumerate() {
                 let (at, n) = self.span(s, h, p.len);
                 let buf = &mut self.buffers[b];
-                // SAFETY: as in slot_rows; `&mut self`: nothing else reads or runs.
+                // SAFETY: host memory (checked in prefix_rows), inside the buffer's
+                // `[slots, kv, capacity, hd]` allocation; `&mut self`: no run is in flight.
                 unsafe {
                     let dst = (buf.data_ptr_mut() as *mut u8).add(at);
                     std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst, n);

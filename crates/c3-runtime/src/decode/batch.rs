@@ -1,4 +1,5 @@
-//! The running batch behind the scheduler, for either cache contract:
+//! A batch of decoding rows named by slot, for either cache contract: what
+//! [`C3Runtime::generate`] and the continuous-batching scheduler both decode with.
 //!
 //! - `shared_buffer` exports: a [`SlotCache`], where rows at different positions
 //!   share every step (per-row `seqlens_k`) and a leaving row just frees its slot;
@@ -7,26 +8,31 @@
 //!   admitted together form a cohort, a rectangular [`DecodeState`]; each step runs
 //!   every cohort once. Requests arriving together still share runs.
 //!
-//! Rows are named by slot (`0..max_batch`), whichever the contract.
+//! Rows are named by slot (`0..slots`), whichever the contract. With prefix reuse,
+//! a new row starts from the runtime's prompt-prefix cache and runs only the rest of
+//! its prompt (decode/prefix.rs).
+
+use std::sync::Arc;
 
 use c3_core::KvCache;
 
 use crate::Latents;
-use crate::decode::DecodeState;
 use crate::decode::slots::SlotCache;
+use crate::decode::{DecodeState, PromptPrefix};
 use crate::error::Result;
 use crate::model::C3Runtime;
 
-pub(super) enum Batch<'m> {
+pub(crate) enum Batch<'m> {
     Slots(Box<SlotCache<'m>>),
     Cohorts {
         rt: &'m C3Runtime,
         capacity: usize,
         list: Vec<Cohort<'m>>,
+        prefix: Option<Arc<PromptPrefix>>,
     },
 }
 
-pub(super) struct Cohort<'m> {
+pub(crate) struct Cohort<'m> {
     state: DecodeState<'m>,
     /// The slot of each batch row, and whether it still decodes.
     slots: Vec<usize>,
@@ -34,20 +40,36 @@ pub(super) struct Cohort<'m> {
 }
 
 impl<'m> Batch<'m> {
-    pub(super) fn new(rt: &'m C3Runtime, slots: usize, capacity: usize) -> Result<Self> {
+    /// Room for `slots` rows of `capacity` positions; `reuse_prefix` as in
+    /// [`crate::RuntimeOptions::reuse_prompt_prefix`].
+    pub(crate) fn new(
+        rt: &'m C3Runtime,
+        slots: usize,
+        capacity: usize,
+        reuse_prefix: bool,
+    ) -> Result<Self> {
         Ok(match rt.manifest.kv_cache {
-            KvCache::SharedBuffer => Batch::Slots(Box::new(SlotCache::new(rt, slots, capacity)?)),
+            KvCache::SharedBuffer => Batch::Slots(Box::new(SlotCache::new(
+                rt,
+                slots,
+                capacity,
+                reuse_prefix,
+            )?)),
             KvCache::Concat => Batch::Cohorts {
                 rt,
                 capacity,
                 list: Vec::new(),
+                prefix: match reuse_prefix {
+                    true => rt.prompt_prefix()?.filter(|p| p.len <= capacity),
+                    false => None,
+                },
             },
         })
     }
 
     /// Runs the prompt of new rows `(slot, latents)` (free slots); `pick(slot,
     /// logits)` sees each row's last-position logits.
-    pub(super) fn prefill(
+    pub(crate) fn prefill(
         &mut self,
         rt: &C3Runtime,
         rows: &[(usize, &Latents)],
@@ -65,10 +87,22 @@ impl<'m> Batch<'m> {
                     cache.prefill(range, &lats, pick)?;
                 }
             }
-            Batch::Cohorts { rt, capacity, list } => {
+            Batch::Cohorts {
+                rt,
+                capacity,
+                list,
+                prefix,
+            } => {
                 let lats: Vec<&Latents> = rows.iter().map(|r| r.1).collect();
                 let mut state = rt.decode_state(rows.len(), *capacity)?;
-                state.forward(rt.prefill_embeds(&lats)?, plen)?;
+                let from = match prefix {
+                    Some(p) => {
+                        state.load_prefix(p)?;
+                        p.len
+                    }
+                    None => 0,
+                };
+                state.forward(rt.prompt_embeds(&lats, from)?, plen - from)?;
                 let logits = state.logits()?;
                 for (r, &(slot, _)) in rows.iter().enumerate() {
                     pick(slot, logits.last(r));
@@ -85,7 +119,7 @@ impl<'m> Batch<'m> {
 
     /// One step of every row in `feed` `(slot, token to feed)`; `pick(slot, logits)`
     /// sees each of them.
-    pub(super) fn step(
+    pub(crate) fn step(
         &mut self,
         rt: &C3Runtime,
         feed: &[(usize, u32)],
@@ -135,7 +169,7 @@ impl<'m> Batch<'m> {
     }
 
     /// Frees `slot` (its row finished or was cancelled).
-    pub(super) fn release(&mut self, slot: usize) {
+    pub(crate) fn release(&mut self, slot: usize) {
         match self {
             Batch::Slots(cache) => cache.release(slot),
             Batch::Cohorts { list, .. } => {
@@ -152,7 +186,7 @@ impl<'m> Batch<'m> {
     }
 
     /// Forgets every row (after a failed run, whose cache may be half written).
-    pub(super) fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         match self {
             Batch::Slots(cache) => {
                 for s in 0..cache.slots() {
