@@ -96,10 +96,6 @@ impl C3Runtime {
         let dtype = manifest.dtype;
         check_export(dir, &options.provider, manifest.kv_cache, dtype)?;
         manifest.verify_files(dir)?;
-        let models = &manifest.models;
-        for m in [&models.encoder, &models.embed_tokens, &models.decoder] {
-            check_external_data(dir, &m.file)?;
-        }
         check_contract(&manifest).map_err(|e| {
             Error::export(dir, format!("manifest does not match this runtime: {e}"))
         })?;
@@ -138,7 +134,9 @@ impl C3Runtime {
                 "the tokenizer builds a different decoder prompt than the manifest records",
             ));
         }
+        // Each model's external-data names are checked before ONNX Runtime opens it.
         let open = |f: &str| {
+            check_external_data(dir, f)?;
             session(
                 &dir.join(f),
                 &options.provider,
@@ -146,9 +144,21 @@ impl C3Runtime {
                 options.threads,
             )
         };
-        let encoder = open(&manifest.models.encoder.file)?;
-        let embed = open(&manifest.models.embed_tokens.file)?;
-        let decoder = open(&manifest.models.decoder.file)?;
+        // The three models are checked and opened side by side: each spends seconds
+        // in a single thread (parsing the graph, prepacking weights for the matmul
+        // kernels), most of a load's wall time. Errors are reported in model order.
+        let models = &manifest.models;
+        let (encoder, embed, decoder) = std::thread::scope(|s| {
+            let encoder = s.spawn(|| open(&models.encoder.file));
+            let embed = s.spawn(|| open(&models.embed_tokens.file));
+            let decoder = open(&models.decoder.file);
+            let join = |h: std::thread::ScopedJoinHandle<'_, Result<Session>>| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("session creation panicked".into())))
+            };
+            (join(encoder), join(embed), decoder)
+        });
+        let (encoder, embed, decoder) = (encoder?, embed?, decoder?);
         Ok(C3Runtime {
             dir: dir.to_path_buf(),
             manifest,
