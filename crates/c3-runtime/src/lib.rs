@@ -13,6 +13,7 @@
 //! appears in the public API ([`Embeds`] wraps the decoder's input values).
 
 mod decode;
+mod encoder_batches;
 mod error;
 mod external;
 pub mod latent_file;

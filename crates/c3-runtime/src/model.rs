@@ -12,6 +12,7 @@ use c3_core::{
 use c3_onnx::ort::session::Session;
 
 use crate::decode::PromptPrefix;
+use crate::encoder_batches::{EncoderCost, plan};
 use crate::decode::batch::Batch;
 use crate::error::{Error, Result, ensure};
 use crate::external::check_external_data;
@@ -27,8 +28,11 @@ pub struct RuntimeOptions {
     pub allow_fallback: bool,
     /// Intra-op threads per session; 0 lets ONNX Runtime choose.
     pub threads: usize,
-    /// Documents per encoder run.
+    /// Most documents per encoder run.
     pub batch_size: usize,
+    /// Bytes an encoder run's activations may take: a run holds as many documents
+    /// as fit (estimated from the encoder's shapes, encoder_batches.rs), at least one.
+    pub encoder_memory: u64,
     /// A TensorRT plan folder made by `c3 build` for this export: checked against the
     /// export and this machine's GPU, TensorRT and CUDA before anything is loaded,
     /// then run by TensorRT with the plan's engines (`provider` is then TensorRT).
@@ -46,6 +50,7 @@ impl Default for RuntimeOptions {
             allow_fallback: false,
             threads: 0,
             batch_size: 16,
+            encoder_memory: 1 << 30,
             engine: None,
             reuse_prompt_prefix: true,
         }
@@ -223,7 +228,8 @@ impl C3Runtime {
     }
 
     /// Latents of tokenized documents, in input order. Documents are sorted by length
-    /// and encoded `batch_size` at a time, left-padded, to limit padding work.
+    /// (to limit padding work) and encoded in runs sized by the memory budget
+    /// (`encoder_memory`, at most `batch_size` documents), left-padded.
     pub fn compress(&self, docs: &[Vec<u32>]) -> Result<Vec<Latents>> {
         let max = self.manifest.max_text_tokens;
         for (i, d) in docs.iter().enumerate() {
@@ -238,7 +244,13 @@ impl C3Runtime {
         let mut order: Vec<usize> = (0..docs.len()).collect();
         order.sort_by_key(|&i| docs[i].len());
         let mut out: Vec<Option<Latents>> = vec![None; docs.len()];
-        for chunk in order.chunks(self.options.batch_size.max(1)) {
+        let lens: Vec<usize> = order.iter().map(|&i| docs[i].len()).collect();
+        let cost = EncoderCost::new(&self.manifest);
+        let sizes = plan(&lens, cost.as_ref(), self.options.encoder_memory, self.options.batch_size);
+        let mut rest = order.as_slice();
+        for size in sizes {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| docs[i].as_slice()).collect();
             for (&i, lat) in chunk.iter().zip(self.encode_batch(&batch)?) {
                 out[i] = Some(lat);

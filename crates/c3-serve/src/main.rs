@@ -41,6 +41,10 @@ struct Args {
     /// Largest request body: bytes, or with a KiB/MiB/GiB suffix; 413 past it.
     #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
     max_body: usize,
+    /// Memory an encoder run's activations may take: concurrent documents are
+    /// encoded together as far as it allows (estimated from the encoder's shapes).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    encoder_memory: usize,
     /// Seconds a request may run; past it the answer is 504 and its rows are freed.
     #[arg(long, default_value = "120", value_parser = parse_seconds)]
     request_timeout: Duration,
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
     let options = RuntimeOptions {
         provider,
         threads: args.threads,
+        encoder_memory: args.encoder_memory as u64,
         ..RuntimeOptions::default()
     };
     let rt = match C3Runtime::load(&args.export, options) {
