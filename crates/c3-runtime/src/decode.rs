@@ -244,12 +244,27 @@ impl DecodeState<'_> {
     /// in the export dtype, appending them to the cache; [`Self::logits`] then holds
     /// their logits.
     pub fn forward(&mut self, embeds: Embeds, seq: usize) -> Result<()> {
+        self.forward_feed(Feed::embeds(self.batch, embeds, seq))
+    }
+
+    /// [`Self::forward`] for any [`Feed`] (embeddings, then token ids).
+    pub(crate) fn forward_feed(&mut self, feed: Feed) -> Result<()> {
         ensure!(
             !self.broken,
             Input,
             "this decoder state failed in an earlier run; start a new one"
         );
-        ensure!(seq > 0, Input, "nothing to run: 0 new positions");
+        ensure!(
+            feed.rows == self.batch,
+            Internal,
+            "{} rows fed to a {}-row cache",
+            feed.rows,
+            self.batch
+        );
+        let seq = feed.seq();
+        if seq == 0 {
+            return Err(empty_feed());
+        }
         let total = self.len + seq;
         ensure!(
             total <= self.capacity,
@@ -266,32 +281,32 @@ impl DecodeState<'_> {
             )));
         }
         self.broken = true;
-        self.last = self.run(embeds.0, seq, total)?;
+        self.last = self.run(feed, seq, total)?;
         self.broken = false;
         self.len = total;
         self.last_seq = seq;
         Ok(())
     }
 
-    fn run(&mut self, embeds: DynValue, seq: usize, total: usize) -> Result<Option<DynValue>> {
+    fn run(&mut self, feed: Feed, seq: usize, total: usize) -> Result<Option<DynValue>> {
         let (b, m) = (self.batch, &self.rt.manifest);
+        let values = self.rt.feed_values(feed)?;
         let mut dec = lock(&self.rt.decoder);
         Ok(match &mut self.cache {
             Cache::Concat { past, names } => {
-                let mut inputs: Vec<(String, DynValue)> = vec![
-                    ("inputs_embeds".into(), embeds),
-                    (
-                        "attention_mask".into(),
-                        i64_value(&[b, total], vec![1; b * total])?,
-                    ),
-                    (
-                        "position_ids".into(),
-                        i64_value(
-                            &[b, seq],
-                            (0..b).flat_map(|_| self.len as i64..total as i64).collect(),
-                        )?,
-                    ),
-                ];
+                let mut inputs: Vec<(String, DynValue)> =
+                    values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                inputs.push((
+                    "attention_mask".into(),
+                    i64_value(&[b, total], vec![1; b * total])?,
+                ));
+                inputs.push((
+                    "position_ids".into(),
+                    i64_value(
+                        &[b, seq],
+                        (0..b).flat_map(|_| self.len as i64..total as i64).collect(),
+                    )?,
+                ));
                 inputs.append(past);
                 let mut out = dec.run(inputs)?;
                 for (past_name, present) in names.iter() {
@@ -304,7 +319,9 @@ impl DecodeState<'_> {
             }
             Cache::Shared(sh) => {
                 sh.bind_lengths(total)?;
-                sh.binding.bind_input("inputs_embeds", &embeds)?;
+                for (name, v) in &values {
+                    sh.binding.bind_input(*name, v)?;
+                }
                 if seq == 1 && sh.step_logits.is_none() {
                     let mut t = Tensor::<f32>::new(&Allocator::default(), [b, 1, m.vocab])?;
                     sh.binding.bind_output("logits", &mut t)?;
@@ -394,9 +411,12 @@ fn no_logits() -> Error {
 }
 
 pub(crate) mod batch;
+mod feed;
 mod prefix;
 pub(crate) mod slots;
 
+pub(crate) use feed::Feed;
+use feed::empty_feed;
 pub(crate) use prefix::PromptPrefix;
 
 #[cfg(test)]

@@ -78,7 +78,11 @@ pub struct C3Runtime {
     pub options: RuntimeOptions,
     pub(crate) dtype: DType,
     encoder: Mutex<Session>,
-    embed: Mutex<Session>,
+    /// `embed_tokens.onnx`, opened on first use: decoders that take `input_ids`
+    /// never need it.
+    embed: OnceLock<Mutex<Session>>,
+    /// The decoder embeds token ids itself (`input_ids`): one run per decode step.
+    pub(crate) decoder_takes_ids: bool,
     pub(crate) decoder: Mutex<Session>,
     /// The prompt prefix's cache, computed on first use (decode/prefix.rs).
     pub(crate) prefix: OnceLock<Option<Arc<PromptPrefix>>>,
@@ -149,21 +153,25 @@ impl C3Runtime {
                 options.threads,
             )
         };
-        // The three models are checked and opened side by side: each spends seconds
-        // in a single thread (parsing the graph, prepacking weights for the matmul
-        // kernels), most of a load's wall time. Errors are reported in model order.
+        // The encoder and decoder are checked and opened side by side: each spends
+        // seconds in a single thread (parsing the graph, prepacking weights for the
+        // matmul kernels), most of a load's wall time. Errors in model order.
         let models = &manifest.models;
         let (encoder, embed, decoder) = std::thread::scope(|s| {
             let encoder = s.spawn(|| open(&models.encoder.file));
-            let embed = s.spawn(|| open(&models.embed_tokens.file));
+            // Opened on first use (if ever), but an export is refused at load for
+            // any hostile file it holds.
+            let embed = s.spawn(|| check_external_data(dir, &models.embed_tokens.file));
             let decoder = open(&models.decoder.file);
-            let join = |h: std::thread::ScopedJoinHandle<'_, Result<Session>>| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Internal("session creation panicked".into())))
-            };
-            (join(encoder), join(embed), decoder)
+            let panicked = || Error::Internal("loading a model panicked".into());
+            (
+                encoder.join().unwrap_or_else(|_| Err(panicked())),
+                embed.join().unwrap_or_else(|_| Err(panicked())),
+                decoder,
+            )
         });
-        let (encoder, embed, decoder) = (encoder?, embed?, decoder?);
+        let (encoder, (), decoder) = (encoder?, embed?, decoder?);
+        let decoder_takes_ids = models.decoder.inputs.iter().any(|i| i.name == "input_ids");
         Ok(C3Runtime {
             dir: dir.to_path_buf(),
             manifest,
@@ -172,7 +180,8 @@ impl C3Runtime {
             options,
             dtype,
             encoder: Mutex::new(encoder),
-            embed: Mutex::new(embed),
+            embed: OnceLock::new(),
+            decoder_takes_ids,
             decoder: Mutex::new(decoder),
             prefix: OnceLock::new(),
         })
@@ -294,26 +303,33 @@ impl C3Runtime {
             .collect()
     }
 
-    /// Token embeddings `[ids.len() * hidden]` (f32) of decoder ids, one row.
+    /// `embed_tokens.onnx`'s session, opened on first use (its external data was
+    /// checked at load). Two threads may both open it; one session is kept.
+    fn embed_session(&self) -> Result<&Mutex<Session>> {
+        if let Some(s) = self.embed.get() {
+            return Ok(s);
+        }
+        let file = &self.manifest.models.embed_tokens.file;
+        let o = &self.options;
+        let s = session(&self.dir.join(file), &o.provider, o.allow_fallback, o.threads)?;
+        Ok(self.embed.get_or_init(|| Mutex::new(s)))
+    }
+
+    /// Token embeddings `[rows, ids.len() / rows, hidden]` of decoder ids.
     pub(crate) fn embed(&self, ids: &[u32], rows: usize) -> Result<Embeds> {
         let per_row = ids.len() / rows.max(1);
         let v = i64_value(&[rows, per_row], ids.iter().map(|&t| t as i64).collect())?;
-        let mut s = lock(&self.embed);
+        let mut s = lock(self.embed_session()?);
         let mut out = s.run(vec![("input_ids", v)])?;
         out.remove("inputs_embeds")
             .map(Embeds)
             .ok_or_else(|| Error::Internal("embed_tokens.onnx returned no inputs_embeds".into()))
     }
 
-    /// The prefill's `inputs_embeds` `[B, L, hidden]`: the prompt's embeddings with each
-    /// row's latents in the N slots.
+    /// The whole prompt's embeddings `[B, L, hidden]` with each row's latents in the
+    /// N slots: one run's input for [`crate::DecodeState::forward`] (requests run the
+    /// prompt in two parts, after the prompt-prefix cache).
     pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<Embeds> {
-        self.prompt_embeds(latents, 0)
-    }
-
-    /// [`Self::prefill_embeds`] from prompt position `from` on (`from` at most the
-    /// first latent slot): what a prefill after a cached prompt prefix runs.
-    pub(crate) fn prompt_embeds(&self, latents: &[&Latents], from: usize) -> Result<Embeds> {
         let m = &self.manifest;
         let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
         for l in latents {
@@ -326,20 +342,15 @@ impl C3Runtime {
                 m.n_latents
             );
         }
-        ensure!(
-            from <= m.prompt.latent_start,
-            Internal,
-            "prompt embeddings from {from}, past the first latent slot"
-        );
-        let (_, base) = to_f32(&self.embed(&m.prompt.ids[from..], 1)?.0, self.dtype)?;
-        let mut embeds = Vec::with_capacity(b * (plen - from) * d);
+        let (_, base) = to_f32(&self.embed(&m.prompt.ids, 1)?.0, self.dtype)?;
+        let mut embeds = Vec::with_capacity(b * plen * d);
         for lat in latents {
             let mut row = base.clone();
-            let s = (m.prompt.latent_start - from) * d;
+            let s = m.prompt.latent_start * d;
             row[s..s + lat.data().len()].copy_from_slice(lat.data());
             embeds.extend(row);
         }
-        float_value(self.dtype, &[b, plen - from, d], &embeds).map(Embeds)
+        float_value(self.dtype, &[b, plen, d], &embeds).map(Embeds)
     }
 
     /// The prefill's last-position logits `[vocab]` (f32) for one document's latents:
@@ -349,7 +360,7 @@ impl C3Runtime {
         let plen = self.manifest.prompt.ids.len();
         let mut batch = Batch::new(self, 1, plen, reuse_prefix)?;
         let mut out = Vec::new();
-        batch.prefill(self, &[(0, latents)], &mut |_, l| out = l.to_vec())?;
+        batch.prefill(&[(0, latents)], &mut |_, l| out = l.to_vec())?;
         Ok(out)
     }
 
@@ -389,7 +400,7 @@ impl C3Runtime {
             }
         };
         let slots: Vec<(usize, &Latents)> = latents.iter().copied().enumerate().collect();
-        batch.prefill(self, &slots, &mut |s, l| pick(&mut next, s, l))?;
+        batch.prefill(&slots, &mut |s, l| pick(&mut next, s, l))?;
         // RowGreedy ends every row by max_new_tokens, so the steps fit `capacity`.
         loop {
             let feed: Vec<(usize, u32)> = (0..b).filter_map(|s| Some((s, next[s]?))).collect();
@@ -398,7 +409,6 @@ impl C3Runtime {
             }
             batch.step(self, &feed, &mut |s, l| pick(&mut next, s, l))?;
         }
-        drop(pick);
         Ok(rows.into_iter().map(RowGreedy::into_result).collect())
     }
 
@@ -502,6 +512,12 @@ fn check_contract(m: &ExportManifest) -> std::result::Result<(), String> {
             "total_sequence_length".into(),
         ],
     };
+    // Decoders since the one-run step also take `input_ids` (embedded in the graph,
+    // after `inputs_embeds`); older ones embeddings only.
+    let dec_in = names(&m.models.decoder.inputs);
+    if dec_in.first().map(String::as_str) == Some("input_ids") {
+        want_in.insert(0, "input_ids".into());
+    }
     let mut want_out = vec!["logits".to_string()];
     for i in 0..m.layers {
         for kind in ["key", "value"] {
@@ -509,7 +525,6 @@ fn check_contract(m: &ExportManifest) -> std::result::Result<(), String> {
             want_out.push(format!("present.{i}.{kind}"));
         }
     }
-    let dec_in = names(&m.models.decoder.inputs);
     if dec_in != want_in {
         return Err(format!(
             "decoder inputs are {dec_in:?}, expected {want_in:?} ({} layers, kv cache {})",

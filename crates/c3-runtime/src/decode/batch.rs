@@ -18,7 +18,7 @@ use c3_core::KvCache;
 
 use crate::Latents;
 use crate::decode::slots::SlotCache;
-use crate::decode::{DecodeState, PromptPrefix};
+use crate::decode::{DecodeState, Feed, PromptPrefix};
 use crate::error::Result;
 use crate::model::C3Runtime;
 
@@ -71,11 +71,9 @@ impl<'m> Batch<'m> {
     /// logits)` sees each row's last-position logits.
     pub(crate) fn prefill(
         &mut self,
-        rt: &C3Runtime,
         rows: &[(usize, &Latents)],
         pick: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<()> {
-        let plen = rt.manifest.prompt.ids.len();
         match self {
             Batch::Slots(cache) => {
                 let mut rows = rows.to_vec();
@@ -95,14 +93,13 @@ impl<'m> Batch<'m> {
             } => {
                 let lats: Vec<&Latents> = rows.iter().map(|r| r.1).collect();
                 let mut state = rt.decode_state(rows.len(), *capacity)?;
-                let from = match prefix {
-                    Some(p) => {
-                        state.load_prefix(p)?;
-                        p.len
-                    }
-                    None => 0,
-                };
-                state.forward(rt.prompt_embeds(&lats, from)?, plen - from)?;
+                // The prompt in two parts: the constant prefix (copied from the
+                // runtime's cache, or run), then the latents and the suffix.
+                match prefix {
+                    Some(p) => state.load_prefix(p)?,
+                    None => state.forward_feed(rt.prefix_feed(rows.len()))?,
+                }
+                state.forward_feed(rt.rest_feed(&lats)?)?;
                 let logits = state.logits()?;
                 for (r, &(slot, _)) in rows.iter().enumerate() {
                     pick(slot, logits.last(r));
@@ -139,8 +136,7 @@ impl<'m> Batch<'m> {
                     tokens[s - lo] = t;
                 }
                 let fed: Vec<usize> = feed.iter().map(|f| f.0).collect();
-                let embeds = rt.embed(&tokens, tokens.len())?;
-                cache.step(lo..hi + 1, &fed, embeds, pick)?;
+                cache.step(lo..hi + 1, &fed, tokens, pick)?;
             }
             Batch::Cohorts { list, .. } => {
                 for c in list.iter_mut() {
@@ -155,7 +151,7 @@ impl<'m> Batch<'m> {
                     if !any {
                         continue;
                     }
-                    c.state.forward(rt.embed(&tokens, tokens.len())?, 1)?;
+                    c.state.forward_feed(Feed::ids(tokens.len(), tokens))?;
                     let logits = c.state.logits()?;
                     for (r, s) in c.slots.iter().enumerate() {
                         if c.live[r] && feed.iter().any(|f| f.0 == *s) {

@@ -53,7 +53,7 @@ impl C3Runtime {
             return Ok(None);
         }
         let mut state = self.decode_state(1, len)?;
-        state.forward(self.embed(&self.manifest.prompt.ids[..len], 1)?, len)?;
+        state.forward_feed(self.prefix_feed(1))?;
         let kv = match &state.cache {
             Cache::Concat { past, .. } => past
                 .iter()

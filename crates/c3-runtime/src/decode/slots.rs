@@ -18,11 +18,11 @@ use c3_onnx::ort::memory::Allocator;
 use c3_onnx::ort::session::IoBinding;
 use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
 
-use super::{cache_allocator, cache_names, check_cache_shape, host_memory, logits_seq};
+use super::{Feed, cache_allocator, cache_names, check_cache_shape, host_memory, logits_seq};
 use crate::Latents;
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
-use crate::values::{Embeds, alloc_tensor, is_host};
+use crate::values::{alloc_tensor, is_host};
 
 /// The slots' buffers and the binding that runs them.
 pub(crate) struct SlotCache<'m> {
@@ -146,10 +146,9 @@ impl<'m> SlotCache<'m> {
 
     /// Runs the prompt for new rows in the contiguous free slots `range`, one
     /// latent set each; `pick(slot, logits)` sees each row's last-position logits.
-    /// With the prefix cached, each row gets the prefix copied in and runs only the
-    /// rest of the prompt (one run per row: GroupQueryAttention takes several new
-    /// positions after a past at batch 1 only); otherwise the whole prompt runs for
-    /// all rows at once.
+    /// Row by row, in two parts: the constant prefix (copied from the runtime's
+    /// cache, or run), then the latents and the suffix (GroupQueryAttention takes
+    /// several new positions after a past at batch 1 only).
     pub(crate) fn prefill(
         &mut self,
         range: Range<usize>,
@@ -166,66 +165,39 @@ impl<'m> SlotCache<'m> {
             latents.len(),
             range.len()
         );
-        let plen = self.rt.manifest.prompt.ids.len();
+        let p = &self.rt.manifest.prompt;
+        let (plen, from) = (p.ids.len(), p.latent_start);
         ensure!(
             plen <= self.capacity,
             Input,
             "the prompt is longer than the cache"
         );
-        let total = i32::try_from(plen).map_err(|_| Error::Input("prompt over i32".into()))?;
         let vocab = self.rt.manifest.vocab;
-        match self.prefix.as_ref().map(|p| p.len) {
-            Some(from) => {
-                for (s, lat) in range.zip(latents) {
-                    self.load_prefix(s);
-                    let embeds = self.rt.prompt_embeds(&[lat], from)?;
-                    self.run(
-                        s..s + 1,
-                        embeds,
-                        &[total - 1],
-                        total,
-                        plen - from,
-                        &mut |l, _| pick(s, &l[l.len() - vocab..]),
-                    )?;
-                    self.lens[s] = plen;
-                }
+        for (s, lat) in range.zip(latents) {
+            if self.prefix.is_some() {
+                self.load_prefix(s);
+            } else if from > 0 {
+                let feed = self.rt.prefix_feed(1);
+                self.run(s..s + 1, feed, &[from as i32 - 1], from as i32, &mut |_, _| {})?;
             }
-            None => {
-                let seqlens = vec![total - 1; range.len()];
-                let first = range.start;
-                let embeds = self.rt.prefill_embeds(latents)?;
-                // `seq` is 1 per row, or `plen` from an export older than the
-                // last-position slice.
-                self.run(
-                    range.clone(),
-                    embeds,
-                    &seqlens,
-                    total,
-                    plen,
-                    &mut |l, seq| {
-                        for s in range.clone() {
-                            let at = ((s - first) * seq + seq - 1) * vocab;
-                            pick(s, &l[at..at + vocab]);
-                        }
-                    },
-                )?;
-                for s in range {
-                    self.lens[s] = plen;
-                }
-            }
+            let feed = self.rt.rest_feed(&[lat])?;
+            let total = plen as i32;
+            self.run(s..s + 1, feed, &[total - 1], total, &mut |l, _| {
+                pick(s, &l[l.len() - vocab..])
+            })?;
+            self.lens[s] = plen;
         }
         Ok(())
     }
 
-    /// One step: `feed` holds (slot, token embedding row index) for every busy slot
-    /// that advances; `embeds` is `[range.len(), 1, hidden]` for the slot range
-    /// `range` (free slots inside it get any embedding). `pick(slot, logits)` sees
-    /// each fed row's logits.
+    /// One step: `fed` holds every busy slot that advances; `tokens` has one token
+    /// per slot of `range` (free slots inside it get any token). `pick(slot,
+    /// logits)` sees each fed row's logits.
     pub(crate) fn step(
         &mut self,
         range: Range<usize>,
         fed: &[usize],
-        embeds: Embeds,
+        tokens: Vec<u32>,
         pick: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<()> {
         let mut seqlens = vec![0i32; range.len()];
@@ -247,7 +219,8 @@ impl<'m> SlotCache<'m> {
         }
         let first = range.start;
         let vocab = self.rt.manifest.vocab;
-        self.run(range, embeds, &seqlens, total as i32, 1, &mut |l, _| {
+        let feed = Feed::ids(range.len(), tokens);
+        self.run(range, feed, &seqlens, total as i32, &mut |l, _| {
             for &s in fed {
                 let at = (s - first) * vocab;
                 pick(s, &l[at..at + vocab]);
@@ -259,19 +232,20 @@ impl<'m> SlotCache<'m> {
         Ok(())
     }
 
-    /// Binds views of `range`, the lengths and the embeddings, runs, and hands the
+    /// Binds views of `range`, the lengths and the fed inputs, runs, and hands the
     /// logits `[rows, seq_out, vocab]` and `seq_out` to `on_logits`, borrowed from
     /// the output (no copy of rows x vocab floats per step).
     fn run(
         &mut self,
         range: Range<usize>,
-        embeds: Embeds,
+        feed: Feed,
         seqlens: &[i32],
         total: i32,
-        seq: usize,
         on_logits: &mut dyn FnMut(&[f32], usize),
     ) -> Result<()> {
         let rows = range.len();
+        let seq = feed.seq();
+        let values = self.rt.feed_values(feed)?;
         if self.bound.as_ref() != Some(&range) {
             self.bind_views(range.clone())?;
         }
@@ -283,7 +257,9 @@ impl<'m> SlotCache<'m> {
         let total_t = Tensor::from_array(([0usize; 0], vec![total]))?;
         self.binding.bind_input("seqlens_k", &seq_t)?;
         self.binding.bind_input("total_sequence_length", &total_t)?;
-        self.binding.bind_input("inputs_embeds", &embeds.0)?;
+        for (name, v) in &values {
+            self.binding.bind_input(*name, v)?;
+        }
         if seq == 1 {
             if self.step_logits.is_none() {
                 let mut t = Tensor::<f32>::new(&host, [rows, 1, self.rt.manifest.vocab])?;

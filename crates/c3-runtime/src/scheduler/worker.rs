@@ -450,7 +450,7 @@ impl<'m> Worker<'m> {
         let (rows, mut picked) = (&mut self.rows, Vec::new());
         let res = self
             .batch
-            .prefill(self.rt, &refs, &mut |s, l| picked.push(choose(rows, s, l)));
+            .prefill(&refs, &mut |s, l| picked.push(choose(rows, s, l)));
         self.publish_running();
         self.after_run(res, picked);
     }
