@@ -22,7 +22,7 @@ use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto}
 use c3_onnx::{DType, WriteOptions, WriteSummary};
 use serde::Serialize;
 
-use crate::args::{ExportArgs, ExportDtype, Target};
+use crate::options::{ExportDtype, ExportOptions, Target};
 use crate::error::{ExportError, Result};
 use crate::graphs;
 use crate::progress::{Progress, Silent};
@@ -53,18 +53,18 @@ pub struct FileSize {
 }
 
 /// Runs the export described by `args` (and the verification if asked).
-pub fn run(args: &ExportArgs) -> Result<ExportReport> {
+pub fn run(args: &ExportOptions) -> Result<ExportReport> {
     run_with(args, Arc::new(Silent))
 }
 
 /// [`run`], reporting progress to `progress`.
-pub fn run_with(args: &ExportArgs, progress: Arc<dyn Progress>) -> Result<ExportReport> {
+pub fn run_with(args: &ExportOptions, progress: Arc<dyn Progress>) -> Result<ExportReport> {
     let result = export(args, &progress);
     progress.finished();
     result
 }
 
-fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportReport> {
+fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportReport> {
     let t0 = Instant::now();
     let started = std::time::SystemTime::now();
     if args.quantize.is_some() && args.target == Target::Tensorrt {
@@ -214,7 +214,7 @@ fn checkpoint_name(dir: &Path) -> String {
 /// Writes models, tokenizer and manifest into `dir`; returns the manifest hash.
 /// All three graphs are built first (weights stay lazy) so progress knows the total.
 fn write_all(
-    args: &ExportArgs,
+    args: &ExportOptions,
     w: &Weights,
     tok: &C3Tokenizer,
     ck_hash: &str,
@@ -346,7 +346,7 @@ fn write_model(
     dir: &Path,
     file: &str,
     opts: &WriteOptions,
-    args: &ExportArgs,
+    args: &ExportOptions,
     ck_hash: &str,
 ) -> anyhow::Result<ModelInfo> {
     model.set_producer("c3-export", env!("CARGO_PKG_VERSION"));

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use c3_core::GenerationConfig;
 use c3_core::KvCache;
-use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_export::{ExportDtype, ExportOptions, KvCacheChoice, Target};
 use c3_runtime::{C3Runtime, Latents, RuntimeOptions};
 use safetensors::SafeTensors;
 
@@ -46,12 +46,12 @@ impl Golden {
     }
 }
 
-fn export(dtype: ExportDtype, target: Target, kv_cache: KvCacheArg, out: &Path) {
-    let args = ExportArgs {
+fn export(dtype: ExportDtype, target: Target, kv_cache: KvCacheChoice, out: &Path) {
+    let args = ExportOptions {
         dtype,
         target,
         kv_cache,
-        ..ExportArgs::new(fixtures().join("tiny"), out.to_path_buf())
+        ..ExportOptions::new(fixtures().join("tiny"), out.to_path_buf())
     };
     c3_export::run(&args).unwrap();
 }
@@ -77,9 +77,9 @@ fn fp32_exports_match_hf_goldens() {
     let g = Golden::load();
     // Both cache contracts under `--target ort`, and the TensorRT-ready graphs.
     for (target, kv, want_kv) in [
-        (Target::Ort, KvCacheArg::Auto, KvCache::SharedBuffer),
-        (Target::Ort, KvCacheArg::Concat, KvCache::Concat),
-        (Target::Tensorrt, KvCacheArg::Auto, KvCache::Concat),
+        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer),
+        (Target::Ort, KvCacheChoice::Concat, KvCache::Concat),
+        (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
@@ -153,7 +153,7 @@ fn half_precision_exports_declare_their_dtypes() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
-        export(dtype, Target::Tensorrt, KvCacheArg::Auto, &out);
+        export(dtype, Target::Tensorrt, KvCacheChoice::Auto, &out);
         let (m, _) = c3_core::ExportManifest::load(&out).unwrap();
         assert_eq!(m.dtype.name(), dtype_name(dtype));
         assert_eq!(m.models.encoder.outputs[0].dtype, name);
@@ -190,7 +190,7 @@ fn dtype_name(d: ExportDtype) -> &'static str {
 fn cached_decoder_steps_equal_full_recompute() {
     let (t, split) = (6usize, 4usize);
     let mut per_kind = Vec::new();
-    for kv in [KvCacheArg::SharedBuffer, KvCacheArg::Concat] {
+    for kv in [KvCacheChoice::SharedBuffer, KvCacheChoice::Concat] {
         let tmp = tempfile::tempdir().unwrap();
         export(ExportDtype::Fp32, Target::Ort, kv, tmp.path());
         let rt = C3Runtime::load(tmp.path(), RuntimeOptions::default()).unwrap();
