@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
+use c3_core::DType;
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 
-use crate::options::{ExportDtype, ExportOptions, KvCacheChoice, QuantCompute, Quantize, Target};
+use crate::options::{ExportOptions, KvCacheChoice, QuantCompute, Quantize, Target};
 
 /// Export a C3 checkpoint to ONNX (encoder, KV-cache decoder, token embedding).
 #[derive(Args, Debug, Clone)]
@@ -22,8 +24,8 @@ pub struct ExportArgs {
     #[arg(long)]
     pub force: bool,
     /// Weight, activation and KV-cache dtype (norms and softmax run in fp32).
-    #[arg(long, value_enum, default_value = "fp32")]
-    pub dtype: ExportDtype,
+    #[arg(long, default_value = "fp32", value_parser = dtype_parser())]
+    pub dtype: DType,
     /// `ort`: ONNX Runtime (may use contrib ops); `tensorrt`: standard ONNX ops only.
     #[arg(long, value_enum, default_value = "ort")]
     pub target: Target,
@@ -89,6 +91,13 @@ impl From<&ExportArgs> for ExportOptions {
     }
 }
 
+/// `--dtype`: [`DType`]'s names (fp32, fp16, bf16), listed in `--help` and offered
+/// as suggestions on a typo; `DType::parse`'s other spellings are not flags.
+pub fn dtype_parser() -> impl TypedValueParser<Value = DType> {
+    PossibleValuesParser::new(DType::ALL.map(DType::name))
+        .try_map(|s| DType::parse(&s).ok_or_else(|| format!("`{s}` is not fp32, fp16 or bf16")))
+}
+
 /// Blocks MatMulNBits takes: powers of two from 16 to 256.
 fn parse_block(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -114,5 +123,16 @@ mod tests {
     fn flag_defaults_are_the_library_defaults() {
         let cli = Cli::try_parse_from(["c3-export", "ck", "--out", "out"]).unwrap();
         assert_eq!(cli.args.options(), ExportOptions::new("ck", "out"));
+    }
+
+    #[test]
+    fn dtype_flag_takes_the_core_names_only() {
+        let parse = |d: &str| Cli::try_parse_from(["c3-export", "ck", "--out", "o", "--dtype", d]);
+        assert_eq!(parse("bf16").unwrap().args.dtype, DType::BF16);
+        assert_eq!(parse("fp16").unwrap().args.dtype, DType::F16);
+        assert!(
+            parse("float16").is_err(),
+            "one spelling per dtype on the command line"
+        );
     }
 }

@@ -17,14 +17,16 @@ use c3_core::manifest::{
     ModelInfo, Models, PromptInfo, QuantFlags, SourceInfo, SpecialIds, checkpoint_hash,
     sha256_file,
 };
-use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate};
+use c3_core::{
+    C3Tokenizer, Checkpoint, DType, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate,
+};
 use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto};
-use c3_onnx::{DType, WriteOptions, WriteSummary};
+use c3_onnx::{ElemType, WriteOptions, WriteSummary};
 use serde::Serialize;
 
-use crate::options::{ExportDtype, ExportOptions, Target};
 use crate::error::{ExportError, Result};
 use crate::graphs;
+use crate::options::{ExportOptions, Target};
 use crate::progress::{Progress, Silent};
 use crate::provenance::Provenance;
 use crate::weights::Weights;
@@ -72,7 +74,7 @@ fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportRe
             "--quantize needs --target ort, not --target tensorrt (MatMulNBits is an ONNX Runtime contrib op; TensorRT takes standard ops only)",
         ));
     }
-    if args.quantize.is_some() && args.dtype == ExportDtype::Bf16 {
+    if args.quantize.is_some() && args.dtype == DType::BF16 {
         return Err(ExportError::input(
             "--quantize works with --dtype fp32 or fp16 (MatMulNBits has no bf16 kernel)",
         ));
@@ -87,7 +89,6 @@ fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportRe
         .check_config(&ck.config, tokenizer.path())?;
     let cfg = ck.config.clone();
     let kv_cache = args.kv_cache(cfg.decoder.head_dim())?;
-    let dtype = args.dtype.onnx();
 
     let health = scan_weights(&ck, args.dtype, progress.as_ref());
     if !health.is_healthy() && !args.allow_nonfinite {
@@ -97,8 +98,8 @@ fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportRe
         });
     }
     let ck_hash = checkpoint_hash(&args.checkpoint)?;
-    let weights =
-        Weights::new(Arc::new(ck), dtype, args.quant_spec()).with_progress(Arc::clone(progress));
+    let weights = Weights::new(Arc::new(ck), args.dtype, args.quant_spec())
+        .with_progress(Arc::clone(progress));
 
     let staging = Staging::create(&args.out)?;
     let manifest_sha256 = write_all(
@@ -144,9 +145,9 @@ fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportRe
 }
 
 /// Scans every checkpoint tensor for values the export dtype cannot carry.
-fn scan_weights(ck: &Checkpoint, dtype: ExportDtype, progress: &dyn Progress) -> HealthReport {
+fn scan_weights(ck: &Checkpoint, dtype: DType, progress: &dyn Progress) -> HealthReport {
     let mut started = false;
-    health::scan(ck, dtype.core(), &mut |done, total| {
+    health::scan(ck, dtype, &mut |done, total| {
         if !started {
             progress.scan_started(total);
             started = true;
@@ -283,7 +284,7 @@ fn write_all(
             root: read_cfg(args.checkpoint.join("config.json"))?,
             llm1: read_cfg(args.checkpoint.join("llm1").join("config.json"))?,
         },
-        dtype: args.dtype.core(),
+        dtype: args.dtype,
         target: args.target.name().into(),
         quantize: args.quantize.map(|q| q.name().into()),
         opset: c3_onnx::DEFAULT_OPSET,
@@ -395,7 +396,7 @@ fn io_spec(v: &ValueInfoProto) -> IoSpec {
     let (mut dtype, mut shape) = ("unknown".to_string(), Vec::new());
     if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
     {
-        if let Some(d) = t.elem_type.and_then(DType::from_onnx) {
+        if let Some(d) = t.elem_type.and_then(ElemType::from_onnx) {
             dtype = onnx_dtype_name(d).into();
         }
         for dim in t.shape.iter().flat_map(|s| &s.dim) {
@@ -414,25 +415,15 @@ fn io_spec(v: &ValueInfoProto) -> IoSpec {
 }
 
 /// numpy-style dtype names for the manifest (`float32`, `int64`, ...).
-pub fn onnx_dtype_name(d: DType) -> &'static str {
+pub fn onnx_dtype_name(d: ElemType) -> &'static str {
     match d {
-        DType::F32 => "float32",
-        DType::F16 => "float16",
-        DType::BF16 => "bfloat16",
-        DType::I64 => "int64",
-        DType::I32 => "int32",
-        DType::Bool => "bool",
+        ElemType::F32 => "float32",
+        ElemType::F16 => "float16",
+        ElemType::BF16 => "bfloat16",
+        ElemType::I64 => "int64",
+        ElemType::I32 => "int32",
+        ElemType::Bool => "bool",
         _ => d.name(),
-    }
-}
-
-impl ExportDtype {
-    pub fn onnx(self) -> DType {
-        match self {
-            ExportDtype::Fp32 => DType::F32,
-            ExportDtype::Fp16 => DType::F16,
-            ExportDtype::Bf16 => DType::BF16,
-        }
     }
 }
 

@@ -34,5 +34,5 @@ pub mod weights;
 pub use cli::ExportArgs;
 pub use error::{ErrorKind, ExportError};
 pub use export::{ExportReport, run, run_with};
-pub use options::{ExportDtype, ExportOptions, KvCacheChoice, QuantCompute, Quantize, Target};
+pub use options::{ExportOptions, KvCacheChoice, QuantCompute, Quantize, Target};
 pub use progress::Progress;

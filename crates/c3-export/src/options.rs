@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use c3_core::KvCache;
+use c3_core::{DType, KvCache};
 
 use crate::error::{ExportError, Result};
 use crate::quantize::QuantSpec;
@@ -19,7 +19,7 @@ pub struct ExportOptions {
     /// Replace an existing export at `out` (never a folder that is not an export).
     pub force: bool,
     /// Weight, activation and KV-cache dtype (norms and softmax run in fp32).
-    pub dtype: ExportDtype,
+    pub dtype: DType,
     pub target: Target,
     pub kv_cache: KvCacheChoice,
     /// Weight-only quantization of the decoder's linear layers, if any.
@@ -43,7 +43,7 @@ impl ExportOptions {
             checkpoint: checkpoint.into(),
             out: out.into(),
             force: false,
-            dtype: ExportDtype::Fp32,
+            dtype: DType::F32,
             target: Target::Ort,
             kv_cache: KvCacheChoice::Auto,
             quantize: None,
@@ -78,38 +78,14 @@ impl ExportOptions {
             (KvCacheChoice::SharedBuffer, Target::Tensorrt) => Err(ExportError::input(
                 "--kv-cache shared-buffer needs --target ort (GroupQueryAttention is an ONNX Runtime contrib op; TensorRT takes standard ops only)",
             )),
-            (KvCacheChoice::SharedBuffer, Target::Ort) if !gqa_fits => Err(ExportError::input(
-                format!(
+            (KvCacheChoice::SharedBuffer, Target::Ort) if !gqa_fits => {
+                Err(ExportError::input(format!(
                     "--kv-cache shared-buffer needs a decoder head_dim that is a multiple of 16 (this one is {head_dim}); use --kv-cache concat"
-                ),
-            )),
+                )))
+            }
             (KvCacheChoice::SharedBuffer | KvCacheChoice::Auto, Target::Ort) => {
                 Ok(KvCache::SharedBuffer)
             }
-        }
-    }
-}
-
-/// Weight, activation and KV-cache dtype of an export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
-pub enum ExportDtype {
-    Fp32,
-    Fp16,
-    Bf16,
-}
-
-impl ExportDtype {
-    pub fn name(self) -> &'static str {
-        self.core().name()
-    }
-
-    /// The dtype as the checkpoint and the manifest name it.
-    pub fn core(self) -> c3_core::DType {
-        match self {
-            ExportDtype::Fp32 => c3_core::DType::F32,
-            ExportDtype::Fp16 => c3_core::DType::F16,
-            ExportDtype::Bf16 => c3_core::DType::BF16,
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::options::ExportOptions;
 use crate::error::{ExportError, Result};
+use crate::options::ExportOptions;
 use crate::verify::VerifyReport;
 
 /// File name inside the export folder.

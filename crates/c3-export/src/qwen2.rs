@@ -8,7 +8,7 @@
 
 use anyhow::Result;
 use c3_core::Qwen2Config;
-use c3_onnx::{DType, GraphBuilder, MS_DOMAIN};
+use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN};
 
 use crate::weights::{Folder, Weights};
 
@@ -25,7 +25,7 @@ pub struct Shared {
 }
 
 /// Casts `x` to `to` unless the export dtype already is `to`.
-fn cast_if(g: &mut GraphBuilder, x: &str, from: DType, to: DType) -> Result<String> {
+fn cast_if(g: &mut GraphBuilder, x: &str, from: ElemType, to: ElemType) -> Result<String> {
     Ok(if from == to {
         x.to_owned()
     } else {
@@ -44,7 +44,7 @@ pub fn rms_norm(
 ) -> Result<String> {
     let weight = w.plain(g, folder, &format!("{key}.weight"))?;
     g.scoped(key, |g| -> Result<String> {
-        let xf = cast_if(g, x, w.dtype, DType::F32)?;
+        let xf = cast_if(g, x, w.elem(), ElemType::F32)?;
         let sq = g.mul(&xf, &xf)?;
         let var = g.reduce_mean(&sq, &[-1], true)?;
         let eps = g.scalar(eps as f32)?;
@@ -52,7 +52,7 @@ pub fn rms_norm(
         let rms = g.sqrt(&var)?;
         let inv = g.reciprocal(&rms)?;
         let y = g.mul(&xf, &inv)?;
-        let y = cast_if(g, &y, DType::F32, w.dtype)?;
+        let y = cast_if(g, &y, ElemType::F32, w.elem())?;
         Ok(g.mul(&weight, &y)?)
     })
 }
@@ -97,7 +97,7 @@ pub fn rope_tables(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
     positions: &str,
-    dtype: DType,
+    dtype: ElemType,
 ) -> Result<(String, String)> {
     let hd = cfg.head_dim();
     let inv_freq: Vec<f32> = (0..hd / 2)
@@ -108,7 +108,7 @@ pub fn rope_tables(
         .collect();
     g.scoped("rotary_emb", |g| -> Result<(String, String)> {
         let inv = g.constant(&[(hd / 2) as i64], &inv_freq)?;
-        let pos = g.cast(positions, DType::F32)?;
+        let pos = g.cast(positions, ElemType::F32)?;
         let pos = g.unsqueeze(&pos, &[-1])?;
         let freqs = g.mul(&pos, &inv)?;
         let emb = g.concat(&[&freqs, &freqs], -1)?;
@@ -116,8 +116,8 @@ pub fn rope_tables(
         let cos = g.cos(&emb)?;
         let sin = g.sin(&emb)?;
         Ok((
-            cast_if(g, &cos, DType::F32, dtype)?,
-            cast_if(g, &sin, DType::F32, dtype)?,
+            cast_if(g, &cos, ElemType::F32, dtype)?,
+            cast_if(g, &sin, ElemType::F32, dtype)?,
         ))
     })
 }
@@ -144,7 +144,7 @@ pub fn attention_mask(g: &mut GraphBuilder, key_mask: &str, x: &str) -> Result<S
         let qpos = g.unsqueeze(&qpos, &[1])?;
         let causal = g.node("LessOrEqual", &[&kpos, &qpos]).output()?;
         let causal = g.unsqueeze(&causal, &[0])?;
-        let valid = g.cast(key_mask, DType::Bool)?;
+        let valid = g.cast(key_mask, ElemType::Bool)?;
         let valid = g.unsqueeze(&valid, &[1])?;
         let allowed = g.and(&causal, &valid)?;
         let zero_f = g.scalar(0f32)?;
@@ -233,7 +233,7 @@ pub fn attention(
     let ctx = g.scoped(key, |g| -> Result<String> {
         match attn {
             Attention::Standard { shared, cache } => {
-                standard_core(g, w.dtype, cfg, &q, &k, &v, shared, cache.as_ref())
+                standard_core(g, w.elem(), cfg, &q, &k, &v, shared, cache.as_ref())
             }
             Attention::Gqa { inputs, cache } => gqa_core(g, cfg, &q, &k, &v, inputs, cache),
         }
@@ -247,7 +247,7 @@ pub fn attention(
 #[allow(clippy::too_many_arguments)]
 fn standard_core(
     g: &mut GraphBuilder,
-    dtype: DType,
+    dtype: ElemType,
     cfg: &Qwen2Config,
     q: &str,
     k: &str,
@@ -284,10 +284,10 @@ fn standard_core(
     let scores = g.matmul(&q5, &kt)?;
     let scale = g.scalar_as(dtype, (hd as f64).powf(-0.5))?;
     let scores = g.mul(&scores, &scale)?;
-    let scores = cast_if(g, &scores, dtype, DType::F32)?;
+    let scores = cast_if(g, &scores, dtype, ElemType::F32)?;
     let scores = g.add(&scores, &s.mask)?;
     let probs = g.softmax(&scores, -1)?;
-    let probs = cast_if(g, &probs, DType::F32, dtype)?;
+    let probs = cast_if(g, &probs, ElemType::F32, dtype)?;
     let v5 = g.unsqueeze(&v, &[2])?;
     let ctx = g.matmul(&probs, &v5)?;
     let heads_shape = g.const_i64s(&[0, h, -1, hd])?;
@@ -342,7 +342,7 @@ fn gqa_core(
 pub fn rope_caches(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
-    dtype: DType,
+    dtype: ElemType,
 ) -> Result<(String, String)> {
     let (hd, max) = (cfg.head_dim(), cfg.max_position_embeddings);
     let inv_freq: Vec<f32> = (0..hd / 2)
@@ -364,8 +364,8 @@ pub fn rope_caches(
         let cos = g.constant(&shape, &cos)?;
         let sin = g.constant(&shape, &sin)?;
         Ok((
-            cast_if(g, &cos, DType::F32, dtype)?,
-            cast_if(g, &sin, DType::F32, dtype)?,
+            cast_if(g, &cos, ElemType::F32, dtype)?,
+            cast_if(g, &sin, ElemType::F32, dtype)?,
         ))
     })
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use c3_core::C3Config;
+use c3_core::{C3Config, DType};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 use safetensors::SafeTensors;
 use serde::Serialize;
@@ -141,11 +141,11 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
     // that sum in different orders drift apart with depth (models/c3-small, 4+4
     // layers, logits up to 18: ORT vs tch 2.6e-4 = 1.4e-5 of the range).
     let (rel, floor, must_match): (f32, f32, bool) =
-        match (rt.manifest.quantize.as_deref(), dtype.as_str()) {
+        match (rt.manifest.quantize.as_deref(), rt.manifest.dtype) {
             (Some("int8"), _) => (5e-2, 0.0, false),
             (Some(_), _) => (7.5e-1, 0.0, false),
-            (None, "fp32") => (5e-5, 1e-4, true),
-            (None, "fp16") => (1e-2, 0.0, false),
+            (None, DType::F32) => (5e-5, 1e-4, true),
+            (None, DType::F16) => (1e-2, 0.0, false),
             _ => (4e-2, 0.0, false),
         };
     let tol = |r: &[f32]| floor.max(rel * r.iter().fold(1f32, |m, v| m.max(v.abs())));

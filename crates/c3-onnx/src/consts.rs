@@ -2,7 +2,7 @@
 //! `ConstantOfShape`. Small constants are shared: asking twice for the same value
 //! returns the first node's output instead of adding another node.
 
-use crate::dtype::DType;
+use crate::dtype::ElemType;
 use crate::error::{Error, Result};
 use crate::graph::GraphBuilder;
 use crate::tensor::{Element, le_bytes, numel, raw_tensor, scalar_bytes};
@@ -12,7 +12,12 @@ const CACHE_MAX_BYTES: usize = 1024;
 
 impl GraphBuilder {
     /// A `Constant` node holding `bytes` (little-endian) of `dtype` and `shape`.
-    pub fn constant_raw(&mut self, dtype: DType, shape: &[i64], bytes: Vec<u8>) -> Result<String> {
+    pub fn constant_raw(
+        &mut self,
+        dtype: ElemType,
+        shape: &[i64],
+        bytes: Vec<u8>,
+    ) -> Result<String> {
         let key = (dtype, shape.to_vec(), bytes);
         if let Some(name) = self.const_cache.get(&key) {
             return Ok(name.clone());
@@ -55,7 +60,7 @@ impl GraphBuilder {
 
     /// A 0-D `Constant` of `dtype` holding `value` (for graphs whose float type is chosen
     /// at export time, e.g. an RMSNorm epsilon in bf16).
-    pub fn scalar_as(&mut self, dtype: DType, value: f64) -> Result<String> {
+    pub fn scalar_as(&mut self, dtype: ElemType, value: f64) -> Result<String> {
         self.constant_raw(dtype, &[], scalar_bytes(dtype, value))
     }
 
@@ -70,7 +75,12 @@ impl GraphBuilder {
     }
 
     /// `ConstantOfShape(shape)` filled with `value` converted to `dtype`.
-    pub fn constant_of_shape(&mut self, shape: &str, dtype: DType, value: f64) -> Result<String> {
+    pub fn constant_of_shape(
+        &mut self,
+        shape: &str,
+        dtype: ElemType,
+        value: f64,
+    ) -> Result<String> {
         let fill = raw_tensor("", dtype, &[1], scalar_bytes(dtype, value));
         self.node("ConstantOfShape", &[shape])
             .attr("value", fill)
@@ -93,8 +103,8 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(c, "other/Constant_output_0");
         assert_eq!(g.nodes.len(), 2);
-        let e = g.scalar_as(DType::F16, 1e-6)?;
-        assert_ne!(e, g.scalar_as(DType::F32, 1e-6)?);
+        let e = g.scalar_as(ElemType::F16, 1e-6)?;
+        assert_ne!(e, g.scalar_as(ElemType::F32, 1e-6)?);
         Ok(())
     }
 }

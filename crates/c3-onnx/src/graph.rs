@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::attr::Attr;
-use crate::dtype::{DType, Dim, tensor_type};
+use crate::dtype::{Dim, ElemType, tensor_type};
 use crate::error::{Error, Result};
 use crate::model::{Initializer, Model};
 use crate::proto::{NodeProto, ValueInfoProto};
@@ -40,7 +40,7 @@ pub struct GraphBuilder {
     opsets: BTreeMap<String, i64>,
     /// Small constants already emitted, keyed by (dtype, shape, bytes), so that e.g.
     /// every layer's `Unsqueeze` axes share one `Constant` node.
-    pub(crate) const_cache: HashMap<(DType, Vec<i64>, Vec<u8>), String>,
+    pub(crate) const_cache: HashMap<(ElemType, Vec<i64>, Vec<u8>), String>,
 }
 
 impl GraphBuilder {
@@ -144,14 +144,14 @@ impl GraphBuilder {
     // ---- graph inputs, outputs, initializers ---------------------------------------------
 
     /// Declares graph input `name` and returns its name.
-    pub fn input(&mut self, name: &str, dtype: DType, shape: &[Dim]) -> Result<String> {
+    pub fn input(&mut self, name: &str, dtype: ElemType, shape: &[Dim]) -> Result<String> {
         self.define(name)?;
         self.inputs.push(value_info(name, dtype, shape));
         Ok(name.to_owned())
     }
 
     /// Marks the defined value `name` as a graph output with this dtype and shape.
-    pub fn output(&mut self, name: &str, dtype: DType, shape: &[Dim]) -> Result<()> {
+    pub fn output(&mut self, name: &str, dtype: ElemType, shape: &[Dim]) -> Result<()> {
         if !self.is_defined(name) {
             return Err(Error::UndefinedOutput(name.to_owned()));
         }
@@ -165,7 +165,7 @@ impl GraphBuilder {
     pub fn initializer(
         &mut self,
         name: &str,
-        dtype: DType,
+        dtype: ElemType,
         shape: &[i64],
         data: impl Into<TensorData>,
     ) -> Result<String> {
@@ -333,7 +333,7 @@ fn output_name(node: &str, i: usize) -> String {
     format!("{node}_output_{i}")
 }
 
-fn value_info(name: &str, dtype: DType, shape: &[Dim]) -> ValueInfoProto {
+fn value_info(name: &str, dtype: ElemType, shape: &[Dim]) -> ValueInfoProto {
     ValueInfoProto {
         name: Some(name.to_owned()),
         r#type: Some(tensor_type(dtype, Some(shape))),
@@ -348,7 +348,7 @@ mod tests {
     #[test]
     fn names_follow_scopes_and_stay_unique() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(4)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::sym("batch"), Dim::Fixed(4)])?;
         g.push_scope("model.layers.3");
         let (a, b) = g.scoped("self_attn", |g| -> Result<_> {
             assert_eq!(
@@ -374,16 +374,16 @@ mod tests {
             "{err}"
         );
         let err = g
-            .initializer("w", DType::F32, &[2, 2], vec![0u8; 15])
+            .initializer("w", ElemType::F32, &[2, 2], vec![0u8; 15])
             .unwrap_err();
         assert!(err.to_string().contains("tensor `w`"), "{err}");
-        assert!(g.input("x", DType::F32, &[]).is_ok());
+        assert!(g.input("x", ElemType::F32, &[]).is_ok());
         assert!(matches!(
-            g.input("x", DType::F32, &[]),
+            g.input("x", ElemType::F32, &[]),
             Err(Error::DuplicateName(_))
         ));
         assert!(matches!(
-            g.output("y", DType::F32, &[]),
+            g.output("y", ElemType::F32, &[]),
             Err(Error::UndefinedOutput(_))
         ));
     }
@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn contrib_domain_imported_only_when_used() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::Fixed(2)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::Fixed(2)])?;
         assert!(!g.opsets.contains_key(MS_DOMAIN));
         g.node("FastGelu", &[&x]).domain(MS_DOMAIN).output()?;
         assert_eq!(g.opsets.get(MS_DOMAIN), Some(&1));

@@ -11,13 +11,13 @@
 //! - [`ort_env`] (feature `ort`, default): load ONNX Runtime once per process.
 //!
 //! ```
-//! use c3_onnx::{DType, Dim, GraphBuilder};
+//! use c3_onnx::{Dim, ElemType, GraphBuilder};
 //! # fn main() -> c3_onnx::Result<()> {
 //! let mut g = GraphBuilder::new("tiny");
-//! let x = g.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(2)])?;
+//! let x = g.input("x", ElemType::F32, &[Dim::sym("batch"), Dim::Fixed(2)])?;
 //! let w = g.initializer_from("proj.weight", &[2, 2], &[1.0f32, 0.0, 0.0, 1.0])?;
 //! let y = g.scoped("proj", |g| g.matmul(&x, &w))?;
-//! g.output(&y, DType::F32, &[Dim::sym("batch"), Dim::Fixed(2)])?;
+//! g.output(&y, ElemType::F32, &[Dim::sym("batch"), Dim::Fixed(2)])?;
 //! let model = g.finish();
 //! assert_eq!(model.to_proto()?.graph.map(|g| g.node.len()), Some(1));
 //! # Ok(())
@@ -43,7 +43,7 @@ pub mod ort_env;
 pub use {ndarray, ort};
 
 pub use attr::Attr;
-pub use dtype::{DType, Dim};
+pub use dtype::{Dim, ElemType};
 pub use error::{Error, Result};
 pub use graph::{DEFAULT_OPSET, GraphBuilder, IR_VERSION, MS_DOMAIN, NodeBuilder};
 pub use model::Model;

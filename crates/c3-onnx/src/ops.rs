@@ -2,7 +2,7 @@
 //! [`GraphBuilder::node`]. Each adds one node in the current scope and returns its output
 //! name. Ops with attributes or optional inputs beyond these helpers: use `node` directly.
 
-use crate::dtype::DType;
+use crate::dtype::ElemType;
 use crate::error::Result;
 use crate::graph::GraphBuilder;
 
@@ -56,7 +56,7 @@ impl GraphBuilder {
     }
 
     /// `Cast(x)` to `to`.
-    pub fn cast(&mut self, x: &str, to: DType) -> Result<String> {
+    pub fn cast(&mut self, x: &str, to: ElemType) -> Result<String> {
         self.node("Cast", &[x])
             .attr("to", to.onnx() as i64)
             .output()
@@ -150,14 +150,14 @@ impl GraphBuilder {
 
 #[cfg(test)]
 mod tests {
-    use crate::dtype::{DType, Dim};
+    use crate::dtype::{Dim, ElemType};
     use crate::error::Result;
     use crate::graph::GraphBuilder;
 
     #[test]
     fn reduce_mean_follows_opset() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::Fixed(2), Dim::Fixed(3)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::Fixed(2), Dim::Fixed(3)])?;
         g.reduce_mean(&x, &[-1], true)?;
         let n = g.nodes.last().expect("node added");
         assert_eq!(n.input.len(), 2);
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn slice_trims_trailing_optional_inputs() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::Fixed(4)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::Fixed(4)])?;
         let s = g.const_i64s(&[0])?;
         let e = g.const_i64s(&[2])?;
         g.slice(&x, &s, &e, None, None)?;

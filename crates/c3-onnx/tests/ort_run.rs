@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use c3_onnx::ndarray::{Array, ArrayD};
 use c3_onnx::ort::value::TensorRef;
-use c3_onnx::{DType, Dim, GraphBuilder, WriteOptions, load_model, ort_env};
+use c3_onnx::{Dim, ElemType, GraphBuilder, WriteOptions, load_model, ort_env};
 use common::{K, N, max_abs_diff};
 
 /// Runs the reference model at `path` on `batch` rows and checks it against Rust.
@@ -85,8 +85,8 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
     let gemm_b = [0.5f32, -0.25];
 
     let mut g = GraphBuilder::new("ops");
-    let x = g.input("x", DType::F32, &[Dim::sym("seq"), Dim::Fixed(H as i64)])?;
-    let ids = g.input("ids", DType::I64, &[Dim::sym("seq")])?;
+    let x = g.input("x", ElemType::F32, &[Dim::sym("seq"), Dim::Fixed(H as i64)])?;
+    let ids = g.input("ids", ElemType::I64, &[Dim::sym("seq")])?;
     let seq = [Dim::sym("seq")];
     let seq_h = [Dim::sym("seq"), Dim::Fixed(H as i64)];
 
@@ -96,18 +96,18 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let two = g.scalar(2.0f32)?;
         let sq = g.pow(&x, &two)?;
         let mean = g.reduce_mean(&sq, &[-1], true)?;
-        let e = g.scalar_as(DType::F32, f64::from(eps))?;
+        let e = g.scalar_as(ElemType::F32, f64::from(eps))?;
         let var = g.add(&mean, &e)?;
         let std = g.sqrt(&var)?;
         let inv = g.reciprocal(&std)?;
         let xn = g.mul(&x, &inv)?;
         g.mul(&xn, &w)
     })?;
-    g.output(&rms, DType::F32, &seq_h)?;
+    g.output(&rms, ElemType::F32, &seq_h)?;
 
     let table = g.initializer_from("model.embed_tokens.weight", &[VOCAB as i64, H as i64], &emb)?;
     let embedded = g.scoped("model.embed_tokens", |g| g.gather(&table, &ids, 0))?;
-    g.output(&embedded, DType::F32, &seq_h)?;
+    g.output(&embedded, ElemType::F32, &seq_h)?;
 
     // sin(x) * cos(x) - (-x) / 2, clamped to [-0.3, 0.3] with Max/Min, then sigmoid.
     let trig = {
@@ -124,7 +124,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let d = g.min(&d, &hi)?;
         g.sigmoid(&d)?
     };
-    g.output(&trig, DType::F32, &seq_h)?;
+    g.output(&trig, ElemType::F32, &seq_h)?;
 
     // Causal mask from the runtime length: 0 on and below the diagonal, -1e4 above.
     let mask = g.scoped("mask", |g| -> c3_onnx::Result<String> {
@@ -139,7 +139,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let future = g.less(&rows, &cols)?;
         let len1 = g.unsqueeze(&len, &[0])?;
         let square = g.concat(&[&len1, &len1], 0)?;
-        let ones = g.constant_of_shape(&square, DType::F32, 1.0)?;
+        let ones = g.constant_of_shape(&square, ElemType::F32, 1.0)?;
         let lower = g.trilu(&ones, None, false)?;
         let neg = g.scalar(-1e4f32)?;
         let zero = g.scalar(0.0f32)?;
@@ -148,12 +148,12 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let m = g.where_(&future, &neg, &zero)?;
         g.sub(&m, &diag)
     })?;
-    g.output(&mask, DType::F32, &[Dim::sym("seq"), Dim::sym("seq")])?;
+    g.output(&mask, ElemType::F32, &[Dim::sym("seq"), Dim::sym("seq")])?;
 
     // Cast + CumSum of the ids.
-    let ids_f = g.cast(&ids, DType::F32)?;
+    let ids_f = g.cast(&ids, ElemType::F32)?;
     let csum = g.cumsum(&ids_f, 0)?;
-    g.output(&csum, DType::F32, &seq)?;
+    g.output(&csum, ElemType::F32, &seq)?;
 
     // Layout ops: transpose, flatten, concat, slice, unsqueeze, expand, squeeze.
     let layout = {
@@ -177,14 +177,14 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
             .outputs(2)?;
         g.squeeze(&first[0], &[0])?
     };
-    g.output(&layout, DType::F32, &[Dim::Fixed(H as i64)])?;
+    g.output(&layout, ElemType::F32, &[Dim::Fixed(H as i64)])?;
 
     // Linear layer as Gemm with a torch-layout weight, then softmax.
     let gw = g.initializer_from("lm_head.weight", &[2, H as i64], &gemm_w)?;
     let gb = g.initializer_from("lm_head.bias", &[2], &gemm_b)?;
     let logits = g.scoped("lm_head", |g| g.gemm(&x, &gw, Some(&gb), true))?;
     let probs = g.softmax(&logits, 1)?;
-    g.output(&probs, DType::F32, &[Dim::sym("seq"), Dim::Fixed(2)])?;
+    g.output(&probs, ElemType::F32, &[Dim::sym("seq"), Dim::Fixed(2)])?;
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("ops.onnx");
