@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::Context;
 use c3_core::checkpoint::{HealthReport, health};
 use c3_core::manifest::{
     ConfigPair, ExportFlags, ExportManifest, ExporterInfo, FileRef, IoSpec, MANIFEST_FORMAT,
@@ -24,7 +23,7 @@ use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto}
 use c3_onnx::{ElemType, WriteOptions, WriteSummary};
 use serde::Serialize;
 
-use crate::error::{ExportError, Result};
+use crate::error::{ExportError, Result, ResultExt};
 use crate::graphs;
 use crate::options::{ExportOptions, Target};
 use crate::progress::{Progress, Silent};
@@ -271,7 +270,7 @@ fn write_all(
     let prompt = DecoderPrompt::build(tok, cfg.n_latents(), &template)?;
     let read_cfg = |p: PathBuf| -> Result<serde_json::Value> {
         let bytes = std::fs::read(&p).with_context(|| p.display().to_string())?;
-        Ok(serde_json::from_slice(&bytes).with_context(|| p.display().to_string())?)
+        serde_json::from_slice(&bytes).with_context(|| p.display().to_string())
     };
     let dec_cfg = &cfg.decoder;
     let manifest = ExportManifest {
@@ -349,7 +348,7 @@ fn write_model(
     opts: &WriteOptions,
     args: &ExportOptions,
     ck_hash: &str,
-) -> anyhow::Result<ModelInfo> {
+) -> Result<ModelInfo> {
     model.set_producer("c3-export", env!("CARGO_PKG_VERSION"));
     model.add_metadata("c3.checkpoint_sha256", ck_hash);
     model.add_metadata("c3.dtype", args.dtype.name());
@@ -362,7 +361,10 @@ fn write_model(
     // what is on disk, not what we meant to write.
     let proto = c3_onnx::load_model(&path)?;
     let io = |v: &[ValueInfoProto]| v.iter().map(io_spec).collect::<Vec<_>>();
-    let graph = proto.graph.as_ref().context("written model has no graph")?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| ExportError::input("written model has no graph"))?;
     Ok(ModelInfo {
         file: file.into(),
         sha256: sha256_file(&path)?,

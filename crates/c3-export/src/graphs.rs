@@ -2,7 +2,7 @@
 //! projected latents), `decoder.onnx` (embeddings + KV cache -> logits + present) and
 //! `embed_tokens.onnx` (decoder token embedding).
 
-use anyhow::Result;
+use crate::error::Result;
 use c3_core::C3Config;
 use c3_onnx::{Dim, ElemType, GraphBuilder, Model};
 

@@ -15,7 +15,7 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use crate::error::Result;
 use c3_core::TensorView;
 use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData};
 

@@ -6,7 +6,7 @@
 //! Precision: weights, activations and the KV cache are in the export dtype; norms
 //! and softmax run in fp32 and are cast back, as the reference does.
 
-use anyhow::Result;
+use crate::error::Result;
 use c3_core::Qwen2Config;
 use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN};
 

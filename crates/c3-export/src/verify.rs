@@ -10,13 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, ensure};
 use c3_core::{C3Config, DType};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 use safetensors::SafeTensors;
 use serde::Serialize;
 
-use crate::error::ExportError;
+use crate::error::{ExportError, Result, ResultExt};
 
 /// The document verification reconstructs (cut to the encoder's limit).
 pub const SAMPLE_TEXT: &str = "Context cascade compression squeezes a long text into a few latent vectors, \
@@ -171,12 +170,13 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> Result<f32> {
-    ensure!(
-        a.len() == b.len(),
-        "ONNX Runtime produced {} values, the reference {}",
-        a.len(),
-        b.len()
-    );
+    if a.len() != b.len() {
+        return Err(ExportError::input(format!(
+            "ONNX Runtime produced {} values, the reference {}",
+            a.len(),
+            b.len()
+        )));
+    }
     Ok(a.iter().zip(b).fold(0f32, |m, (x, y)| {
         let d = (x - y).abs();
         if d.is_nan() { f32::INFINITY } else { m.max(d) }
@@ -242,14 +242,14 @@ fn run_reference(ckpt: &Path, ids: &[u32]) -> Result<Reference> {
                 bin.display()
             )
             .into(),
-        )
-        .into());
+        ));
     }
-    ensure!(
-        status.success(),
-        "the tch reference `{} reference` failed ({status})",
-        bin.display()
-    );
+    if !status.success() {
+        return Err(ExportError::input(format!(
+            "the tch reference `{} reference` failed ({status})",
+            bin.display()
+        )));
+    }
     let bytes = std::fs::read(&out).with_context(|| out.display().to_string())?;
     let st = SafeTensors::deserialize(&bytes)?;
     let f32s = |k: &str| -> Result<Vec<f32>> {

@@ -11,7 +11,7 @@ use c3_core::{Checkpoint, DType, TensorView};
 use c3_onnx::{ElemType, GraphBuilder, TensorData};
 use half::{bf16, f16};
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::progress::{Progress, Silent};
 
