@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use c3_core::C3Config;
-use c3_onnx::{Dim, ElemType, GraphBuilder, Model};
+use c3_onnx::{Dim, ElemType, GraphBuilder, Model, Value};
 
 use c3_core::KvCache;
 
@@ -80,9 +80,9 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
 fn shared(
     g: &mut GraphBuilder,
     cfg: &c3_core::Qwen2Config,
-    positions: &str,
-    key_mask: &str,
-    x: &str,
+    positions: &Value,
+    key_mask: &Value,
+    x: &Value,
     dtype: ElemType,
 ) -> Result<Shared> {
     let (cos, sin) = g.scoped("model", |g| qwen2::rope_tables(g, cfg, positions, dtype))?;
@@ -91,8 +91,8 @@ fn shared(
 }
 
 /// The last `n` positions of `h` `[batch, seq, hidden]`.
-fn last_positions(g: &mut GraphBuilder, h: &str, n: i64) -> Result<String> {
-    g.scoped("model", |g| -> Result<String> {
+fn last_positions(g: &mut GraphBuilder, h: &Value, n: i64) -> Result<Value> {
+    g.scoped("model", |g| -> Result<Value> {
         let (start, end, axis) = (
             g.const_i64s(&[-n])?,
             g.const_i64s(&[i64::MAX])?,
@@ -219,7 +219,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
         Some(_) => None,
         None => Some(w.transposed(&mut g, Folder::Root, head_key)?),
     };
-    let logits = g.scoped("lm_head", |g| -> Result<String> {
+    let logits = g.scoped("lm_head", |g| -> Result<Value> {
         let y = match (&head, quant_head) {
             (Some(head), _) => g.matmul(&h, head)?,
             (None, Some(spec)) => crate::quantize::linear(g, w, Folder::Root, head_key, &h, spec)?,
@@ -247,11 +247,11 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     )?;
     for i in 0..dec.num_hidden_layers {
         for kind in ["key", "value"] {
-            g.output(
-                &format!("present.{i}.{kind}"),
-                w.elem(),
-                &cache_dims(present_len),
-            )?;
+            let name = format!("present.{i}.{kind}");
+            let present = g
+                .value(&name)
+                .ok_or(c3_onnx::Error::UndefinedOutput(name))?;
+            g.output(&present, w.elem(), &cache_dims(present_len))?;
         }
     }
     Ok(g.finish())
@@ -266,7 +266,7 @@ pub fn embed_tokens(cfg: &C3Config, w: &Weights) -> Result<Model> {
         &[Dim::sym("batch"), Dim::sym("seq")],
     )?;
     let table = w.plain(&mut g, Folder::Root, "model.embed_tokens.weight")?;
-    let out = g.scoped("model.embed_tokens", |g| -> Result<String> {
+    let out = g.scoped("model.embed_tokens", |g| -> Result<Value> {
         Ok(g.node("Gather", &[&table, &ids])
             .attr("axis", 0i64)
             .output_names(&["inputs_embeds"])

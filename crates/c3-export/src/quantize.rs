@@ -17,7 +17,7 @@ use std::io::Write;
 
 use crate::error::Result;
 use c3_core::TensorView;
-use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData};
+use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData, Value};
 
 use crate::weights::{Folder, Weights, read_f32};
 
@@ -86,9 +86,9 @@ pub fn linear(
     w: &Weights,
     folder: Folder,
     key: &str,
-    x: &str,
+    x: &Value,
     spec: QuantSpec,
-) -> Result<String> {
+) -> Result<Value> {
     let (bits, block) = (spec.bits, spec.block);
     let view = w.view(folder, key)?;
     let (n, k) = (view.shape[0], view.shape[1]);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use c3_core::{Checkpoint, DType, TensorView};
-use c3_onnx::{ElemType, GraphBuilder, TensorData};
+use c3_onnx::{ElemType, GraphBuilder, TensorData, Value};
 use half::{bf16, f16};
 
 use crate::error::Result;
@@ -148,13 +148,13 @@ impl Weights {
     }
 
     /// `key` as an initializer named `key`, same shape.
-    pub fn plain(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<String> {
+    pub fn plain(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<Value> {
         self.add(g, folder, key, key, false)
     }
 
     /// The `[out, in]` Linear weight `key` as a `[in, out]` initializer named `<key>.T`,
     /// the right operand of `MatMul` (no runtime Transpose node, no constant folding).
-    pub fn transposed(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<String> {
+    pub fn transposed(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<Value> {
         self.add(g, folder, key, &format!("{key}.T"), true)
     }
 
@@ -165,7 +165,7 @@ impl Weights {
         key: &str,
         name: &str,
         transpose: bool,
-    ) -> Result<String> {
+    ) -> Result<Value> {
         let view = self.view(folder, key)?;
         let mut shape: Vec<i64> = view.shape.iter().map(|&d| d as i64).collect();
         if transpose {
@@ -184,8 +184,8 @@ impl Weights {
             })
         };
         // A weight name already present (tied embeddings) is reused, not duplicated.
-        if g.is_defined(name) {
-            return Ok(name.to_owned());
+        if let Some(v) = g.value(name) {
+            return Ok(v);
         }
         self.counters.registered.fetch_add(1, Ordering::Relaxed);
         Ok(g.initializer(name, self.elem(), &shape, TensorData::stream(source))?)

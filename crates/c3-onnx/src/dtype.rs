@@ -91,6 +91,11 @@ impl ElemType {
         }
     }
 
+    /// Whether this is a floating-point type.
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F16 | Self::BF16 | Self::F64)
+    }
+
     /// Short lower-case name (`"f32"`, `"bf16"`, ...), as in safetensors headers.
     pub fn name(self) -> &'static str {
         match self {

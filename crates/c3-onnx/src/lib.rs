@@ -5,6 +5,8 @@
 //! - [`GraphBuilder`]: graph inputs/outputs with symbolic dims, initializers (in memory
 //!   or streamed at write time), nodes with attributes and domains, helpers for the
 //!   standard ops of an LLM export, readable unique names that follow checkpoint keys.
+//!   Values are typed ([`Value`]: name + [`ElemType`]); each op checks its inputs'
+//!   types as it is added, so a missing `Cast` fails at build time, naming the node.
 //! - [`Model::write`]: atomic write; big initializers go to `<model>.onnx.data`
 //!   (`data_location = EXTERNAL`, 4096-aligned offsets), so models may exceed 2 GB.
 //! - [`load_model`] and [`op_types`]: read a model back and list its operators.
@@ -34,6 +36,8 @@ mod ops;
 pub mod proto;
 mod read;
 mod tensor;
+mod types;
+mod value;
 mod write;
 
 #[cfg(feature = "ort")]
@@ -49,4 +53,5 @@ pub use graph::{DEFAULT_OPSET, GraphBuilder, IR_VERSION, MS_DOMAIN, NodeBuilder}
 pub use model::Model;
 pub use read::{decode_model, external_data_locations, is_standard_domain, load_model, op_types};
 pub use tensor::{Element, TensorData, TensorSource, le_bytes, scalar_bytes};
+pub use value::Value;
 pub use write::{WriteOptions, WriteSummary};

@@ -151,7 +151,11 @@ mod tests {
         let mut g = GraphBuilder::new("t");
         let x = g.input("x", ElemType::F32, &[Dim::Fixed(2)])?;
         let y = g.neg(&x)?;
-        let z = g.node("FastGelu", &[&y]).domain(MS_DOMAIN).output()?;
+        let z = g
+            .node("FastGelu", &[&y])
+            .domain(MS_DOMAIN)
+            .output_types(&[ElemType::F32])
+            .output()?;
         g.output(&z, ElemType::F32, &[Dim::Fixed(2)])?;
         let proto = g.finish().to_proto()?;
         let ops = op_types(&proto);

@@ -91,7 +91,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
     let seq_h = [Dim::sym("seq"), Dim::Fixed(H as i64)];
 
     // RMSNorm: x * 1/sqrt(mean(x^2) + eps) * w
-    let rms = g.scoped("model.norm", |g| -> c3_onnx::Result<String> {
+    let rms = g.scoped("model.norm", |g| -> c3_onnx::Result<c3_onnx::Value> {
         let w = g.initializer_from(&g.key("weight"), &[H as i64], &norm_w)?;
         let two = g.scalar(2.0f32)?;
         let sq = g.pow(&x, &two)?;
@@ -127,7 +127,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
     g.output(&trig, ElemType::F32, &seq_h)?;
 
     // Causal mask from the runtime length: 0 on and below the diagonal, -1e4 above.
-    let mask = g.scoped("mask", |g| -> c3_onnx::Result<String> {
+    let mask = g.scoped("mask", |g| -> c3_onnx::Result<c3_onnx::Value> {
         let shape = g.shape_of(&x)?;
         let zero_idx = g.const_i64(0)?;
         let len = g.gather(&shape, &zero_idx, 0)?;
@@ -220,13 +220,13 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let inv = 1.0 / (ms + eps).sqrt();
         want.extend(row.iter().zip(&norm_w).map(|(v, w)| v * inv * w));
     }
-    check(&rms, want, &[SEQ, H])?;
+    check(rms.name(), want, &[SEQ, H])?;
 
     let want: Vec<f32> = ids_vals
         .iter()
         .flat_map(|&i| emb[i as usize * H..][..H].to_vec())
         .collect();
-    check(&embedded, want, &[SEQ, H])?;
+    check(embedded.name(), want, &[SEQ, H])?;
 
     let want: Vec<f32> = x_vals
         .iter()
@@ -235,7 +235,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
             1.0 / (1.0 + (-d).exp())
         })
         .collect();
-    check(&trig, want, &[SEQ, H])?;
+    check(trig.name(), want, &[SEQ, H])?;
 
     let want: Vec<f32> = (0..SEQ * SEQ)
         .map(|k| match (k / SEQ, k % SEQ) {
@@ -244,9 +244,9 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
             _ => -1.0,
         })
         .collect();
-    check(&mask, want, &[SEQ, SEQ])?;
+    check(mask.name(), want, &[SEQ, SEQ])?;
 
-    check(&csum, vec![4.0, 4.0, 6.0], &[SEQ])?;
+    check(csum.name(), vec![4.0, 4.0, 6.0], &[SEQ])?;
 
     // x^T flattened is column-major x; doubled, elements 1,3,5,7 of it.
     let xt: Vec<f32> = (0..H)
@@ -254,7 +254,11 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         .map(|(r, c)| x_vals[r * H + c])
         .collect();
     let both: Vec<f32> = xt.iter().chain(&xt).copied().collect();
-    check(&layout, vec![both[1], both[3], both[5], both[7]], &[H])?;
+    check(
+        layout.name(),
+        vec![both[1], both[3], both[5], both[7]],
+        &[H],
+    )?;
 
     let mut want = Vec::new();
     for row in x_vals.chunks(H) {
@@ -265,6 +269,6 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
         want.extend(e.iter().map(|v| v / (e[0] + e[1])));
     }
-    check(&probs, want, &[SEQ, 2])?;
+    check(probs.name(), want, &[SEQ, 2])?;
     Ok(())
 }

@@ -199,10 +199,10 @@ fn counts(model: &ModelProto) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::testutil::{Variant, write_export};
-    use c3_onnx::{Dim, ElemType, GraphBuilder};
+    use c3_onnx::{Dim, ElemType, GraphBuilder, Value};
 
     fn graph(
-        f: impl FnOnce(&mut GraphBuilder, &str) -> c3_onnx::Result<String>,
+        f: impl FnOnce(&mut GraphBuilder, &Value) -> c3_onnx::Result<Value>,
         dt: ElemType,
     ) -> anyhow::Result<ModelProto> {
         let mut g = GraphBuilder::new("t");
@@ -242,7 +242,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("m.onnx") && err.contains("DOUBLE"), "{err}");
-        let p = graph(|g, x| g.cast(x, ElemType::U64), ElemType::F32)?;
+        // Cast back so the graph output stays f32: only the node is at fault.
+        let p = graph(
+            |g, x| {
+                let u = g.cast(x, ElemType::U64)?;
+                g.cast(&u, ElemType::F32)
+            },
+            ElemType::F32,
+        )?;
         let err = validate_model(&p, Path::new("m.onnx"), "tensorrt", &["x"])
             .unwrap_err()
             .to_string();
@@ -254,7 +261,10 @@ mod tests {
     fn multi_output_attention_is_rejected() -> anyhow::Result<()> {
         let p = graph(
             |g, x| {
-                let outs = g.node("Attention", &[x, x, x]).outputs(3)?;
+                let outs = g
+                    .node("Attention", &[x, x, x])
+                    .output_types(&[ElemType::F32; 3])
+                    .outputs(3)?;
                 Ok(outs[0].clone())
             },
             ElemType::F32,
@@ -268,7 +278,11 @@ mod tests {
         );
         // Single-output Attention is fine.
         let p = graph(
-            |g, x| g.node("Attention", &[x, x, x]).output(),
+            |g, x| {
+                g.node("Attention", &[x, x, x])
+                    .output_types(&[ElemType::F32])
+                    .output()
+            },
             ElemType::F32,
         )?;
         validate_model(&p, Path::new("d.onnx"), "tensorrt", &[])?;

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use c3_onnx::{Dim, ElemType, GraphBuilder, Model, Result, TensorData, le_bytes};
+use c3_onnx::{Dim, ElemType, GraphBuilder, Model, Result, TensorData, Value, le_bytes};
 
 /// Input width, output width of the reference model.
 pub const K: usize = 4;
@@ -58,7 +58,7 @@ pub fn softmax_model(stream_w: bool) -> Result<Model> {
     } else {
         TensorData::Bytes(le_bytes(&w))
     };
-    let y = g.scoped("proj", |g| -> Result<String> {
+    let y = g.scoped("proj", |g| -> Result<Value> {
         let w = g.initializer(
             &g.key("weight"),
             ElemType::F32,
