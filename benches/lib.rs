@@ -4,7 +4,7 @@
 
 use c3_core::DType;
 use c3_core::presets::{Preset, init_checkpoint};
-use c3_export::args::{ExportArgs, KvCacheArg};
+use c3_export::{ExportOptions, KvCacheChoice};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 
 /// A loaded export and the folder that holds it (deleted on drop).
@@ -15,14 +15,14 @@ pub struct Fixture {
 
 /// Exports a fresh `tiny` preset checkpoint with the decoder cache `kv_cache` and
 /// loads it with `options`.
-pub fn tiny_export(options: RuntimeOptions, kv_cache: KvCacheArg) -> Fixture {
+pub fn tiny_export(options: RuntimeOptions, kv_cache: KvCacheChoice) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let ck = dir.path().join("ck");
     init_checkpoint(Preset::Tiny, 0, DType::F32, &ck, false).expect("init tiny checkpoint");
     let out = dir.path().join("export");
-    let args = ExportArgs {
+    let args = ExportOptions {
         kv_cache,
-        ..ExportArgs::new(ck, out.clone())
+        ..ExportOptions::new(ck, out.clone())
     };
     c3_export::run(&args).expect("export");
     let runtime = C3Runtime::load(&out, options).expect("load export");

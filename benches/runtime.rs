@@ -9,7 +9,7 @@ use c3_runtime::RuntimeOptions;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use c3_export::args::KvCacheArg;
+use c3_export::KvCacheChoice;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn options() -> RuntimeOptions {
@@ -25,7 +25,7 @@ fn doc(len: usize) -> Vec<u32> {
 }
 
 fn encoder(c: &mut Criterion) {
-    let f = tiny_export(options(), KvCacheArg::Auto);
+    let f = tiny_export(options(), KvCacheChoice::Auto);
     let mut g = c.benchmark_group("encoder");
     for len in [16, 64, 256, 1000] {
         let d = vec![doc(len)];
@@ -42,7 +42,7 @@ fn encoder(c: &mut Criterion) {
 /// positions, then each timed step is preceded by an untimed truncate back to `pos`.
 fn decode_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode_step");
-    for kv in [KvCacheArg::SharedBuffer, KvCacheArg::Concat] {
+    for kv in [KvCacheChoice::SharedBuffer, KvCacheChoice::Concat] {
         let f = tiny_export(options(), kv);
         let rt = &f.runtime;
         let name = rt.manifest.kv_cache.name();
@@ -74,7 +74,7 @@ fn decode_step(c: &mut Criterion) {
 }
 
 fn end_to_end(c: &mut Criterion) {
-    let f = tiny_export(options(), KvCacheArg::Auto);
+    let f = tiny_export(options(), KvCacheChoice::Auto);
     let rt = &f.runtime;
     let cfg = GenerationConfig {
         max_new_tokens: 32,

@@ -1,7 +1,11 @@
 //! The exporter's error: what went wrong, named, and which of three kinds it is, so a
 //! release pipeline can tell "bad input" from "numbers drifted" from "this machine
 //! lacks a library" by exit code alone (README, "Export in release pipelines").
+//!
+//! The library returns only [`ExportError`] (no `anyhow`): a cause gets what was
+//! being done added with [`ResultExt::context`], printed `what: cause` by [`one_line`].
 
+use std::fmt;
 use std::path::PathBuf;
 
 use c3_core::checkpoint::HealthReport;
@@ -44,9 +48,10 @@ impl ErrorKind {
         }
     }
 
-    /// The kind of an error given as its chain of causes (`anyhow::Error::chain()`):
-    /// an [`ExportError`] says its own, ONNX Runtime library errors (from c3-onnx
-    /// directly or through the runtime) are the environment, the rest input.
+    /// The kind of an error given as its chain of causes (e.g. the `c3` binary's
+    /// `anyhow::Error::chain()`): an [`ExportError`] says its own, ONNX Runtime
+    /// library errors (from c3-onnx directly or through the runtime) are the
+    /// environment, the rest input.
     pub fn of_chain<'a>(
         chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>,
     ) -> ErrorKind {
@@ -115,6 +120,25 @@ impl ExportError {
         ExportError::Input(msg.into().into())
     }
 
+    /// This error as the cause of `what` (`what: <this error>` on one line), of the
+    /// same kind. A verification failure is returned as is: its report says what
+    /// was compared, and callers read it through [`Self::verify_report`].
+    pub fn context(self, what: impl Into<String>) -> Self {
+        let kind = self.kind();
+        if kind == ErrorKind::Verify {
+            return self;
+        }
+        let wrapped = Box::new(Context {
+            what: what.into(),
+            cause: self,
+        });
+        if kind == ErrorKind::Environment {
+            ExportError::Environment(wrapped)
+        } else {
+            ExportError::Input(wrapped)
+        }
+    }
+
     /// The message and its causes on one line (`a: b: c`), as the CLI prints it.
     pub fn one_line(&self) -> String {
         one_line(self)
@@ -127,16 +151,69 @@ impl ExportError {
     }
 }
 
-impl From<anyhow::Error> for ExportError {
-    fn from(e: anyhow::Error) -> Self {
-        let e = match e.downcast::<ExportError>() {
-            Ok(x) => return x,
-            Err(e) => e,
-        };
-        match ErrorKind::of_chain(e.chain()) {
-            ErrorKind::Environment => ExportError::Environment(e.into()),
-            _ => ExportError::Input(e.into()),
+/// What was being done when `cause` happened; `cause` stays the `source()`.
+#[derive(Debug)]
+struct Context {
+    what: String,
+    cause: ExportError,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
+/// `.context(..)` on any result whose error converts into an [`ExportError`].
+pub trait ResultExt<T> {
+    /// Adds `what` (e.g. `checkpoint models/x`) in front of the error's message.
+    fn context(self, what: impl Into<String>) -> Result<T>;
+    /// [`Self::context`], with the message built only on failure.
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T, E: Into<ExportError>> ResultExt<T> for std::result::Result<T, E> {
+    fn context(self, what: impl Into<String>) -> Result<T> {
+        self.map_err(|e| e.into().context(what))
+    }
+
+    fn with_context<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| e.into().context(what()))
+    }
+}
+
+impl From<c3_onnx::Error> for ExportError {
+    fn from(e: c3_onnx::Error) -> Self {
+        if e.is_environment() {
+            ExportError::Environment(Box::new(e))
+        } else {
+            ExportError::Input(Box::new(e))
         }
+    }
+}
+
+/// Files read and written (checkpoint configs, the tokenizer, the reference's output).
+impl From<std::io::Error> for ExportError {
+    fn from(e: std::io::Error) -> Self {
+        ExportError::Input(Box::new(e))
+    }
+}
+
+impl From<serde_json::Error> for ExportError {
+    fn from(e: serde_json::Error) -> Self {
+        ExportError::Input(Box::new(e))
+    }
+}
+
+impl From<safetensors::SafeTensorError> for ExportError {
+    fn from(e: safetensors::SafeTensorError) -> Self {
+        ExportError::Input(Box::new(e))
     }
 }
 
@@ -202,9 +279,7 @@ mod tests {
         let missing = c3_onnx::Error::OrtLibraryMissing {
             tried: "ORT_DYLIB_PATH /nowhere/libonnxruntime.so".into(),
         };
-        let e: ExportError = anyhow::Error::new(missing)
-            .context("loading the export")
-            .into();
+        let e = ExportError::from(missing).context("loading the export");
         assert_eq!(e.kind(), ErrorKind::Environment);
         let line = e.one_line();
         assert!(
@@ -218,11 +293,11 @@ mod tests {
             tried: "ORT_DYLIB_PATH /nowhere/libonnxruntime.so".into(),
         };
         let rt = c3_runtime::Error::from(missing);
-        let e: ExportError = anyhow::Error::new(rt).context("verify").into();
+        let e = ExportError::from(rt).context("verify");
         assert_eq!(e.kind(), ErrorKind::Environment);
         let rt: ExportError = c3_runtime::Error::Input("document 0 is empty".into()).into();
         assert_eq!(rt.kind(), ErrorKind::Input);
-        let plain: ExportError = anyhow::anyhow!("bad\nflag").into();
+        let plain = ExportError::input("bad\nflag");
         assert_eq!(plain.kind(), ErrorKind::Input);
         assert_eq!(plain.one_line(), "bad; flag");
     }

@@ -10,21 +10,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::Context;
 use c3_core::checkpoint::{HealthReport, health};
 use c3_core::manifest::{
     ConfigPair, ExportFlags, ExportManifest, ExporterInfo, FileRef, IoSpec, MANIFEST_FORMAT,
     ModelInfo, Models, PromptInfo, QuantFlags, SourceInfo, SpecialIds, checkpoint_hash,
     sha256_file,
 };
-use c3_core::{C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate};
+use c3_core::{
+    C3Tokenizer, Checkpoint, DType, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate,
+};
 use c3_onnx::proto::{ModelProto, ValueInfoProto, tensor_shape_proto, type_proto};
-use c3_onnx::{DType, WriteOptions, WriteSummary};
+use c3_onnx::{ElemType, WriteOptions, WriteSummary};
 use serde::Serialize;
 
-use crate::args::{ExportArgs, ExportDtype, Target};
-use crate::error::{ExportError, Result};
+use crate::error::{ExportError, Result, ResultExt};
 use crate::graphs;
+use crate::options::{ExportOptions, Target};
 use crate::progress::{Progress, Silent};
 use crate::provenance::Provenance;
 use crate::weights::Weights;
@@ -53,18 +54,18 @@ pub struct FileSize {
 }
 
 /// Runs the export described by `args` (and the verification if asked).
-pub fn run(args: &ExportArgs) -> Result<ExportReport> {
+pub fn run(args: &ExportOptions) -> Result<ExportReport> {
     run_with(args, Arc::new(Silent))
 }
 
 /// [`run`], reporting progress to `progress`.
-pub fn run_with(args: &ExportArgs, progress: Arc<dyn Progress>) -> Result<ExportReport> {
+pub fn run_with(args: &ExportOptions, progress: Arc<dyn Progress>) -> Result<ExportReport> {
     let result = export(args, &progress);
     progress.finished();
     result
 }
 
-fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportReport> {
+fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportReport> {
     let t0 = Instant::now();
     let started = std::time::SystemTime::now();
     if args.quantize.is_some() && args.target == Target::Tensorrt {
@@ -72,7 +73,7 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
             "--quantize needs --target ort, not --target tensorrt (MatMulNBits is an ONNX Runtime contrib op; TensorRT takes standard ops only)",
         ));
     }
-    if args.quantize.is_some() && args.dtype == ExportDtype::Bf16 {
+    if args.quantize.is_some() && args.dtype == DType::BF16 {
         return Err(ExportError::input(
             "--quantize works with --dtype fp32 or fp16 (MatMulNBits has no bf16 kernel)",
         ));
@@ -87,7 +88,6 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
         .check_config(&ck.config, tokenizer.path())?;
     let cfg = ck.config.clone();
     let kv_cache = args.kv_cache(cfg.decoder.head_dim())?;
-    let dtype = args.dtype.onnx();
 
     let health = scan_weights(&ck, args.dtype, progress.as_ref());
     if !health.is_healthy() && !args.allow_nonfinite {
@@ -97,8 +97,8 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
         });
     }
     let ck_hash = checkpoint_hash(&args.checkpoint)?;
-    let weights =
-        Weights::new(Arc::new(ck), dtype, args.quant_spec()).with_progress(Arc::clone(progress));
+    let weights = Weights::new(Arc::new(ck), args.dtype, args.quant_spec())
+        .with_progress(Arc::clone(progress));
 
     let staging = Staging::create(&args.out)?;
     let manifest_sha256 = write_all(
@@ -144,9 +144,9 @@ fn export(args: &ExportArgs, progress: &Arc<dyn Progress>) -> Result<ExportRepor
 }
 
 /// Scans every checkpoint tensor for values the export dtype cannot carry.
-fn scan_weights(ck: &Checkpoint, dtype: ExportDtype, progress: &dyn Progress) -> HealthReport {
+fn scan_weights(ck: &Checkpoint, dtype: DType, progress: &dyn Progress) -> HealthReport {
     let mut started = false;
-    health::scan(ck, dtype.core(), &mut |done, total| {
+    health::scan(ck, dtype, &mut |done, total| {
         if !started {
             progress.scan_started(total);
             started = true;
@@ -214,7 +214,7 @@ fn checkpoint_name(dir: &Path) -> String {
 /// Writes models, tokenizer and manifest into `dir`; returns the manifest hash.
 /// All three graphs are built first (weights stay lazy) so progress knows the total.
 fn write_all(
-    args: &ExportArgs,
+    args: &ExportOptions,
     w: &Weights,
     tok: &C3Tokenizer,
     ck_hash: &str,
@@ -270,7 +270,7 @@ fn write_all(
     let prompt = DecoderPrompt::build(tok, cfg.n_latents(), &template)?;
     let read_cfg = |p: PathBuf| -> Result<serde_json::Value> {
         let bytes = std::fs::read(&p).with_context(|| p.display().to_string())?;
-        Ok(serde_json::from_slice(&bytes).with_context(|| p.display().to_string())?)
+        serde_json::from_slice(&bytes).with_context(|| p.display().to_string())
     };
     let dec_cfg = &cfg.decoder;
     let manifest = ExportManifest {
@@ -283,7 +283,7 @@ fn write_all(
             root: read_cfg(args.checkpoint.join("config.json"))?,
             llm1: read_cfg(args.checkpoint.join("llm1").join("config.json"))?,
         },
-        dtype: args.dtype.core(),
+        dtype: args.dtype,
         target: args.target.name().into(),
         quantize: args.quantize.map(|q| q.name().into()),
         opset: c3_onnx::DEFAULT_OPSET,
@@ -346,9 +346,9 @@ fn write_model(
     dir: &Path,
     file: &str,
     opts: &WriteOptions,
-    args: &ExportArgs,
+    args: &ExportOptions,
     ck_hash: &str,
-) -> anyhow::Result<ModelInfo> {
+) -> Result<ModelInfo> {
     model.set_producer("c3-export", env!("CARGO_PKG_VERSION"));
     model.add_metadata("c3.checkpoint_sha256", ck_hash);
     model.add_metadata("c3.dtype", args.dtype.name());
@@ -361,7 +361,10 @@ fn write_model(
     // what is on disk, not what we meant to write.
     let proto = c3_onnx::load_model(&path)?;
     let io = |v: &[ValueInfoProto]| v.iter().map(io_spec).collect::<Vec<_>>();
-    let graph = proto.graph.as_ref().context("written model has no graph")?;
+    let graph = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| ExportError::input("written model has no graph"))?;
     Ok(ModelInfo {
         file: file.into(),
         sha256: sha256_file(&path)?,
@@ -395,7 +398,7 @@ fn io_spec(v: &ValueInfoProto) -> IoSpec {
     let (mut dtype, mut shape) = ("unknown".to_string(), Vec::new());
     if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
     {
-        if let Some(d) = t.elem_type.and_then(DType::from_onnx) {
+        if let Some(d) = t.elem_type.and_then(ElemType::from_onnx) {
             dtype = onnx_dtype_name(d).into();
         }
         for dim in t.shape.iter().flat_map(|s| &s.dim) {
@@ -414,25 +417,15 @@ fn io_spec(v: &ValueInfoProto) -> IoSpec {
 }
 
 /// numpy-style dtype names for the manifest (`float32`, `int64`, ...).
-pub fn onnx_dtype_name(d: DType) -> &'static str {
+pub fn onnx_dtype_name(d: ElemType) -> &'static str {
     match d {
-        DType::F32 => "float32",
-        DType::F16 => "float16",
-        DType::BF16 => "bfloat16",
-        DType::I64 => "int64",
-        DType::I32 => "int32",
-        DType::Bool => "bool",
+        ElemType::F32 => "float32",
+        ElemType::F16 => "float16",
+        ElemType::BF16 => "bfloat16",
+        ElemType::I64 => "int64",
+        ElemType::I32 => "int32",
+        ElemType::Bool => "bool",
         _ => d.name(),
-    }
-}
-
-impl ExportDtype {
-    pub fn onnx(self) -> DType {
-        match self {
-            ExportDtype::Fp32 => DType::F32,
-            ExportDtype::Fp16 => DType::F16,
-            ExportDtype::Bf16 => DType::BF16,
-        }
     }
 }
 

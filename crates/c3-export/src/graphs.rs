@@ -2,9 +2,9 @@
 //! projected latents), `decoder.onnx` (embeddings + KV cache -> logits + present) and
 //! `embed_tokens.onnx` (decoder token embedding).
 
-use anyhow::Result;
+use crate::error::Result;
 use c3_core::C3Config;
-use c3_onnx::{DType, Dim, GraphBuilder, Model};
+use c3_onnx::{Dim, ElemType, GraphBuilder, Model, Value};
 
 use c3_core::KvCache;
 
@@ -20,8 +20,8 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
     let (n, de) = (cfg.n_latents() as i64, enc.hidden_size as i64);
     let mut g = GraphBuilder::new("c3_encoder");
     let text = [Dim::sym("batch"), Dim::sym("text_len")];
-    let ids = g.input("input_ids", DType::I64, &text)?;
-    let mask = g.input("attention_mask", DType::I64, &text)?;
+    let ids = g.input("input_ids", ElemType::I64, &text)?;
+    let mask = g.input("attention_mask", ElemType::I64, &text)?;
     let embed = w.plain(&mut g, Folder::Llm1, "model.embed_tokens.weight")?;
     let q_weight = w.plain(&mut g, Folder::Root, "model.Q.weight")?;
     let (x, full_mask, positions) = g.scoped("model", |g| -> Result<_> {
@@ -43,7 +43,7 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
         let x = g.concat(&[&emb, &img, &q], 1)?;
         let extra = g.const_i64s(&[n + 1])?;
         let ones_shape = g.concat(&[&b, &extra], 0)?;
-        let ones = g.constant_of_shape(&ones_shape, DType::I64, 1.0)?;
+        let ones = g.constant_of_shape(&ones_shape, ElemType::I64, 1.0)?;
         let full_mask = g.concat(&[&mask, &ones], 1)?;
         let pos = g.cumsum(&full_mask, 1)?;
         let one = g.const_i64(1)?;
@@ -52,7 +52,7 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
         let positions = g.max(&pos, &zero)?;
         Ok((x, full_mask, positions))
     })?;
-    let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.dtype)?;
+    let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
     let mut h = x;
     for i in 0..enc.num_hidden_layers {
         let attn = Attention::Standard {
@@ -71,7 +71,7 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
     let d_dec = cfg.decoder.hidden_size as i64;
     g.output(
         &latents,
-        w.dtype,
+        w.elem(),
         &[Dim::sym("batch"), Dim::Fixed(n), Dim::Fixed(d_dec)],
     )?;
     Ok(g.finish())
@@ -80,10 +80,10 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
 fn shared(
     g: &mut GraphBuilder,
     cfg: &c3_core::Qwen2Config,
-    positions: &str,
-    key_mask: &str,
-    x: &str,
-    dtype: DType,
+    positions: &Value,
+    key_mask: &Value,
+    x: &Value,
+    dtype: ElemType,
 ) -> Result<Shared> {
     let (cos, sin) = g.scoped("model", |g| qwen2::rope_tables(g, cfg, positions, dtype))?;
     let mask = g.scoped("model", |g| qwen2::attention_mask(g, key_mask, x))?;
@@ -91,8 +91,8 @@ fn shared(
 }
 
 /// The last `n` positions of `h` `[batch, seq, hidden]`.
-fn last_positions(g: &mut GraphBuilder, h: &str, n: i64) -> Result<String> {
-    g.scoped("model", |g| -> Result<String> {
+fn last_positions(g: &mut GraphBuilder, h: &Value, n: i64) -> Result<Value> {
+    g.scoped("model", |g| -> Result<Value> {
         let (start, end, axis) = (
             g.const_i64s(&[-n])?,
             g.const_i64s(&[i64::MAX])?,
@@ -110,7 +110,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     let mut g = GraphBuilder::new("c3_decoder");
     let embeds = g.input(
         "inputs_embeds",
-        w.dtype,
+        w.elem(),
         &[
             Dim::sym("batch"),
             Dim::sym("seq"),
@@ -140,23 +140,28 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
         KvCache::Concat => {
             let mask = g.input(
                 "attention_mask",
-                DType::I64,
+                ElemType::I64,
                 &[Dim::sym("batch"), Dim::sym("total_len")],
             )?;
             let positions = g.input(
                 "position_ids",
-                DType::I64,
+                ElemType::I64,
                 &[Dim::sym("batch"), Dim::sym("seq")],
             )?;
             Attn::Standard(self::shared(
-                &mut g, dec, &positions, &mask, &embeds, w.dtype,
+                &mut g,
+                dec,
+                &positions,
+                &mask,
+                &embeds,
+                w.elem(),
             )?)
         }
         KvCache::SharedBuffer => {
-            let seqlens_k = g.input("seqlens_k", DType::I32, &[Dim::sym("batch")])?;
-            let total_len = g.input("total_sequence_length", DType::I32, &[])?;
+            let seqlens_k = g.input("seqlens_k", ElemType::I32, &[Dim::sym("batch")])?;
+            let total_len = g.input("total_sequence_length", ElemType::I32, &[])?;
             let (cos_cache, sin_cache) =
-                g.scoped("model", |g| qwen2::rope_caches(g, dec, w.dtype))?;
+                g.scoped("model", |g| qwen2::rope_caches(g, dec, w.elem()))?;
             Attn::Gqa(GqaInputs {
                 seqlens_k,
                 total_len,
@@ -169,12 +174,12 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     for i in 0..dec.num_hidden_layers {
         let k = g.input(
             &format!("past_key_values.{i}.key"),
-            w.dtype,
+            w.elem(),
             &cache_dims(past_len),
         )?;
         let v = g.input(
             &format!("past_key_values.{i}.value"),
-            w.dtype,
+            w.elem(),
             &cache_dims(past_len),
         )?;
         past.push((k, v));
@@ -214,7 +219,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
         Some(_) => None,
         None => Some(w.transposed(&mut g, Folder::Root, head_key)?),
     };
-    let logits = g.scoped("lm_head", |g| -> Result<String> {
+    let logits = g.scoped("lm_head", |g| -> Result<Value> {
         let y = match (&head, quant_head) {
             (Some(head), _) => g.matmul(&h, head)?,
             (None, Some(spec)) => crate::quantize::linear(g, w, Folder::Root, head_key, &h, spec)?,
@@ -222,10 +227,10 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
         };
         // Logits are f32 whatever the dtype: the greedy choice must not hinge on
         // half-precision rounding of the output.
-        let y = if w.dtype == DType::F32 {
+        let y = if w.elem() == ElemType::F32 {
             y
         } else {
-            g.cast(&y, DType::F32)?
+            g.cast(&y, ElemType::F32)?
         };
         Ok(g.node("Identity", &[&y])
             .output_names(&["logits"])
@@ -233,7 +238,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     })?;
     g.output(
         &logits,
-        DType::F32,
+        ElemType::F32,
         &[
             Dim::sym("batch"),
             Dim::Fixed(1),
@@ -242,11 +247,11 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     )?;
     for i in 0..dec.num_hidden_layers {
         for kind in ["key", "value"] {
-            g.output(
-                &format!("present.{i}.{kind}"),
-                w.dtype,
-                &cache_dims(present_len),
-            )?;
+            let name = format!("present.{i}.{kind}");
+            let present = g
+                .value(&name)
+                .ok_or(c3_onnx::Error::UndefinedOutput(name))?;
+            g.output(&present, w.elem(), &cache_dims(present_len))?;
         }
     }
     Ok(g.finish())
@@ -257,11 +262,11 @@ pub fn embed_tokens(cfg: &C3Config, w: &Weights) -> Result<Model> {
     let mut g = GraphBuilder::new("c3_embed_tokens");
     let ids = g.input(
         "input_ids",
-        DType::I64,
+        ElemType::I64,
         &[Dim::sym("batch"), Dim::sym("seq")],
     )?;
     let table = w.plain(&mut g, Folder::Root, "model.embed_tokens.weight")?;
-    let out = g.scoped("model.embed_tokens", |g| -> Result<String> {
+    let out = g.scoped("model.embed_tokens", |g| -> Result<Value> {
         Ok(g.node("Gather", &[&table, &ids])
             .attr("axis", 0i64)
             .output_names(&["inputs_embeds"])
@@ -270,7 +275,7 @@ pub fn embed_tokens(cfg: &C3Config, w: &Weights) -> Result<Model> {
     let d = cfg.decoder.hidden_size as i64;
     g.output(
         &out,
-        w.dtype,
+        w.elem(),
         &[Dim::sym("batch"), Dim::sym("seq"), Dim::Fixed(d)],
     )?;
     Ok(g.finish())

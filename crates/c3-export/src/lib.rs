@@ -15,12 +15,14 @@
 //! appears at `--out` only complete and verified, the same input gives the same
 //! bytes, and failures carry a kind (input, verify, environment) = exit code.
 
-pub mod args;
 #[cfg(feature = "bars")]
 pub mod bars;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod export;
 pub mod graphs;
+pub mod options;
 pub mod progress;
 pub mod provenance;
 pub mod quantize;
@@ -28,7 +30,9 @@ pub mod qwen2;
 pub mod verify;
 pub mod weights;
 
-pub use args::ExportArgs;
+#[cfg(feature = "cli")]
+pub use cli::ExportArgs;
 pub use error::{ErrorKind, ExportError};
 pub use export::{ExportReport, run, run_with};
+pub use options::{ExportOptions, KvCacheChoice, QuantCompute, Quantize, Target};
 pub use progress::Progress;

@@ -28,7 +28,7 @@ fn main() {
         Err(e) => usage_error(e),
     };
     let progress = Arc::new(c3_export::bars::StderrProgress::new());
-    match c3_export::run_with(&cli.args, progress) {
+    match c3_export::run_with(&cli.args.options(), progress) {
         Ok(report) => c3_export::export::print_report(&report, cli.args.json),
         Err(e) => std::process::exit(c3_export::export::print_error(&e, cli.args.json)),
     }

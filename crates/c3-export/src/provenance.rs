@@ -8,8 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::args::ExportArgs;
 use crate::error::{ExportError, Result};
+use crate::options::ExportOptions;
 use crate::verify::VerifyReport;
 
 /// File name inside the export folder.
@@ -42,7 +42,7 @@ pub fn checkpoint_path(dir: &Path) -> Option<std::path::PathBuf> {
 
 impl<'a> Provenance<'a> {
     pub fn new(
-        args: &ExportArgs,
+        args: &ExportOptions,
         manifest_sha256: &'a str,
         started: SystemTime,
         seconds: f64,

@@ -15,9 +15,9 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use crate::error::Result;
 use c3_core::TensorView;
-use c3_onnx::{DType, GraphBuilder, MS_DOMAIN, TensorData};
+use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData, Value};
 
 use crate::weights::{Folder, Weights, read_f32};
 
@@ -86,9 +86,9 @@ pub fn linear(
     w: &Weights,
     folder: Folder,
     key: &str,
-    x: &str,
+    x: &Value,
     spec: QuantSpec,
-) -> Result<String> {
+) -> Result<Value> {
     let (bits, block) = (spec.bits, spec.block);
     let view = w.view(folder, key)?;
     let (n, k) = (view.shape[0], view.shape[1]);
@@ -114,13 +114,13 @@ pub fn linear(
     let shape_b = [n as i64, k_blocks as i64, blob as i64];
     let b = g.initializer(
         &format!("{key}.q{bits}"),
-        DType::U8,
+        ElemType::U8,
         &shape_b,
         TensorData::stream(codes),
     )?;
     let s = g.initializer(
         &format!("{key}.scales"),
-        DType::F32,
+        ElemType::F32,
         &[(n * k_blocks) as i64],
         TensorData::stream(scales),
     )?;

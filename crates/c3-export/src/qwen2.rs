@@ -6,9 +6,9 @@
 //! Precision: weights, activations and the KV cache are in the export dtype; norms
 //! and softmax run in fp32 and are cast back, as the reference does.
 
-use anyhow::Result;
+use crate::error::Result;
 use c3_core::Qwen2Config;
-use c3_onnx::{DType, GraphBuilder, MS_DOMAIN};
+use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, Value};
 
 use crate::weights::{Folder, Weights};
 
@@ -18,16 +18,17 @@ pub const MASK_MIN: f32 = f32::MIN;
 /// Values shared by every layer of one graph.
 pub struct Shared {
     /// RoPE cos/sin `[B, 1, L, head_dim]` in the export dtype.
-    pub cos: String,
-    pub sin: String,
+    pub cos: Value,
+    pub sin: Value,
     /// Additive mask `[B, 1, 1, L, T]` f32 (T = past + L): causal and key padding.
-    pub mask: String,
+    pub mask: Value,
 }
 
-/// Casts `x` to `to` unless the export dtype already is `to`.
-fn cast_if(g: &mut GraphBuilder, x: &str, from: DType, to: DType) -> Result<String> {
-    Ok(if from == to {
-        x.to_owned()
+/// Casts `x` to `to` unless it already is `to` (fp32 exports need no casts around
+/// the fp32 norms and softmax).
+fn cast_if(g: &mut GraphBuilder, x: &Value, to: ElemType) -> Result<Value> {
+    Ok(if x.elem() == to {
+        x.clone()
     } else {
         g.cast(x, to)?
     })
@@ -39,12 +40,12 @@ pub fn rms_norm(
     w: &Weights,
     folder: Folder,
     key: &str,
-    x: &str,
+    x: &Value,
     eps: f64,
-) -> Result<String> {
+) -> Result<Value> {
     let weight = w.plain(g, folder, &format!("{key}.weight"))?;
-    g.scoped(key, |g| -> Result<String> {
-        let xf = cast_if(g, x, w.dtype, DType::F32)?;
+    g.scoped(key, |g| -> Result<Value> {
+        let xf = cast_if(g, x, ElemType::F32)?;
         let sq = g.mul(&xf, &xf)?;
         let var = g.reduce_mean(&sq, &[-1], true)?;
         let eps = g.scalar(eps as f32)?;
@@ -52,7 +53,7 @@ pub fn rms_norm(
         let rms = g.sqrt(&var)?;
         let inv = g.reciprocal(&rms)?;
         let y = g.mul(&xf, &inv)?;
-        let y = cast_if(g, &y, DType::F32, w.dtype)?;
+        let y = cast_if(g, &y, w.elem())?;
         Ok(g.mul(&weight, &y)?)
     })
 }
@@ -63,9 +64,9 @@ pub fn linear(
     w: &Weights,
     folder: Folder,
     key: &str,
-    x: &str,
+    x: &Value,
     bias: bool,
-) -> Result<String> {
+) -> Result<Value> {
     // Quantized: the decoder's transformer layers (never the encoder or projector,
     // whose precision the latents hinge on; the LM head is graphs.rs's choice).
     if let (Some(spec), Folder::Root, true) = (w.quant, folder, key.starts_with("model.layers.")) {
@@ -82,7 +83,7 @@ pub fn linear(
     } else {
         None
     };
-    g.scoped(key, |g| -> Result<String> {
+    g.scoped(key, |g| -> Result<Value> {
         let y = g.matmul(x, &wt)?;
         Ok(match b {
             Some(b) => g.add(&y, &b)?,
@@ -96,9 +97,9 @@ pub fn linear(
 pub fn rope_tables(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
-    positions: &str,
-    dtype: DType,
-) -> Result<(String, String)> {
+    positions: &Value,
+    dtype: ElemType,
+) -> Result<(Value, Value)> {
     let hd = cfg.head_dim();
     let inv_freq: Vec<f32> = (0..hd / 2)
         .map(|i| {
@@ -106,27 +107,24 @@ pub fn rope_tables(
             1.0 / (cfg.rope_theta as f32).powf(exp)
         })
         .collect();
-    g.scoped("rotary_emb", |g| -> Result<(String, String)> {
+    g.scoped("rotary_emb", |g| -> Result<(Value, Value)> {
         let inv = g.constant(&[(hd / 2) as i64], &inv_freq)?;
-        let pos = g.cast(positions, DType::F32)?;
+        let pos = g.cast(positions, ElemType::F32)?;
         let pos = g.unsqueeze(&pos, &[-1])?;
         let freqs = g.mul(&pos, &inv)?;
         let emb = g.concat(&[&freqs, &freqs], -1)?;
         let emb = g.unsqueeze(&emb, &[1])?;
         let cos = g.cos(&emb)?;
         let sin = g.sin(&emb)?;
-        Ok((
-            cast_if(g, &cos, DType::F32, dtype)?,
-            cast_if(g, &sin, DType::F32, dtype)?,
-        ))
+        Ok((cast_if(g, &cos, dtype)?, cast_if(g, &sin, dtype)?))
     })
 }
 
 /// The f32 additive mask `[B, 1, 1, L, T]` from `attention_mask` `[B, T]` (1 = real
 /// key) and the query length of `x` `[B, L, D]`: query i sits at position T - L + i
 /// and sees keys j <= T - L + i that are real.
-pub fn attention_mask(g: &mut GraphBuilder, key_mask: &str, x: &str) -> Result<String> {
-    g.scoped("mask", |g| -> Result<String> {
+pub fn attention_mask(g: &mut GraphBuilder, key_mask: &Value, x: &Value) -> Result<Value> {
+    g.scoped("mask", |g| -> Result<Value> {
         let kshape = g.shape_of(key_mask)?;
         let xshape = g.shape_of(x)?;
         let one_i = g.const_i64s(&[1])?;
@@ -144,7 +142,7 @@ pub fn attention_mask(g: &mut GraphBuilder, key_mask: &str, x: &str) -> Result<S
         let qpos = g.unsqueeze(&qpos, &[1])?;
         let causal = g.node("LessOrEqual", &[&kpos, &qpos]).output()?;
         let causal = g.unsqueeze(&causal, &[0])?;
-        let valid = g.cast(key_mask, DType::Bool)?;
+        let valid = g.cast(key_mask, ElemType::Bool)?;
         let valid = g.unsqueeze(&valid, &[1])?;
         let allowed = g.and(&causal, &valid)?;
         let zero_f = g.scalar(0f32)?;
@@ -154,7 +152,7 @@ pub fn attention_mask(g: &mut GraphBuilder, key_mask: &str, x: &str) -> Result<S
     })
 }
 
-fn rotate_half(g: &mut GraphBuilder, x: &str, hd: i64) -> Result<String> {
+fn rotate_half(g: &mut GraphBuilder, x: &Value, hd: i64) -> Result<Value> {
     let axis = g.const_i64s(&[3])?;
     let (s0, mid, end) = (
         g.const_i64s(&[0])?,
@@ -167,7 +165,7 @@ fn rotate_half(g: &mut GraphBuilder, x: &str, hd: i64) -> Result<String> {
     Ok(g.concat(&[&nx2, &x1], 3)?)
 }
 
-fn apply_rope(g: &mut GraphBuilder, x: &str, s: &Shared, hd: i64) -> Result<String> {
+fn apply_rope(g: &mut GraphBuilder, x: &Value, s: &Shared, hd: i64) -> Result<Value> {
     let a = g.mul(x, &s.cos)?;
     let r = rotate_half(g, x, hd)?;
     let b = g.mul(&r, &s.sin)?;
@@ -175,7 +173,7 @@ fn apply_rope(g: &mut GraphBuilder, x: &str, s: &Shared, hd: i64) -> Result<Stri
 }
 
 /// `[B, L, n*hd]` -> `[B, n, L, hd]`.
-fn split_heads(g: &mut GraphBuilder, x: &str, n: i64, hd: i64) -> Result<String> {
+fn split_heads(g: &mut GraphBuilder, x: &Value, n: i64, hd: i64) -> Result<Value> {
     let shape = g.const_i64s(&[0, 0, n, hd])?;
     let x = g.reshape(x, &shape)?;
     Ok(g.transpose(&x, &[0, 2, 1, 3])?)
@@ -183,8 +181,8 @@ fn split_heads(g: &mut GraphBuilder, x: &str, n: i64, hd: i64) -> Result<String>
 
 /// Past K/V fed to a layer and the present K/V it returns, `[B, kv_heads, T, hd]`.
 pub struct LayerCache<'a> {
-    pub past_key: &'a str,
-    pub past_value: &'a str,
+    pub past_key: &'a Value,
+    pub past_value: &'a Value,
     pub present_key: &'a str,
     pub present_value: &'a str,
 }
@@ -192,12 +190,12 @@ pub struct LayerCache<'a> {
 /// Graph-wide inputs of `com.microsoft:GroupQueryAttention` (the shared-buffer cache).
 pub struct GqaInputs {
     /// `[B]` int32: tokens in each row's cache after this run, minus one.
-    pub seqlens_k: String,
+    pub seqlens_k: Value,
     /// `[]` int32: tokens in the cache after this run.
-    pub total_len: String,
+    pub total_len: Value,
     /// `[max_context, head_dim / 2]` in the export dtype, from f32 frequencies.
-    pub cos_cache: String,
-    pub sin_cache: String,
+    pub cos_cache: Value,
+    pub sin_cache: Value,
 }
 
 /// How a layer's attention is built.
@@ -224,16 +222,16 @@ pub fn attention(
     folder: Folder,
     cfg: &Qwen2Config,
     key: &str,
-    x: &str,
+    x: &Value,
     attn: &Attention<'_>,
-) -> Result<String> {
+) -> Result<Value> {
     let q = linear(g, w, folder, &format!("{key}.q_proj"), x, true)?;
     let k = linear(g, w, folder, &format!("{key}.k_proj"), x, true)?;
     let v = linear(g, w, folder, &format!("{key}.v_proj"), x, true)?;
-    let ctx = g.scoped(key, |g| -> Result<String> {
+    let ctx = g.scoped(key, |g| -> Result<Value> {
         match attn {
             Attention::Standard { shared, cache } => {
-                standard_core(g, w.dtype, cfg, &q, &k, &v, shared, cache.as_ref())
+                standard_core(g, w.elem(), cfg, &q, &k, &v, shared, cache.as_ref())
             }
             Attention::Gqa { inputs, cache } => gqa_core(g, cfg, &q, &k, &v, inputs, cache),
         }
@@ -247,14 +245,14 @@ pub fn attention(
 #[allow(clippy::too_many_arguments)]
 fn standard_core(
     g: &mut GraphBuilder,
-    dtype: DType,
+    dtype: ElemType,
     cfg: &Qwen2Config,
-    q: &str,
-    k: &str,
-    v: &str,
+    q: &Value,
+    k: &Value,
+    v: &Value,
     s: &Shared,
     cache: Option<&LayerCache<'_>>,
-) -> Result<String> {
+) -> Result<Value> {
     let (h, kv, hd) = (
         cfg.num_attention_heads as i64,
         cfg.num_key_value_heads as i64,
@@ -284,10 +282,10 @@ fn standard_core(
     let scores = g.matmul(&q5, &kt)?;
     let scale = g.scalar_as(dtype, (hd as f64).powf(-0.5))?;
     let scores = g.mul(&scores, &scale)?;
-    let scores = cast_if(g, &scores, dtype, DType::F32)?;
+    let scores = cast_if(g, &scores, ElemType::F32)?;
     let scores = g.add(&scores, &s.mask)?;
     let probs = g.softmax(&scores, -1)?;
-    let probs = cast_if(g, &probs, DType::F32, dtype)?;
+    let probs = cast_if(g, &probs, dtype)?;
     let v5 = g.unsqueeze(&v, &[2])?;
     let ctx = g.matmul(&probs, &v5)?;
     let heads_shape = g.const_i64s(&[0, h, -1, hd])?;
@@ -303,37 +301,39 @@ fn standard_core(
 fn gqa_core(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
-    q: &str,
-    k: &str,
-    v: &str,
+    q: &Value,
+    k: &Value,
+    v: &Value,
     inputs: &GqaInputs,
     c: &LayerCache<'_>,
-) -> Result<String> {
+) -> Result<Value> {
     let out = g.key("attn_output");
     let hd = cfg.head_dim() as f64;
-    g.node(
-        "GroupQueryAttention",
-        &[
-            q,
-            k,
-            v,
-            c.past_key,
-            c.past_value,
-            &inputs.seqlens_k,
-            &inputs.total_len,
-            &inputs.cos_cache,
-            &inputs.sin_cache,
-        ],
-    )
-    .domain(MS_DOMAIN)
-    .attr("num_heads", cfg.num_attention_heads as i64)
-    .attr("kv_num_heads", cfg.num_key_value_heads as i64)
-    .attr("do_rotary", 1i64)
-    .attr("rotary_interleaved", 0i64)
-    .attr("scale", hd.powf(-0.5) as f32)
-    .output_names(&[&out, c.present_key, c.present_value])
-    .outputs(3)?;
-    Ok(out)
+    let mut outs = g
+        .node(
+            "GroupQueryAttention",
+            &[
+                q,
+                k,
+                v,
+                c.past_key,
+                c.past_value,
+                &inputs.seqlens_k,
+                &inputs.total_len,
+                &inputs.cos_cache,
+                &inputs.sin_cache,
+            ],
+        )
+        .domain(MS_DOMAIN)
+        .attr("num_heads", cfg.num_attention_heads as i64)
+        .attr("kv_num_heads", cfg.num_key_value_heads as i64)
+        .attr("do_rotary", 1i64)
+        .attr("rotary_interleaved", 0i64)
+        .attr("scale", hd.powf(-0.5) as f32)
+        .output_names(&[&out, c.present_key, c.present_value])
+        .outputs(3)?;
+    // The attention output; the presents are graph outputs, found by name.
+    Ok(outs.remove(0))
 }
 
 /// RoPE cos/sin caches `[max_positions, head_dim / 2]` for GroupQueryAttention: the
@@ -342,8 +342,8 @@ fn gqa_core(
 pub fn rope_caches(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
-    dtype: DType,
-) -> Result<(String, String)> {
+    dtype: ElemType,
+) -> Result<(Value, Value)> {
     let (hd, max) = (cfg.head_dim(), cfg.max_position_embeddings);
     let inv_freq: Vec<f32> = (0..hd / 2)
         .map(|i| 1.0 / (cfg.rope_theta as f32).powf((2 * i) as f32 / hd as f32))
@@ -360,13 +360,10 @@ pub fn rope_caches(
         }
     }
     let shape = [max as i64, (hd / 2) as i64];
-    g.scoped("rotary_emb", |g| -> Result<(String, String)> {
+    g.scoped("rotary_emb", |g| -> Result<(Value, Value)> {
         let cos = g.constant(&shape, &cos)?;
         let sin = g.constant(&shape, &sin)?;
-        Ok((
-            cast_if(g, &cos, DType::F32, dtype)?,
-            cast_if(g, &sin, DType::F32, dtype)?,
-        ))
+        Ok((cast_if(g, &cos, dtype)?, cast_if(g, &sin, dtype)?))
     })
 }
 
@@ -376,11 +373,11 @@ pub fn mlp(
     w: &Weights,
     folder: Folder,
     key: &str,
-    x: &str,
-) -> Result<String> {
+    x: &Value,
+) -> Result<Value> {
     let gate = linear(g, w, folder, &format!("{key}.gate_proj"), x, false)?;
     let up = linear(g, w, folder, &format!("{key}.up_proj"), x, false)?;
-    let act = g.scoped(key, |g| -> Result<String> {
+    let act = g.scoped(key, |g| -> Result<Value> {
         let sig = g.sigmoid(&gate)?;
         let silu = g.mul(&gate, &sig)?;
         Ok(g.mul(&silu, &up)?)
@@ -397,9 +394,9 @@ pub fn layer(
     cfg: &Qwen2Config,
     prefix: &str,
     i: usize,
-    x: &str,
+    x: &Value,
     attn: &Attention<'_>,
-) -> Result<String> {
+) -> Result<Value> {
     let key = format!("{prefix}.layers.{i}");
     let eps = cfg.rms_norm_eps;
     let h = rms_norm(g, w, folder, &format!("{key}.input_layernorm"), x, eps)?;

@@ -10,13 +10,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, ensure};
-use c3_core::C3Config;
+use c3_core::{C3Config, DType};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 use safetensors::SafeTensors;
 use serde::Serialize;
 
-use crate::error::ExportError;
+use crate::error::{ExportError, Result, ResultExt};
 
 /// The document verification reconstructs (cut to the encoder's limit).
 pub const SAMPLE_TEXT: &str = "Context cascade compression squeezes a long text into a few latent vectors, \
@@ -144,11 +143,11 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
     // that sum in different orders drift apart with depth (models/c3-small, 4+4
     // layers, logits up to 18: ORT vs tch 2.6e-4 = 1.4e-5 of the range).
     let (rel, floor, must_match): (f32, f32, bool) =
-        match (rt.manifest.quantize.as_deref(), dtype.as_str()) {
+        match (rt.manifest.quantize.as_deref(), rt.manifest.dtype) {
             (Some("int8"), _) => (5e-2, 0.0, false),
             (Some(_), _) => (7.5e-1, 0.0, false),
-            (None, "fp32") => (5e-5, 1e-4, true),
-            (None, "fp16") => (1e-2, 0.0, false),
+            (None, DType::F32) => (5e-5, 1e-4, true),
+            (None, DType::F16) => (1e-2, 0.0, false),
             _ => (4e-2, 0.0, false),
         };
     let tol = |r: &[f32]| floor.max(rel * r.iter().fold(1f32, |m, v| m.max(v.abs())));
@@ -174,12 +173,13 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> Result<f32> {
-    ensure!(
-        a.len() == b.len(),
-        "ONNX Runtime produced {} values, the reference {}",
-        a.len(),
-        b.len()
-    );
+    if a.len() != b.len() {
+        return Err(ExportError::input(format!(
+            "ONNX Runtime produced {} values, the reference {}",
+            a.len(),
+            b.len()
+        )));
+    }
     Ok(a.iter().zip(b).fold(0f32, |m, (x, y)| {
         let d = (x - y).abs();
         if d.is_nan() { f32::INFINITY } else { m.max(d) }
@@ -245,14 +245,14 @@ fn run_reference(ckpt: &Path, ids: &[u32]) -> Result<Reference> {
                 bin.display()
             )
             .into(),
-        )
-        .into());
+        ));
     }
-    ensure!(
-        status.success(),
-        "the tch reference `{} reference` failed ({status})",
-        bin.display()
-    );
+    if !status.success() {
+        return Err(ExportError::input(format!(
+            "the tch reference `{} reference` failed ({status})",
+            bin.display()
+        )));
+    }
     let bytes = std::fs::read(&out).with_context(|| out.display().to_string())?;
     let st = SafeTensors::deserialize(&bytes)?;
     let f32s = |k: &str| -> Result<Vec<f32>> {

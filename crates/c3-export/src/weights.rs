@@ -7,12 +7,11 @@ use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use c3_core::checkpoint::DType as CkDType;
-use c3_core::{Checkpoint, TensorView};
-use c3_onnx::{DType, GraphBuilder, TensorData};
+use c3_core::{Checkpoint, DType, TensorView};
+use c3_onnx::{ElemType, GraphBuilder, TensorData, Value};
 use half::{bf16, f16};
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::progress::{Progress, Silent};
 
@@ -73,6 +72,7 @@ pub enum Folder {
 #[derive(Clone)]
 pub struct Weights {
     ck: Arc<Checkpoint>,
+    /// The export precision: weights, activations and KV cache.
     pub dtype: DType,
     /// Weight-only quantization of the decoder's linears (and LM head), if any.
     pub quant: Option<crate::quantize::QuantSpec>,
@@ -99,6 +99,11 @@ impl Weights {
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
         self
+    }
+
+    /// The export precision as a graph element type.
+    pub fn elem(&self) -> ElemType {
+        self.dtype.into()
     }
 
     /// Payloads registered and written so far.
@@ -143,13 +148,13 @@ impl Weights {
     }
 
     /// `key` as an initializer named `key`, same shape.
-    pub fn plain(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<String> {
+    pub fn plain(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<Value> {
         self.add(g, folder, key, key, false)
     }
 
     /// The `[out, in]` Linear weight `key` as a `[in, out]` initializer named `<key>.T`,
     /// the right operand of `MatMul` (no runtime Transpose node, no constant folding).
-    pub fn transposed(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<String> {
+    pub fn transposed(&self, g: &mut GraphBuilder, folder: Folder, key: &str) -> Result<Value> {
         self.add(g, folder, key, &format!("{key}.T"), true)
     }
 
@@ -160,7 +165,7 @@ impl Weights {
         key: &str,
         name: &str,
         transpose: bool,
-    ) -> Result<String> {
+    ) -> Result<Value> {
         let view = self.view(folder, key)?;
         let mut shape: Vec<i64> = view.shape.iter().map(|&d| d as i64).collect();
         if transpose {
@@ -179,25 +184,25 @@ impl Weights {
             })
         };
         // A weight name already present (tied embeddings) is reused, not duplicated.
-        if g.is_defined(name) {
-            return Ok(name.to_owned());
+        if let Some(v) = g.value(name) {
+            return Ok(v);
         }
         self.counters.registered.fetch_add(1, Ordering::Relaxed);
-        Ok(g.initializer(name, self.dtype, &shape, TensorData::stream(source))?)
+        Ok(g.initializer(name, self.elem(), &shape, TensorData::stream(source))?)
     }
 }
 
 /// Element `i` of raw little-endian `bytes` of dtype `dt` as f32 (exact).
-pub fn read_f32(dt: CkDType, bytes: &[u8], i: usize) -> f32 {
+pub fn read_f32(dt: DType, bytes: &[u8], i: usize) -> f32 {
     match dt {
-        CkDType::F32 => f32::from_le_bytes([
+        DType::F32 => f32::from_le_bytes([
             bytes[4 * i],
             bytes[4 * i + 1],
             bytes[4 * i + 2],
             bytes[4 * i + 3],
         ]),
-        CkDType::F16 => f16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
-        CkDType::BF16 => bf16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
+        DType::F16 => f16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
+        DType::BF16 => bf16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]).to_f32(),
     }
 }
 
@@ -206,20 +211,13 @@ fn put(to: DType, v: f32, out: &mut Vec<u8>) {
     match to {
         DType::F16 => out.extend(f16::from_f32(v).to_le_bytes()),
         DType::BF16 => out.extend(bf16::from_f32(v).to_le_bytes()),
-        _ => out.extend(v.to_le_bytes()),
+        DType::F32 => out.extend(v.to_le_bytes()),
     }
-}
-
-fn same_dtype(from: CkDType, to: DType) -> bool {
-    matches!(
-        (from, to),
-        (CkDType::F32, DType::F32) | (CkDType::F16, DType::F16) | (CkDType::BF16, DType::BF16)
-    )
 }
 
 /// Writes the tensor in dtype `to`, in chunks (raw bytes when the dtype already matches).
 fn write_converted(view: &TensorView<'_>, to: DType, out: &mut dyn Write) -> std::io::Result<()> {
-    if same_dtype(view.dtype, to) {
+    if view.dtype == to {
         return out.write_all(view.data);
     }
     const CHUNK: usize = 1 << 16;

@@ -1,13 +1,16 @@
 //! Element types and (symbolic) dimensions, mapped to their ONNX protobuf encodings.
+//!
+//! [`ElemType`] is every element type a graph value may have (ints and bools too);
+//! the float precision an export is *chosen* in is [`c3_core::DType`], converted here.
 
 use std::fmt;
 
 use crate::proto::tensor_proto::DataType;
 use crate::proto::{TensorShapeProto, TypeProto, tensor_shape_proto, type_proto};
 
-/// Tensor element type.
+/// Tensor element type (ONNX `TensorProto.DataType`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
+pub enum ElemType {
     /// IEEE 754 binary32.
     F32,
     /// IEEE 754 binary16.
@@ -36,9 +39,9 @@ pub enum DType {
     Bool,
 }
 
-impl DType {
+impl ElemType {
     /// All supported dtypes, for lookups and tests.
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [ElemType; 13] = [
         Self::F32,
         Self::F16,
         Self::BF16,
@@ -88,6 +91,11 @@ impl DType {
         }
     }
 
+    /// Whether this is a floating-point type.
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F16 | Self::BF16 | Self::F64)
+    }
+
     /// Short lower-case name (`"f32"`, `"bf16"`, ...), as in safetensors headers.
     pub fn name(self) -> &'static str {
         match self {
@@ -108,7 +116,18 @@ impl DType {
     }
 }
 
-impl fmt::Display for DType {
+/// The export precision as a graph element type.
+impl From<c3_core::DType> for ElemType {
+    fn from(d: c3_core::DType) -> Self {
+        match d {
+            c3_core::DType::F32 => Self::F32,
+            c3_core::DType::F16 => Self::F16,
+            c3_core::DType::BF16 => Self::BF16,
+        }
+    }
+}
+
+impl fmt::Display for ElemType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
@@ -158,7 +177,7 @@ impl From<&str> for Dim {
 }
 
 /// The `TypeProto` of a tensor with this dtype and shape (`None`: rank unknown).
-pub(crate) fn tensor_type(dtype: DType, shape: Option<&[Dim]>) -> TypeProto {
+pub(crate) fn tensor_type(dtype: ElemType, shape: Option<&[Dim]>) -> TypeProto {
     let shape = shape.map(|dims| TensorShapeProto {
         dim: dims.iter().map(Dim::to_proto).collect(),
     });
@@ -177,11 +196,11 @@ mod tests {
 
     #[test]
     fn onnx_codes_round_trip() {
-        for d in DType::ALL {
-            assert_eq!(DType::from_onnx(d.onnx() as i32), Some(d));
+        for d in ElemType::ALL {
+            assert_eq!(ElemType::from_onnx(d.onnx() as i32), Some(d));
         }
-        assert_eq!(DType::F32.onnx() as i32, 1);
-        assert_eq!(DType::BF16.onnx() as i32, 16);
-        assert_eq!(DType::from_onnx(8), None, "strings are not supported");
+        assert_eq!(ElemType::F32.onnx() as i32, 1);
+        assert_eq!(ElemType::BF16.onnx() as i32, 16);
+        assert_eq!(ElemType::from_onnx(8), None, "strings are not supported");
     }
 }

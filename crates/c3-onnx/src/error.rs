@@ -17,6 +17,37 @@ pub enum Error {
         /// The unknown value name.
         input: String,
     },
+    /// A node's inputs have element types its op does not accept together (ONNX
+    /// Runtime would refuse the model when loading it).
+    #[error("node `{node}` ({op_type}): {detail}")]
+    TypeMismatch {
+        /// Name of the node being added.
+        node: String,
+        /// Its operator type.
+        op_type: String,
+        /// Which inputs, with their names and types.
+        detail: String,
+    },
+    /// A node of an op without type rules here, added without its output types.
+    #[error(
+        "node `{node}` ({op_type}): no element-type rules for this op; give its output types with NodeBuilder::output_types"
+    )]
+    UnknownOutputTypes {
+        /// Name of the node being added.
+        node: String,
+        /// Its operator type.
+        op_type: String,
+    },
+    /// A graph output declared with another element type than its value has.
+    #[error("graph output `{name}` is declared {declared} but its value is {actual}")]
+    OutputType {
+        /// The output's name.
+        name: String,
+        /// The type given to `GraphBuilder::output`.
+        declared: crate::dtype::ElemType,
+        /// The value's type.
+        actual: crate::dtype::ElemType,
+    },
     /// A graph output names a value nothing defines.
     #[error("graph output `{0}` is not defined by any graph input, initializer or node")]
     UndefinedOutput(String),

@@ -4,15 +4,20 @@
 //! the safetensors keys) prefixes node names as `model.layers.3.self_attn/MatMul_q`,
 //! their outputs as `model.layers.3.self_attn/MatMul_q_output_0`, and
 //! [`GraphBuilder::key`] gives parameter names such as `model.layers.3.self_attn.q_proj.weight`.
+//!
+//! Every value is handed out as a typed [`Value`]; each node's input types are checked
+//! against its op's rules ([`crate::types`]) as it is added.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::attr::Attr;
-use crate::dtype::{DType, Dim, tensor_type};
+use crate::dtype::{Dim, ElemType, tensor_type};
 use crate::error::{Error, Result};
 use crate::model::{Initializer, Model};
 use crate::proto::{NodeProto, ValueInfoProto};
 use crate::tensor::{Element, TensorData, le_bytes, numel};
+use crate::types;
+use crate::value::Value;
 
 /// Default-domain (`ai.onnx`) opset the builder targets.
 pub const DEFAULT_OPSET: i64 = 21;
@@ -24,8 +29,9 @@ pub const MS_DOMAIN: &str = "com.microsoft";
 /// Builds one ONNX graph in topological order.
 ///
 /// Every node input must already be defined (graph input, initializer or an earlier
-/// node's output), so the node list is always topologically sorted and a typo in a
-/// value name fails at the call that made it, naming the node.
+/// node's output), so the node list is always topologically sorted, and its element
+/// type must fit the op, so a missing `Cast` fails at the call that made the node,
+/// naming it.
 #[derive(Debug)]
 pub struct GraphBuilder {
     name: String,
@@ -34,13 +40,14 @@ pub struct GraphBuilder {
     pub(crate) outputs: Vec<ValueInfoProto>,
     pub(crate) initializers: Vec<Initializer>,
     pub(crate) nodes: Vec<NodeProto>,
-    defined: HashSet<String>,
+    /// Every value defined so far, with its element type.
+    defined: HashMap<String, ElemType>,
     node_names: HashSet<String>,
     /// Opset version per domain ("" is the default domain); only used domains are kept.
     opsets: BTreeMap<String, i64>,
     /// Small constants already emitted, keyed by (dtype, shape, bytes), so that e.g.
     /// every layer's `Unsqueeze` axes share one `Constant` node.
-    pub(crate) const_cache: HashMap<(DType, Vec<i64>, Vec<u8>), String>,
+    pub(crate) const_cache: HashMap<(ElemType, Vec<i64>, Vec<u8>), Value>,
 }
 
 impl GraphBuilder {
@@ -53,7 +60,7 @@ impl GraphBuilder {
             outputs: Vec::new(),
             initializers: Vec::new(),
             nodes: Vec::new(),
-            defined: HashSet::new(),
+            defined: HashMap::new(),
             node_names: HashSet::new(),
             opsets: BTreeMap::from([(String::new(), DEFAULT_OPSET)]),
             const_cache: HashMap::new(),
@@ -107,14 +114,20 @@ impl GraphBuilder {
 
     /// Whether `name` is a defined value (graph input, initializer or node output).
     pub fn is_defined(&self, name: &str) -> bool {
-        self.defined.contains(name)
+        self.defined.contains_key(name)
     }
 
-    fn define(&mut self, name: &str) -> Result<()> {
-        if !self.defined.insert(name.to_owned()) {
+    /// The defined value named `name`, if any (e.g. a tied weight added before).
+    pub fn value(&self, name: &str) -> Option<Value> {
+        self.defined.get(name).map(|&elem| Value::new(name, elem))
+    }
+
+    fn define(&mut self, name: &str, elem: ElemType) -> Result<Value> {
+        if self.defined.contains_key(name) {
             return Err(Error::DuplicateName(name.to_owned()));
         }
-        Ok(())
+        self.defined.insert(name.to_owned(), elem);
+        Ok(Value::new(name, elem))
     }
 
     /// A fresh node name `<scope>/<op>[_<hint>][_<n>]` whose default output names are
@@ -130,7 +143,7 @@ impl GraphBuilder {
         }
         let free = |cand: &str| {
             !self.node_names.contains(cand)
-                && (0..n_outputs).all(|i| !self.defined.contains(&output_name(cand, i)))
+                && (0..n_outputs).all(|i| !self.defined.contains_key(&output_name(cand, i)))
         };
         if free(&base) {
             return base;
@@ -143,32 +156,41 @@ impl GraphBuilder {
 
     // ---- graph inputs, outputs, initializers ---------------------------------------------
 
-    /// Declares graph input `name` and returns its name.
-    pub fn input(&mut self, name: &str, dtype: DType, shape: &[Dim]) -> Result<String> {
-        self.define(name)?;
+    /// Declares graph input `name`.
+    pub fn input(&mut self, name: &str, dtype: ElemType, shape: &[Dim]) -> Result<Value> {
+        let v = self.define(name, dtype)?;
         self.inputs.push(value_info(name, dtype, shape));
-        Ok(name.to_owned())
+        Ok(v)
     }
 
-    /// Marks the defined value `name` as a graph output with this dtype and shape.
-    pub fn output(&mut self, name: &str, dtype: DType, shape: &[Dim]) -> Result<()> {
-        if !self.is_defined(name) {
-            return Err(Error::UndefinedOutput(name.to_owned()));
+    /// Marks the defined value `v` as a graph output with this dtype and shape. The
+    /// dtype is the contract consumers rely on, so it is spelled out and must be `v`'s.
+    pub fn output(&mut self, v: &Value, dtype: ElemType, shape: &[Dim]) -> Result<()> {
+        let name = v.name();
+        match self.defined.get(name) {
+            None => return Err(Error::UndefinedOutput(name.to_owned())),
+            Some(&actual) if actual != dtype => {
+                return Err(Error::OutputType {
+                    name: name.to_owned(),
+                    declared: dtype,
+                    actual,
+                });
+            }
+            Some(_) => {}
         }
         self.outputs.push(value_info(name, dtype, shape));
         Ok(())
     }
 
-    /// Adds initializer `name` (verbatim, normally the checkpoint key) and returns its
-    /// name. In-memory bytes are checked against dtype and shape now; streamed sources
+    /// Adds initializer `name` (verbatim, normally the checkpoint key). In-memory bytes are checked against dtype and shape now; streamed sources
     /// when the model is written.
     pub fn initializer(
         &mut self,
         name: &str,
-        dtype: DType,
+        dtype: ElemType,
         shape: &[i64],
         data: impl Into<TensorData>,
-    ) -> Result<String> {
+    ) -> Result<Value> {
         let data = data.into();
         let expected = numel(shape)
             .and_then(|n| n.checked_mul(dtype.size() as u64))
@@ -187,7 +209,7 @@ impl GraphBuilder {
                 got: b.len() as u64,
             });
         }
-        self.define(name)?;
+        let v = self.define(name, dtype)?;
         self.initializers.push(Initializer {
             name: name.to_owned(),
             dtype,
@@ -195,7 +217,7 @@ impl GraphBuilder {
             byte_len: expected,
             data,
         });
-        Ok(name.to_owned())
+        Ok(v)
     }
 
     /// Adds an initializer from typed values (dtype inferred from `T`).
@@ -204,28 +226,39 @@ impl GraphBuilder {
         name: &str,
         shape: &[i64],
         values: &[T],
-    ) -> Result<String> {
+    ) -> Result<Value> {
         self.initializer(name, T::DTYPE, shape, le_bytes(values))
     }
 
     // ---- nodes --------------------------------------------------------------------------
 
-    /// Starts a node of `op_type` (default domain) reading `inputs`; "" marks an omitted
-    /// optional input. Finish it with [`NodeBuilder::output`] or [`NodeBuilder::outputs`].
-    pub fn node(&mut self, op_type: &str, inputs: &[&str]) -> NodeBuilder<'_> {
+    /// Starts a node of `op_type` (default domain) reading `inputs`. Finish it with
+    /// [`NodeBuilder::output`] or [`NodeBuilder::outputs`].
+    pub fn node(&mut self, op_type: &str, inputs: &[&Value]) -> NodeBuilder<'_> {
+        let inputs: Vec<Option<&Value>> = inputs.iter().map(|v| Some(*v)).collect();
+        self.node_with_optional(op_type, &inputs)
+    }
+
+    /// [`Self::node`] with optional inputs: `None` is an omitted input (`""` in ONNX).
+    pub fn node_with_optional(
+        &mut self,
+        op_type: &str,
+        inputs: &[Option<&Value>],
+    ) -> NodeBuilder<'_> {
         NodeBuilder {
             g: self,
             op_type: op_type.to_owned(),
-            inputs: inputs.iter().map(|s| (*s).to_owned()).collect(),
+            inputs: inputs.iter().map(|v| v.cloned()).collect(),
             attrs: Vec::new(),
             domain: String::new(),
             hint: None,
             output_names: None,
+            output_types: None,
         }
     }
 
-    /// Adds a default-domain node without attributes; returns its `n_outputs` output names.
-    pub fn op(&mut self, op_type: &str, inputs: &[&str], n_outputs: usize) -> Result<Vec<String>> {
+    /// Adds a default-domain node without attributes; returns its `n_outputs` outputs.
+    pub fn op(&mut self, op_type: &str, inputs: &[&Value], n_outputs: usize) -> Result<Vec<Value>> {
         self.node(op_type, inputs).outputs(n_outputs)
     }
 
@@ -251,11 +284,12 @@ impl GraphBuilder {
 pub struct NodeBuilder<'g> {
     g: &'g mut GraphBuilder,
     op_type: String,
-    inputs: Vec<String>,
+    inputs: Vec<Option<Value>>,
     attrs: Vec<(String, Attr)>,
     domain: String,
     hint: Option<String>,
     output_names: Option<Vec<String>>,
+    output_types: Option<Vec<ElemType>>,
 }
 
 impl NodeBuilder<'_> {
@@ -283,34 +317,70 @@ impl NodeBuilder<'_> {
         self
     }
 
-    /// Adds the node with a single output and returns its name.
-    pub fn output(self) -> Result<String> {
+    /// The output element types of an op without rules in [`crate::types`] (its
+    /// inputs are then not checked either).
+    pub fn output_types(mut self, types: &[ElemType]) -> Self {
+        self.output_types = Some(types.to_vec());
+        self
+    }
+
+    /// Adds the node with a single output and returns it.
+    pub fn output(self) -> Result<Value> {
         let mut v = self.outputs(1)?;
         Ok(v.remove(0))
     }
 
     /// Adds the node with `n` outputs (ignored if [`Self::output_names`] was given) and
-    /// returns their names.
-    pub fn outputs(self, n: usize) -> Result<Vec<String>> {
+    /// returns them, typed by the op's rules or [`Self::output_types`].
+    pub fn outputs(self, n: usize) -> Result<Vec<Value>> {
         let g = self.g;
         let n = self.output_names.as_ref().map_or(n, Vec::len);
         let name = g.fresh_node_name(&self.op_type, self.hint.as_deref(), n);
         if let Some(bad) = self
             .inputs
             .iter()
-            .find(|i| !i.is_empty() && !g.defined.contains(*i))
+            .flatten()
+            .find(|v| !g.defined.contains_key(v.name()))
         {
             return Err(Error::UndefinedInput {
                 node: name,
                 op_type: self.op_type,
-                input: bad.clone(),
+                input: bad.name().to_owned(),
+            });
+        }
+        let types =
+            match types::output_types(&self.op_type, &self.domain, &self.inputs, &self.attrs, n) {
+                Err(detail) => {
+                    return Err(Error::TypeMismatch {
+                        node: name,
+                        op_type: self.op_type,
+                        detail,
+                    });
+                }
+                Ok(rules) => match (self.output_types, rules) {
+                    (Some(given), _) => given,
+                    (None, Some(inferred)) => inferred,
+                    (None, None) => {
+                        return Err(Error::UnknownOutputTypes {
+                            node: name,
+                            op_type: self.op_type,
+                        });
+                    }
+                },
+            };
+        if types.len() < n {
+            return Err(Error::TypeMismatch {
+                node: name,
+                op_type: self.op_type,
+                detail: format!("{n} outputs asked for, the op has {}", types.len()),
             });
         }
         let outputs = self
             .output_names
             .unwrap_or_else(|| (0..n).map(|i| output_name(&name, i)).collect());
-        for o in &outputs {
-            g.define(o)?;
+        let mut values = Vec::with_capacity(n);
+        for (o, elem) in outputs.iter().zip(types) {
+            values.push(g.define(o, elem)?);
         }
         if !self.domain.is_empty() {
             g.opsets.entry(self.domain.clone()).or_insert(1);
@@ -320,12 +390,16 @@ impl NodeBuilder<'_> {
             name: Some(name),
             op_type: Some(self.op_type),
             domain: Some(self.domain),
-            input: self.inputs,
-            output: outputs.clone(),
+            input: self
+                .inputs
+                .iter()
+                .map(|v| v.as_ref().map_or_else(String::new, |v| v.name().to_owned()))
+                .collect(),
+            output: outputs,
             attribute: self.attrs.iter().map(|(k, v)| v.to_proto(k)).collect(),
             ..Default::default()
         });
-        Ok(outputs)
+        Ok(values)
     }
 }
 
@@ -333,7 +407,7 @@ fn output_name(node: &str, i: usize) -> String {
     format!("{node}_output_{i}")
 }
 
-fn value_info(name: &str, dtype: DType, shape: &[Dim]) -> ValueInfoProto {
+fn value_info(name: &str, dtype: ElemType, shape: &[Dim]) -> ValueInfoProto {
     ValueInfoProto {
         name: Some(name.to_owned()),
         r#type: Some(tensor_type(dtype, Some(shape))),
@@ -348,7 +422,7 @@ mod tests {
     #[test]
     fn names_follow_scopes_and_stay_unique() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(4)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::sym("batch"), Dim::Fixed(4)])?;
         g.push_scope("model.layers.3");
         let (a, b) = g.scoped("self_attn", |g| -> Result<_> {
             assert_eq!(
@@ -359,8 +433,8 @@ mod tests {
             let b = g.node("Neg", &[&x]).hint("q").output()?;
             Ok((a, b))
         })?;
-        assert_eq!(a, "model.layers.3.self_attn/Neg_q_output_0");
-        assert_eq!(b, "model.layers.3.self_attn/Neg_q_1_output_0");
+        assert_eq!(a.name(), "model.layers.3.self_attn/Neg_q_output_0");
+        assert_eq!(b.name(), "model.layers.3.self_attn/Neg_q_1_output_0");
         assert_eq!(g.scope(), "model.layers.3");
         Ok(())
     }
@@ -368,22 +442,23 @@ mod tests {
     #[test]
     fn rejects_undefined_inputs_and_bad_sizes() {
         let mut g = GraphBuilder::new("t");
-        let err = g.op("Neg", &["nope"], 1).unwrap_err();
+        let nope = Value::new("nope", ElemType::F32);
+        let err = g.op("Neg", &[&nope], 1).unwrap_err();
         assert!(
             err.to_string().contains("`Neg`") && err.to_string().contains("`nope`"),
             "{err}"
         );
         let err = g
-            .initializer("w", DType::F32, &[2, 2], vec![0u8; 15])
+            .initializer("w", ElemType::F32, &[2, 2], vec![0u8; 15])
             .unwrap_err();
         assert!(err.to_string().contains("tensor `w`"), "{err}");
-        assert!(g.input("x", DType::F32, &[]).is_ok());
+        assert!(g.input("x", ElemType::F32, &[]).is_ok());
         assert!(matches!(
-            g.input("x", DType::F32, &[]),
+            g.input("x", ElemType::F32, &[]),
             Err(Error::DuplicateName(_))
         ));
         assert!(matches!(
-            g.output("y", DType::F32, &[]),
+            g.output(&Value::new("y", ElemType::F32), ElemType::F32, &[]),
             Err(Error::UndefinedOutput(_))
         ));
     }
@@ -391,9 +466,12 @@ mod tests {
     #[test]
     fn contrib_domain_imported_only_when_used() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::Fixed(2)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::Fixed(2)])?;
         assert!(!g.opsets.contains_key(MS_DOMAIN));
-        g.node("FastGelu", &[&x]).domain(MS_DOMAIN).output()?;
+        g.node("FastGelu", &[&x])
+            .domain(MS_DOMAIN)
+            .output_types(&[ElemType::F32])
+            .output()?;
         assert_eq!(g.opsets.get(MS_DOMAIN), Some(&1));
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::dtype::DType;
+use crate::dtype::ElemType;
 use crate::error::{Error, Result};
 use crate::proto::{
     GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
@@ -18,7 +18,7 @@ pub(crate) const PROTO_INLINE_LIMIT: u64 = (2 << 30) - (64 << 20);
 #[derive(Debug)]
 pub(crate) struct Initializer {
     pub(crate) name: String,
-    pub(crate) dtype: DType,
+    pub(crate) dtype: ElemType,
     pub(crate) shape: Vec<i64>,
     /// `numel * dtype.size()`, what the payload must produce.
     pub(crate) byte_len: u64,

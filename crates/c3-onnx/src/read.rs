@@ -144,15 +144,19 @@ fn tensor_locations(t: &TensorProto, out: &mut BTreeSet<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{DType, Dim, GraphBuilder, MS_DOMAIN};
+    use crate::{Dim, ElemType, GraphBuilder, MS_DOMAIN};
 
     #[test]
     fn lists_ops_with_domains() -> Result<()> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::Fixed(2)])?;
+        let x = g.input("x", ElemType::F32, &[Dim::Fixed(2)])?;
         let y = g.neg(&x)?;
-        let z = g.node("FastGelu", &[&y]).domain(MS_DOMAIN).output()?;
-        g.output(&z, DType::F32, &[Dim::Fixed(2)])?;
+        let z = g
+            .node("FastGelu", &[&y])
+            .domain(MS_DOMAIN)
+            .output_types(&[ElemType::F32])
+            .output()?;
+        g.output(&z, ElemType::F32, &[Dim::Fixed(2)])?;
         let proto = g.finish().to_proto()?;
         let ops = op_types(&proto);
         assert!(ops.contains(&(String::new(), "Neg".to_owned())));

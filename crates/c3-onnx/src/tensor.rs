@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::Write;
 
-use crate::dtype::DType;
+use crate::dtype::ElemType;
 use crate::proto::TensorProto;
 
 /// Produces an initializer's bytes at write time.
@@ -70,7 +70,7 @@ impl fmt::Debug for TensorData {
 /// A Rust element type with a fixed ONNX dtype and little-endian encoding.
 pub trait Element: Copy {
     /// The matching ONNX dtype.
-    const DTYPE: DType;
+    const DTYPE: ElemType;
     /// Appends the little-endian bytes of `self`.
     fn put_le(self, out: &mut Vec<u8>);
 }
@@ -78,7 +78,7 @@ pub trait Element: Copy {
 macro_rules! element {
     ($($t:ty => $d:ident),* $(,)?) => {$(
         impl Element for $t {
-            const DTYPE: DType = DType::$d;
+            const DTYPE: ElemType = ElemType::$d;
             fn put_le(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
             }
@@ -93,7 +93,7 @@ element! {
 }
 
 impl Element for bool {
-    const DTYPE: DType = DType::Bool;
+    const DTYPE: ElemType = ElemType::Bool;
     fn put_le(self, out: &mut Vec<u8>) {
         out.push(u8::from(self));
     }
@@ -110,22 +110,22 @@ pub fn le_bytes<T: Element>(values: &[T]) -> Vec<u8> {
 
 /// Bytes of one scalar `value` converted to `dtype` (floats round to nearest, integers
 /// truncate toward zero, bool is `value != 0`).
-pub fn scalar_bytes(dtype: DType, value: f64) -> Vec<u8> {
+pub fn scalar_bytes(dtype: ElemType, value: f64) -> Vec<u8> {
     // `as` saturates on overflow, which is the least surprising choice for constants.
     match dtype {
-        DType::F32 => le_bytes(&[value as f32]),
-        DType::F64 => le_bytes(&[value]),
-        DType::F16 => le_bytes(&[half::f16::from_f64(value)]),
-        DType::BF16 => le_bytes(&[half::bf16::from_f64(value)]),
-        DType::I64 => le_bytes(&[value as i64]),
-        DType::I32 => le_bytes(&[value as i32]),
-        DType::I16 => le_bytes(&[value as i16]),
-        DType::I8 => le_bytes(&[value as i8]),
-        DType::U64 => le_bytes(&[value as u64]),
-        DType::U32 => le_bytes(&[value as u32]),
-        DType::U16 => le_bytes(&[value as u16]),
-        DType::U8 => le_bytes(&[value as u8]),
-        DType::Bool => le_bytes(&[value != 0.0]),
+        ElemType::F32 => le_bytes(&[value as f32]),
+        ElemType::F64 => le_bytes(&[value]),
+        ElemType::F16 => le_bytes(&[half::f16::from_f64(value)]),
+        ElemType::BF16 => le_bytes(&[half::bf16::from_f64(value)]),
+        ElemType::I64 => le_bytes(&[value as i64]),
+        ElemType::I32 => le_bytes(&[value as i32]),
+        ElemType::I16 => le_bytes(&[value as i16]),
+        ElemType::I8 => le_bytes(&[value as i8]),
+        ElemType::U64 => le_bytes(&[value as u64]),
+        ElemType::U32 => le_bytes(&[value as u32]),
+        ElemType::U16 => le_bytes(&[value as u16]),
+        ElemType::U8 => le_bytes(&[value as u8]),
+        ElemType::Bool => le_bytes(&[value != 0.0]),
     }
 }
 
@@ -137,7 +137,7 @@ pub(crate) fn numel(shape: &[i64]) -> Option<u64> {
 }
 
 /// An inline `TensorProto` holding `raw` bytes.
-pub(crate) fn raw_tensor(name: &str, dtype: DType, shape: &[i64], raw: Vec<u8>) -> TensorProto {
+pub(crate) fn raw_tensor(name: &str, dtype: ElemType, shape: &[i64], raw: Vec<u8>) -> TensorProto {
     TensorProto {
         name: Some(name.to_owned()),
         data_type: Some(dtype.onnx() as i32),
@@ -156,8 +156,8 @@ mod tests {
         assert_eq!(le_bytes(&[1.0f32]), vec![0, 0, 0x80, 0x3f]);
         assert_eq!(le_bytes(&[-2i64]), (-2i64).to_le_bytes().to_vec());
         assert_eq!(le_bytes(&[true, false]), vec![1, 0]);
-        assert_eq!(scalar_bytes(DType::BF16, 1.0), vec![0x80, 0x3f]);
-        assert_eq!(scalar_bytes(DType::F16, 1.0), vec![0x00, 0x3c]);
+        assert_eq!(scalar_bytes(ElemType::BF16, 1.0), vec![0x80, 0x3f]);
+        assert_eq!(scalar_bytes(ElemType::F16, 1.0), vec![0x00, 0x3c]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use c3_onnx::ndarray::Array;
 use c3_onnx::ort::value::TensorRef;
-use c3_onnx::{DType, Dim, GraphBuilder, TensorData, ort_env};
+use c3_onnx::{Dim, ElemType, GraphBuilder, TensorData, ort_env};
 
 const WIDTH: usize = 256;
 
@@ -30,16 +30,16 @@ fn over_2gib_model_with_external_data() -> Result<()> {
     let rows_a = (2usize << 30) / (WIDTH * 4) + 8; // just over 2 GiB
     let rows_b = 1024;
     let mut g = GraphBuilder::new("large");
-    let ids = g.input("ids", DType::I64, &[Dim::sym("n")])?;
+    let ids = g.input("ids", ElemType::I64, &[Dim::sym("n")])?;
     let a = g.initializer(
         "a.weight",
-        DType::F32,
+        ElemType::F32,
         &[rows_a as i64, WIDTH as i64],
         table(rows_a, 0.0),
     )?;
     let b = g.initializer(
         "b.weight",
-        DType::F32,
+        ElemType::F32,
         &[rows_b as i64, WIDTH as i64],
         table(rows_b, 0.5),
     )?;
@@ -47,7 +47,11 @@ fn over_2gib_model_with_external_data() -> Result<()> {
     let idx = g.const_i64s(&[3, 1000])?;
     let gb = g.gather(&b, &idx, 0)?;
     let y = g.add(&ga, &gb)?;
-    g.output(&y, DType::F32, &[Dim::Fixed(2), Dim::Fixed(WIDTH as i64)])?;
+    g.output(
+        &y,
+        ElemType::F32,
+        &[Dim::Fixed(2), Dim::Fixed(WIDTH as i64)],
+    )?;
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("large.onnx");

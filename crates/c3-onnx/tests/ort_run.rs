@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use c3_onnx::ndarray::{Array, ArrayD};
 use c3_onnx::ort::value::TensorRef;
-use c3_onnx::{DType, Dim, GraphBuilder, WriteOptions, load_model, ort_env};
+use c3_onnx::{Dim, ElemType, GraphBuilder, WriteOptions, load_model, ort_env};
 use common::{K, N, max_abs_diff};
 
 /// Runs the reference model at `path` on `batch` rows and checks it against Rust.
@@ -85,29 +85,29 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
     let gemm_b = [0.5f32, -0.25];
 
     let mut g = GraphBuilder::new("ops");
-    let x = g.input("x", DType::F32, &[Dim::sym("seq"), Dim::Fixed(H as i64)])?;
-    let ids = g.input("ids", DType::I64, &[Dim::sym("seq")])?;
+    let x = g.input("x", ElemType::F32, &[Dim::sym("seq"), Dim::Fixed(H as i64)])?;
+    let ids = g.input("ids", ElemType::I64, &[Dim::sym("seq")])?;
     let seq = [Dim::sym("seq")];
     let seq_h = [Dim::sym("seq"), Dim::Fixed(H as i64)];
 
     // RMSNorm: x * 1/sqrt(mean(x^2) + eps) * w
-    let rms = g.scoped("model.norm", |g| -> c3_onnx::Result<String> {
+    let rms = g.scoped("model.norm", |g| -> c3_onnx::Result<c3_onnx::Value> {
         let w = g.initializer_from(&g.key("weight"), &[H as i64], &norm_w)?;
         let two = g.scalar(2.0f32)?;
         let sq = g.pow(&x, &two)?;
         let mean = g.reduce_mean(&sq, &[-1], true)?;
-        let e = g.scalar_as(DType::F32, f64::from(eps))?;
+        let e = g.scalar_as(ElemType::F32, f64::from(eps))?;
         let var = g.add(&mean, &e)?;
         let std = g.sqrt(&var)?;
         let inv = g.reciprocal(&std)?;
         let xn = g.mul(&x, &inv)?;
         g.mul(&xn, &w)
     })?;
-    g.output(&rms, DType::F32, &seq_h)?;
+    g.output(&rms, ElemType::F32, &seq_h)?;
 
     let table = g.initializer_from("model.embed_tokens.weight", &[VOCAB as i64, H as i64], &emb)?;
     let embedded = g.scoped("model.embed_tokens", |g| g.gather(&table, &ids, 0))?;
-    g.output(&embedded, DType::F32, &seq_h)?;
+    g.output(&embedded, ElemType::F32, &seq_h)?;
 
     // sin(x) * cos(x) - (-x) / 2, clamped to [-0.3, 0.3] with Max/Min, then sigmoid.
     let trig = {
@@ -124,10 +124,10 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let d = g.min(&d, &hi)?;
         g.sigmoid(&d)?
     };
-    g.output(&trig, DType::F32, &seq_h)?;
+    g.output(&trig, ElemType::F32, &seq_h)?;
 
     // Causal mask from the runtime length: 0 on and below the diagonal, -1e4 above.
-    let mask = g.scoped("mask", |g| -> c3_onnx::Result<String> {
+    let mask = g.scoped("mask", |g| -> c3_onnx::Result<c3_onnx::Value> {
         let shape = g.shape_of(&x)?;
         let zero_idx = g.const_i64(0)?;
         let len = g.gather(&shape, &zero_idx, 0)?;
@@ -139,7 +139,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let future = g.less(&rows, &cols)?;
         let len1 = g.unsqueeze(&len, &[0])?;
         let square = g.concat(&[&len1, &len1], 0)?;
-        let ones = g.constant_of_shape(&square, DType::F32, 1.0)?;
+        let ones = g.constant_of_shape(&square, ElemType::F32, 1.0)?;
         let lower = g.trilu(&ones, None, false)?;
         let neg = g.scalar(-1e4f32)?;
         let zero = g.scalar(0.0f32)?;
@@ -148,12 +148,12 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let m = g.where_(&future, &neg, &zero)?;
         g.sub(&m, &diag)
     })?;
-    g.output(&mask, DType::F32, &[Dim::sym("seq"), Dim::sym("seq")])?;
+    g.output(&mask, ElemType::F32, &[Dim::sym("seq"), Dim::sym("seq")])?;
 
     // Cast + CumSum of the ids.
-    let ids_f = g.cast(&ids, DType::F32)?;
+    let ids_f = g.cast(&ids, ElemType::F32)?;
     let csum = g.cumsum(&ids_f, 0)?;
-    g.output(&csum, DType::F32, &seq)?;
+    g.output(&csum, ElemType::F32, &seq)?;
 
     // Layout ops: transpose, flatten, concat, slice, unsqueeze, expand, squeeze.
     let layout = {
@@ -177,14 +177,14 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
             .outputs(2)?;
         g.squeeze(&first[0], &[0])?
     };
-    g.output(&layout, DType::F32, &[Dim::Fixed(H as i64)])?;
+    g.output(&layout, ElemType::F32, &[Dim::Fixed(H as i64)])?;
 
     // Linear layer as Gemm with a torch-layout weight, then softmax.
     let gw = g.initializer_from("lm_head.weight", &[2, H as i64], &gemm_w)?;
     let gb = g.initializer_from("lm_head.bias", &[2], &gemm_b)?;
     let logits = g.scoped("lm_head", |g| g.gemm(&x, &gw, Some(&gb), true))?;
     let probs = g.softmax(&logits, 1)?;
-    g.output(&probs, DType::F32, &[Dim::sym("seq"), Dim::Fixed(2)])?;
+    g.output(&probs, ElemType::F32, &[Dim::sym("seq"), Dim::Fixed(2)])?;
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("ops.onnx");
@@ -220,13 +220,13 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let inv = 1.0 / (ms + eps).sqrt();
         want.extend(row.iter().zip(&norm_w).map(|(v, w)| v * inv * w));
     }
-    check(&rms, want, &[SEQ, H])?;
+    check(rms.name(), want, &[SEQ, H])?;
 
     let want: Vec<f32> = ids_vals
         .iter()
         .flat_map(|&i| emb[i as usize * H..][..H].to_vec())
         .collect();
-    check(&embedded, want, &[SEQ, H])?;
+    check(embedded.name(), want, &[SEQ, H])?;
 
     let want: Vec<f32> = x_vals
         .iter()
@@ -235,7 +235,7 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
             1.0 / (1.0 + (-d).exp())
         })
         .collect();
-    check(&trig, want, &[SEQ, H])?;
+    check(trig.name(), want, &[SEQ, H])?;
 
     let want: Vec<f32> = (0..SEQ * SEQ)
         .map(|k| match (k / SEQ, k % SEQ) {
@@ -244,9 +244,9 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
             _ => -1.0,
         })
         .collect();
-    check(&mask, want, &[SEQ, SEQ])?;
+    check(mask.name(), want, &[SEQ, SEQ])?;
 
-    check(&csum, vec![4.0, 4.0, 6.0], &[SEQ])?;
+    check(csum.name(), vec![4.0, 4.0, 6.0], &[SEQ])?;
 
     // x^T flattened is column-major x; doubled, elements 1,3,5,7 of it.
     let xt: Vec<f32> = (0..H)
@@ -254,7 +254,11 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         .map(|(r, c)| x_vals[r * H + c])
         .collect();
     let both: Vec<f32> = xt.iter().chain(&xt).copied().collect();
-    check(&layout, vec![both[1], both[3], both[5], both[7]], &[H])?;
+    check(
+        layout.name(),
+        vec![both[1], both[3], both[5], both[7]],
+        &[H],
+    )?;
 
     let mut want = Vec::new();
     for row in x_vals.chunks(H) {
@@ -265,6 +269,6 @@ fn op_helpers_run_in_onnx_runtime() -> Result<()> {
         let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
         want.extend(e.iter().map(|v| v / (e[0] + e[1])));
     }
-    check(&probs, want, &[SEQ, 2])?;
+    check(probs.name(), want, &[SEQ, 2])?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use c3_onnx::proto::tensor_proto::DataLocation;
-use c3_onnx::{DType, Dim, Error, GraphBuilder, TensorData, WriteOptions, load_model, op_types};
+use c3_onnx::{Dim, ElemType, Error, GraphBuilder, TensorData, WriteOptions, load_model, op_types};
 
 fn tiny_threshold() -> WriteOptions {
     WriteOptions {
@@ -45,14 +45,14 @@ fn external_data_is_aligned_and_referenced() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("m.onnx");
     let mut g = GraphBuilder::new("ext");
-    let x = g.input("x", DType::F32, &[Dim::Fixed(8)])?;
+    let x = g.input("x", ElemType::F32, &[Dim::Fixed(8)])?;
     let a = g.initializer_from("a", &[8], &[1.0f32; 8])?;
     let b = g.initializer_from("b", &[8], &[2.0f32; 8])?;
     let small = g.initializer_from("small", &[2], &[3.0f32; 2])?;
     let y = g.add(&x, &a)?;
     let y = g.add(&y, &b)?;
     let y = g.add(&y, &small)?;
-    g.output(&y, DType::F32, &[Dim::Fixed(8)])?;
+    g.output(&y, ElemType::F32, &[Dim::Fixed(8)])?;
     let summary = g.finish().write_with(&path, &tiny_threshold())?;
     assert_eq!((summary.external_tensors, summary.inline_tensors), (2, 1));
     let data_path = dir.path().join("m.onnx.data");
@@ -94,13 +94,13 @@ fn failed_write_leaves_no_file() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("m.onnx");
     let mut g = GraphBuilder::new("fail");
-    let x = g.input("x", DType::F32, &[Dim::Fixed(8)])?;
+    let x = g.input("x", ElemType::F32, &[Dim::Fixed(8)])?;
     let broken = TensorData::stream(|_: &mut dyn std::io::Write| {
         Err(std::io::Error::other("checkpoint vanished"))
     });
-    let w = g.initializer("layers.0.weight", DType::F32, &[8], broken)?;
+    let w = g.initializer("layers.0.weight", ElemType::F32, &[8], broken)?;
     let y = g.add(&x, &w)?;
-    g.output(&y, DType::F32, &[Dim::Fixed(8)])?;
+    g.output(&y, ElemType::F32, &[Dim::Fixed(8)])?;
     let err = g.finish().write_with(&path, &tiny_threshold()).unwrap_err();
     assert!(matches!(err, Error::InitializerSource { .. }), "{err}");
     assert!(err.to_string().contains("layers.0.weight"), "{err}");
@@ -118,7 +118,7 @@ fn short_stream_is_rejected_inline_and_external() -> anyhow::Result<()> {
     for opts in [WriteOptions::default(), tiny_threshold()] {
         let mut g = GraphBuilder::new("short");
         let short = TensorData::stream(|out: &mut dyn std::io::Write| out.write_all(&[0u8; 20]));
-        g.initializer("w", DType::F32, &[8], short)?;
+        g.initializer("w", ElemType::F32, &[8], short)?;
         let err = g
             .finish()
             .write_with(dir.path().join("m.onnx"), &opts)

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use c3_onnx::ort::value::Tensor;
-use c3_onnx::{DType, Dim, GraphBuilder};
+use c3_onnx::{Dim, ElemType, GraphBuilder};
 
 use crate::error::{Error, Result};
 use crate::provider::{Provider, session};
@@ -102,14 +102,14 @@ pub fn matmul_throughput(
 ) -> Result<f64> {
     let mut g = GraphBuilder::new("c3_limits_matmul");
     let d = |v: usize| Dim::Fixed(v as i64);
-    let a = g.input("a", DType::F32, &[d(m), d(k)]).map_err(onnx)?;
-    let b = g.input("b", DType::F32, &[d(k), d(n)]).map_err(onnx)?;
+    let a = g.input("a", ElemType::F32, &[d(m), d(k)]).map_err(onnx)?;
+    let b = g.input("b", ElemType::F32, &[d(k), d(n)]).map_err(onnx)?;
     let c = g
         .node("MatMul", &[&a, &b])
         .output_names(&["c"])
         .output()
         .map_err(onnx)?;
-    g.output(&c, DType::F32, &[d(m), d(n)]).map_err(onnx)?;
+    g.output(&c, ElemType::F32, &[d(m), d(n)]).map_err(onnx)?;
     let dir = tempfile::tempdir().map_err(|e| Error::Io {
         path: std::env::temp_dir(),
         source: e,

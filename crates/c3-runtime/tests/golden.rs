@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use c3_core::DType;
 use c3_core::GenerationConfig;
 use c3_core::KvCache;
-use c3_export::args::{ExportArgs, ExportDtype, KvCacheArg, Target};
+use c3_export::{ExportOptions, KvCacheChoice, Target};
 use c3_runtime::{C3Runtime, Latents, RuntimeOptions};
 use safetensors::SafeTensors;
 
@@ -46,12 +47,12 @@ impl Golden {
     }
 }
 
-fn export(dtype: ExportDtype, target: Target, kv_cache: KvCacheArg, out: &Path) {
-    let args = ExportArgs {
+fn export(dtype: DType, target: Target, kv_cache: KvCacheChoice, out: &Path) {
+    let args = ExportOptions {
         dtype,
         target,
         kv_cache,
-        ..ExportArgs::new(fixtures().join("tiny"), out.to_path_buf())
+        ..ExportOptions::new(fixtures().join("tiny"), out.to_path_buf())
     };
     c3_export::run(&args).unwrap();
 }
@@ -77,13 +78,13 @@ fn fp32_exports_match_hf_goldens() {
     let g = Golden::load();
     // Both cache contracts under `--target ort`, and the TensorRT-ready graphs.
     for (target, kv, want_kv) in [
-        (Target::Ort, KvCacheArg::Auto, KvCache::SharedBuffer),
-        (Target::Ort, KvCacheArg::Concat, KvCache::Concat),
-        (Target::Tensorrt, KvCacheArg::Auto, KvCache::Concat),
+        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer),
+        (Target::Ort, KvCacheChoice::Concat, KvCache::Concat),
+        (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
-        export(ExportDtype::Fp32, target, kv, &out);
+        export(DType::F32, target, kv, &out);
         let rt = C3Runtime::load(&out, RuntimeOptions::default()).unwrap();
         assert_eq!(rt.manifest.kv_cache, want_kv, "{target:?} {kv:?}");
         let target = (target, want_kv);
@@ -161,15 +162,13 @@ fn fp32_exports_match_hf_goldens() {
 /// must fail with a message naming the model, not crash.
 #[test]
 fn half_precision_exports_declare_their_dtypes() {
-    for (dtype, name) in [
-        (ExportDtype::Fp16, "float16"),
-        (ExportDtype::Bf16, "bfloat16"),
-    ] {
+    for dtype in [DType::F16, DType::BF16] {
+        let name = dtype.torch_name();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
-        export(dtype, Target::Tensorrt, KvCacheArg::Auto, &out);
+        export(dtype, Target::Tensorrt, KvCacheChoice::Auto, &out);
         let (m, _) = c3_core::ExportManifest::load(&out).unwrap();
-        assert_eq!(m.dtype.name(), dtype_name(dtype));
+        assert_eq!(m.dtype, dtype);
         assert_eq!(m.models.encoder.outputs[0].dtype, name);
         assert_eq!(m.models.decoder.inputs[0].dtype, name);
         assert_eq!(
@@ -192,10 +191,6 @@ fn half_precision_exports_declare_their_dtypes() {
     }
 }
 
-fn dtype_name(d: ExportDtype) -> &'static str {
-    d.name()
-}
-
 /// KV-cache steps through the ONNX decoder equal a full recompute, for both cache
 /// contracts: prefill 4 positions, then 2 single steps from the cache, vs all 6 at
 /// once (fp32, 1e-4); after truncating back to 4, the same 2 steps again; and the two
@@ -204,9 +199,9 @@ fn dtype_name(d: ExportDtype) -> &'static str {
 fn cached_decoder_steps_equal_full_recompute() {
     let (t, split) = (6usize, 4usize);
     let mut per_kind = Vec::new();
-    for kv in [KvCacheArg::SharedBuffer, KvCacheArg::Concat] {
+    for kv in [KvCacheChoice::SharedBuffer, KvCacheChoice::Concat] {
         let tmp = tempfile::tempdir().unwrap();
-        export(ExportDtype::Fp32, Target::Ort, kv, tmp.path());
+        export(DType::F32, Target::Ort, kv, tmp.path());
         let rt = C3Runtime::load(tmp.path(), RuntimeOptions::default()).unwrap();
         let h = rt.manifest.hidden;
         // Deterministic, non-trivial embeddings (sines of distinct frequencies).

@@ -11,17 +11,17 @@ use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, Instant};
 
 use c3_core::GenerationConfig;
-use c3_export::args::{ExportArgs, KvCacheArg};
+use c3_export::{ExportOptions, KvCacheChoice};
 use c3_runtime::{
     C3Runtime, Error, Event, Latents, Outcome, RuntimeOptions, Scheduler, SchedulerOptions, Task,
 };
 
 const WINDOW: usize = 24;
 
-fn export(out: &Path, kv_cache: KvCacheArg) -> Arc<C3Runtime> {
-    let args = ExportArgs {
+fn export(out: &Path, kv_cache: KvCacheChoice) -> Arc<C3Runtime> {
+    let args = ExportOptions {
         kv_cache,
-        ..ExportArgs::new(
+        ..ExportOptions::new(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
             out.to_path_buf(),
         )
@@ -65,7 +65,7 @@ fn scheduler(rt: &Arc<C3Runtime>, max_batch: usize) -> Scheduler {
 
 /// Serial reference outputs, then the same documents from 9 threads arriving at
 /// staggered times through a batch of 5 rows; streamed tokens match the windows.
-fn concurrent_equals_serial(kv: KvCacheArg) {
+fn concurrent_equals_serial(kv: KvCacheChoice) {
     let dir = tempfile::tempdir().unwrap();
     let rt = export(&dir.path().join("export"), kv);
     let cfg = cfg(&rt);
@@ -131,18 +131,18 @@ fn concurrent_equals_serial(kv: KvCacheArg) {
 
 #[test]
 fn concurrent_requests_equal_serial_shared_buffer() {
-    concurrent_equals_serial(KvCacheArg::SharedBuffer);
+    concurrent_equals_serial(KvCacheChoice::SharedBuffer);
 }
 
 #[test]
 fn concurrent_requests_equal_serial_concat() {
-    concurrent_equals_serial(KvCacheArg::Concat);
+    concurrent_equals_serial(KvCacheChoice::Concat);
 }
 
 #[test]
 fn compress_and_decompress_equal_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = export(&dir.path().join("export"), KvCacheArg::SharedBuffer);
+    let rt = export(&dir.path().join("export"), KvCacheChoice::SharedBuffer);
     let cfg = cfg(&rt);
     let docs: Vec<Vec<u32>> = documents()
         .iter()
@@ -172,7 +172,7 @@ fn compress_and_decompress_equal_the_runtime() {
 #[test]
 fn bad_tasks_are_refused_before_queueing() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = export(&dir.path().join("export"), KvCacheArg::SharedBuffer);
+    let rt = export(&dir.path().join("export"), KvCacheChoice::SharedBuffer);
     let sched = scheduler(&rt, 2);
     let err = sched.run(Task::Compress { docs: vec![] }).unwrap_err();
     assert_eq!(err.to_string(), "no documents");
@@ -206,7 +206,7 @@ fn bad_tasks_are_refused_before_queueing() {
 #[test]
 fn a_full_queue_refuses_and_a_cancelled_request_frees_its_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = export(&dir.path().join("export"), KvCacheArg::SharedBuffer);
+    let rt = export(&dir.path().join("export"), KvCacheChoice::SharedBuffer);
     let sched = Scheduler::start(
         rt.clone(),
         SchedulerOptions {

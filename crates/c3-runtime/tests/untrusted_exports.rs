@@ -8,18 +8,18 @@ use std::path::{Path, PathBuf};
 
 use c3_core::ExportManifest;
 use c3_core::manifest::sha256_file;
-use c3_export::args::{ExportArgs, KvCacheArg};
+use c3_export::{ExportOptions, KvCacheChoice};
 use c3_onnx::proto::tensor_proto::DataLocation;
 use c3_onnx::proto::{ModelProto, StringStringEntryProto};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
 use prost::Message;
 
 /// Exports the tiny fixture to `root/export` and returns that folder.
-fn export(root: &Path, kv_cache: KvCacheArg) -> PathBuf {
+fn export(root: &Path, kv_cache: KvCacheChoice) -> PathBuf {
     let out = root.join("export");
-    let args = ExportArgs {
+    let args = ExportOptions {
         kv_cache,
-        ..ExportArgs::new(
+        ..ExportOptions::new(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
             out.clone(),
         )
@@ -61,7 +61,7 @@ fn refused(dir: &Path, options: RuntimeOptions, needles: &[&str]) -> String {
 #[test]
 fn a_manifest_path_leaving_the_folder_is_refused() {
     let root = tempfile::tempdir().unwrap();
-    let dir = export(root.path(), KvCacheArg::Auto);
+    let dir = export(root.path(), KvCacheChoice::Auto);
     move_out(&dir, "encoder.onnx");
     edit_manifest(&dir, |m| {
         m.models.encoder.file = "../elsewhere/encoder.onnx".into()
@@ -76,7 +76,7 @@ fn a_manifest_path_leaving_the_folder_is_refused() {
 #[test]
 fn an_absolute_tokenizer_path_is_refused() {
     let root = tempfile::tempdir().unwrap();
-    let dir = export(root.path(), KvCacheArg::Auto);
+    let dir = export(root.path(), KvCacheChoice::Auto);
     // The copy stays in the folder too: the runtime's tokenizer loads from there, only
     // the manifest's hashed name points away.
     let outside = root.path().join("tokenizer.json");
@@ -104,7 +104,7 @@ fn an_absolute_tokenizer_path_is_refused() {
 #[test]
 fn the_tokenizer_loaded_is_the_one_the_manifest_names() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = export(tmp.path(), KvCacheArg::Auto);
+    let dir = export(tmp.path(), KvCacheChoice::Auto);
     // Renamed, hash unchanged: the manifest's name is what loads.
     std::fs::rename(dir.join("tokenizer.json"), dir.join("vocab.json")).unwrap();
     edit_manifest(&dir, |m| m.tokenizer.file = "vocab.json".into());
@@ -119,7 +119,7 @@ fn the_tokenizer_loaded_is_the_one_the_manifest_names() {
 #[test]
 fn a_symlink_leaving_the_folder_is_refused() {
     let root = tempfile::tempdir().unwrap();
-    let dir = export(root.path(), KvCacheArg::Auto);
+    let dir = export(root.path(), KvCacheChoice::Auto);
     let outside = move_out(&dir, "decoder.onnx");
     std::os::unix::fs::symlink(&outside, dir.join("decoder.onnx")).unwrap();
     refused(
@@ -171,7 +171,7 @@ fn externalize(dir: &Path, file: &str, location: &str) {
 fn external_data_must_stay_inside_the_folder() {
     // Inside: loads and runs (ONNX Runtime reads the data file).
     let root = tempfile::tempdir().unwrap();
-    let dir = export(root.path(), KvCacheArg::Auto);
+    let dir = export(root.path(), KvCacheChoice::Auto);
     externalize(&dir, "embed_tokens.onnx", "embed_tokens.onnx.data");
     let rt = C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
     let lat = rt
@@ -182,7 +182,7 @@ fn external_data_must_stay_inside_the_folder() {
     // Outside: the manifest's data_file is a plain name that exists in the folder (the
     // same bytes), but the ONNX file itself points at `../elsewhere/...`.
     let root = tempfile::tempdir().unwrap();
-    let dir = export(root.path(), KvCacheArg::Auto);
+    let dir = export(root.path(), KvCacheChoice::Auto);
     std::fs::create_dir(root.path().join("elsewhere")).unwrap();
     let loc = "../elsewhere/embed_tokens.onnx.data";
     externalize(&dir, "embed_tokens.onnx", loc);
@@ -204,7 +204,7 @@ fn external_data_must_stay_inside_the_folder() {
 #[test]
 fn fp32_shared_buffer_exports_are_refused_on_cuda_before_any_session() {
     let root = tempfile::tempdir().unwrap();
-    let dir = export(root.path(), KvCacheArg::SharedBuffer);
+    let dir = export(root.path(), KvCacheChoice::SharedBuffer);
     for provider in [Provider::Cuda, Provider::TensorRt { cache_dir: None }] {
         let options = RuntimeOptions {
             provider,
@@ -227,7 +227,7 @@ fn fp32_shared_buffer_exports_are_refused_on_cuda_before_any_session() {
 #[test]
 fn a_foreign_or_missing_tensorrt_plan_is_refused_by_the_library() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = export(tmp.path(), KvCacheArg::Concat);
+    let dir = export(tmp.path(), KvCacheChoice::Concat);
     let plans = tmp.path().join("trt-plans");
     std::fs::create_dir_all(&plans).unwrap();
     let with_engine = || RuntimeOptions {

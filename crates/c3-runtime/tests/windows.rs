@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use c3_core::GenerationConfig;
-use c3_export::args::ExportArgs;
+use c3_export::ExportOptions;
 use c3_runtime::{C3Runtime, RuntimeOptions, latent_file};
 use safetensors::{Dtype, SafeTensors, serialize, tensor::TensorView};
 
 fn export(out: &Path) -> C3Runtime {
-    let args = ExportArgs::new(
+    let args = ExportOptions::new(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
         out.to_path_buf(),
     );

@@ -8,7 +8,7 @@ use super::*;
 fn export(dir: &Path) -> PathBuf {
     let out = dir.join("export");
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
-    c3_export::run(&c3_export::ExportArgs::new(fixture, &out)).unwrap();
+    c3_export::run(&c3_export::ExportOptions::new(fixture, &out)).unwrap();
     out
 }
 

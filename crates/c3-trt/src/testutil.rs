@@ -7,7 +7,7 @@ use c3_core::ExportManifest;
 use c3_core::manifest::{
     ConfigPair, FileRef, IoSpec, ModelInfo, Models, PromptInfo, SourceInfo, SpecialIds,
 };
-use c3_onnx::{DType, Dim, GraphBuilder, MS_DOMAIN};
+use c3_onnx::{Dim, ElemType, GraphBuilder, MS_DOMAIN};
 use serde_json::json;
 
 use crate::gpu::GpuInfo;
@@ -38,11 +38,7 @@ fn model(file: &str, inputs: Vec<IoSpec>) -> ModelInfo {
 /// Geometry: 2 layers, 2 KV heads of dim 8, hidden 16, documents up to 64 tokens, a
 /// 12-token prompt, context 256.
 pub fn manifest(dtype: &str, target: &str) -> ExportManifest {
-    let float = match dtype {
-        "fp16" => "float16",
-        "bf16" => "bfloat16",
-        _ => "float32",
-    };
+    let float = c3_core::DType::parse(dtype).map_or("float32", c3_core::DType::torch_name);
     let mut dec = vec![
         io("inputs_embeds", float, json!(["batch", "seq", 16])),
         io("attention_mask", "int64", json!(["batch", "total_len"])),
@@ -138,12 +134,12 @@ fn dims(spec: &IoSpec) -> Vec<Dim> {
         .collect()
 }
 
-fn dtype(s: &str) -> DType {
+fn dtype(s: &str) -> ElemType {
     match s {
-        "int64" => DType::I64,
-        "float16" => DType::F16,
-        "bfloat16" => DType::BF16,
-        _ => DType::F32,
+        "int64" => ElemType::I64,
+        "float16" => ElemType::F16,
+        "bfloat16" => ElemType::BF16,
+        _ => ElemType::F32,
     }
 }
 

@@ -199,14 +199,14 @@ fn counts(model: &ModelProto) -> (usize, usize) {
 mod tests {
     use super::*;
     use crate::testutil::{Variant, write_export};
-    use c3_onnx::{DType, Dim, GraphBuilder};
+    use c3_onnx::{Dim, ElemType, GraphBuilder, Value};
 
     fn graph(
-        f: impl FnOnce(&mut GraphBuilder, &str) -> c3_onnx::Result<String>,
-        dt: DType,
+        f: impl FnOnce(&mut GraphBuilder, &Value) -> c3_onnx::Result<Value>,
+        dt: ElemType,
     ) -> anyhow::Result<ModelProto> {
         let mut g = GraphBuilder::new("t");
-        let x = g.input("x", DType::F32, &[Dim::sym("batch")])?;
+        let x = g.input("x", ElemType::F32, &[Dim::sym("batch")])?;
         let y = f(&mut g, &x)?;
         g.output(&y, dt, &[Dim::sym("batch")])?;
         Ok(g.finish().to_proto()?)
@@ -237,12 +237,19 @@ mod tests {
 
     #[test]
     fn double_is_rejected_with_the_tensor_named() -> anyhow::Result<()> {
-        let p = graph(|g, x| g.cast(x, DType::F64), DType::F64)?;
+        let p = graph(|g, x| g.cast(x, ElemType::F64), ElemType::F64)?;
         let err = validate_model(&p, Path::new("m.onnx"), "tensorrt", &["x"])
             .unwrap_err()
             .to_string();
         assert!(err.contains("m.onnx") && err.contains("DOUBLE"), "{err}");
-        let p = graph(|g, x| g.cast(x, DType::U64), DType::F32)?;
+        // Cast back so the graph output stays f32: only the node is at fault.
+        let p = graph(
+            |g, x| {
+                let u = g.cast(x, ElemType::U64)?;
+                g.cast(&u, ElemType::F32)
+            },
+            ElemType::F32,
+        )?;
         let err = validate_model(&p, Path::new("m.onnx"), "tensorrt", &["x"])
             .unwrap_err()
             .to_string();
@@ -254,10 +261,13 @@ mod tests {
     fn multi_output_attention_is_rejected() -> anyhow::Result<()> {
         let p = graph(
             |g, x| {
-                let outs = g.node("Attention", &[x, x, x]).outputs(3)?;
+                let outs = g
+                    .node("Attention", &[x, x, x])
+                    .output_types(&[ElemType::F32; 3])
+                    .outputs(3)?;
                 Ok(outs[0].clone())
             },
-            DType::F32,
+            ElemType::F32,
         )?;
         let err = validate_model(&p, Path::new("d.onnx"), "tensorrt", &[])
             .unwrap_err()
@@ -267,14 +277,21 @@ mod tests {
             "{err}"
         );
         // Single-output Attention is fine.
-        let p = graph(|g, x| g.node("Attention", &[x, x, x]).output(), DType::F32)?;
+        let p = graph(
+            |g, x| {
+                g.node("Attention", &[x, x, x])
+                    .output_types(&[ElemType::F32])
+                    .output()
+            },
+            ElemType::F32,
+        )?;
         validate_model(&p, Path::new("d.onnx"), "tensorrt", &[])?;
         Ok(())
     }
 
     #[test]
     fn missing_manifest_input_is_named() -> anyhow::Result<()> {
-        let p = graph(|g, x| g.neg(x), DType::F32)?;
+        let p = graph(|g, x| g.neg(x), ElemType::F32)?;
         let err = validate_model(&p, Path::new("e.onnx"), "tensorrt", &["input_ids"])
             .unwrap_err()
             .to_string();

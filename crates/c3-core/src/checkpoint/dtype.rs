@@ -16,6 +16,9 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype, in the order the command line lists them.
+    pub const ALL: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {

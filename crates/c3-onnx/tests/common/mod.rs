@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use c3_onnx::{DType, Dim, GraphBuilder, Model, Result, TensorData, le_bytes};
+use c3_onnx::{Dim, ElemType, GraphBuilder, Model, Result, TensorData, Value, le_bytes};
 
 /// Input width, output width of the reference model.
 pub const K: usize = 4;
@@ -42,7 +42,11 @@ pub fn weights() -> (Vec<f32>, Vec<f32>) {
 pub fn softmax_model(stream_w: bool) -> Result<Model> {
     let (w, b) = weights();
     let mut g = GraphBuilder::new("softmax_affine");
-    let x = g.input("x", DType::F32, &[Dim::sym("batch"), Dim::Fixed(K as i64)])?;
+    let x = g.input(
+        "x",
+        ElemType::F32,
+        &[Dim::sym("batch"), Dim::Fixed(K as i64)],
+    )?;
     let w_data = if stream_w {
         let w64: Vec<f64> = w.iter().map(|&v| f64::from(v)).collect();
         TensorData::stream(move |out: &mut dyn std::io::Write| {
@@ -54,8 +58,13 @@ pub fn softmax_model(stream_w: bool) -> Result<Model> {
     } else {
         TensorData::Bytes(le_bytes(&w))
     };
-    let y = g.scoped("proj", |g| -> Result<String> {
-        let w = g.initializer(&g.key("weight"), DType::F32, &[K as i64, N as i64], w_data)?;
+    let y = g.scoped("proj", |g| -> Result<Value> {
+        let w = g.initializer(
+            &g.key("weight"),
+            ElemType::F32,
+            &[K as i64, N as i64],
+            w_data,
+        )?;
         let b = g.initializer_from(&g.key("bias"), &[N as i64], &b)?;
         let xw = g.matmul(&x, &w)?;
         let z = g.add(&xw, &b)?;
@@ -64,7 +73,11 @@ pub fn softmax_model(stream_w: bool) -> Result<Model> {
             .output_names(&["y"])
             .output()
     })?;
-    g.output(&y, DType::F32, &[Dim::sym("batch"), Dim::Fixed(N as i64)])?;
+    g.output(
+        &y,
+        ElemType::F32,
+        &[Dim::sym("batch"), Dim::Fixed(N as i64)],
+    )?;
     Ok(g.finish())
 }
 

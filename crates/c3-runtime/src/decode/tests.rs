@@ -5,15 +5,15 @@
 
 use std::path::{Path, PathBuf};
 
-use c3_export::args::{ExportArgs, KvCacheArg};
+use c3_export::{ExportOptions, KvCacheChoice};
 
 use super::{Cache, DecodeState};
 use crate::{C3Runtime, RuntimeOptions};
 
 fn export_shared(out: &Path) -> C3Runtime {
-    let args = ExportArgs {
-        kv_cache: KvCacheArg::SharedBuffer,
-        ..ExportArgs::new(
+    let args = ExportOptions {
+        kv_cache: KvCacheChoice::SharedBuffer,
+        ..ExportOptions::new(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny"),
             out.to_path_buf(),
         )

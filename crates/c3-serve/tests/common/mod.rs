@@ -30,7 +30,7 @@ pub fn export_dir() -> &'static Path {
             PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c3-serve-export-{name}"));
         let _ = std::fs::remove_dir_all(&out);
         let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
-        c3_export::run(&c3_export::args::ExportArgs::new(fixture, out.clone())).unwrap();
+        c3_export::run(&c3_export::ExportOptions::new(fixture, out.clone())).unwrap();
         out
     })
 }
