@@ -92,6 +92,10 @@ pub struct ExportFlags {
     /// (forensics only; such an export is not fit to ship).
     #[serde(default)]
     pub allow_nonfinite: bool,
+    /// `--decoder-embeds-only`: the decoder takes embeddings only (no `input_ids`),
+    /// so each decode step runs `embed_tokens.onnx` first.
+    #[serde(default)]
+    pub decoder_embeds_only: bool,
 }
 
 /// How a quantized export's MatMulNBits were made.

@@ -59,6 +59,11 @@ pub struct ExportArgs {
     /// refusing the checkpoint. For forensics only: such an export is not fit to ship.
     #[arg(long)]
     pub allow_nonfinite: bool,
+    /// Export a decoder that takes embeddings only (no `input_ids`): each decode step
+    /// then runs `embed_tokens.onnx` first. For engines that refuse the empty
+    /// `inputs_embeds` tensor of a one-run decode step.
+    #[arg(long)]
+    pub decoder_embeds_only: bool,
     /// Print one JSON object on stdout: the summary, or on failure
     /// `{"error", "kind"}` (kind input|verify|environment = exit code 1|2|3).
     #[arg(long)]
@@ -81,6 +86,7 @@ impl ExportArgs {
             keep_lm_head: self.keep_lm_head,
             verify: self.verify,
             allow_nonfinite: self.allow_nonfinite,
+            decoder_embeds_only: self.decoder_embeds_only,
         }
     }
 }

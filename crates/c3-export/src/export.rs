@@ -227,7 +227,7 @@ fn write_all(
     let opts = WriteOptions::default();
     let models = [
         ("encoder.onnx", graphs::encoder(cfg, w, sp.img_start)?),
-        ("decoder.onnx", graphs::decoder(cfg, w, kv_cache)?),
+        ("decoder.onnx", graphs::decoder(cfg, w, kv_cache, !args.decoder_embeds_only)?),
         ("embed_tokens.onnx", graphs::embed_tokens(cfg, w)?),
     ];
     let bytes = models.iter().map(|(_, m)| m.initializer_bytes()).sum();
@@ -335,6 +335,7 @@ fn write_all(
                     lm_head: !args.keep_lm_head,
                 }),
                 allow_nonfinite: args.allow_nonfinite,
+                decoder_embeds_only: args.decoder_embeds_only,
             },
         }),
     };

@@ -104,19 +104,39 @@ fn last_positions(g: &mut GraphBuilder, h: &Value, n: i64) -> Result<Value> {
 
 /// `decoder.onnx`: one graph for prefill and KV-cached steps, with the cache contract
 /// `kv` (export/CONTRACT.md).
-pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
+pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Result<Model> {
     let dec = &cfg.decoder;
     let (kv_heads, hd) = (dec.num_key_value_heads as i64, dec.head_dim() as i64);
     let mut g = GraphBuilder::new("c3_decoder");
-    let embeds = g.input(
-        "inputs_embeds",
-        w.elem(),
-        &[
-            Dim::sym("batch"),
-            Dim::sym("seq"),
-            Dim::Fixed(dec.hidden_size as i64),
-        ],
-    )?;
+    let hidden = Dim::Fixed(dec.hidden_size as i64);
+    // A run's new positions: `inputs_embeds` (the latents, or nothing in a decode
+    // step), then `input_ids`, embedded here, so a decode step is one run. Or, with
+    // `--decoder-embeds-only`, embeddings only (`embed_tokens.onnx` makes them).
+    let (embeds, table) = if takes_ids {
+        let ids = g.input(
+            "input_ids",
+            ElemType::I64,
+            &[Dim::sym("batch"), Dim::sym("ids_len")],
+        )?;
+        let given = g.input(
+            "inputs_embeds",
+            w.elem(),
+            &[Dim::sym("batch"), Dim::sym("embeds_len"), hidden],
+        )?;
+        let table = w.plain(&mut g, Folder::Root, "model.embed_tokens.weight")?;
+        let embeds = g.scoped("model.embed_tokens", |g| -> Result<Value> {
+            let tokens = g.gather(&table, &ids, 0)?;
+            Ok(g.concat(&[&given, &tokens], 1)?)
+        })?;
+        (embeds, Some(table))
+    } else {
+        let embeds = g.input(
+            "inputs_embeds",
+            w.elem(),
+            &[Dim::sym("batch"), Dim::sym("seq"), hidden],
+        )?;
+        (embeds, None)
+    };
     // Concat: the cache holds exactly the past; shared buffer: it is preallocated.
     let (past_len, present_len) = match kv {
         KvCache::Concat => ("past_len", "total_len"),
@@ -215,15 +235,27 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
     // a quarter of a 0.5B decoder's bytes, read once per decode step. The tied
     // embedding is already MatMulNBits' [N = vocab, K = hidden] layout.
     let quant_head = w.quant.filter(|q| q.lm_head);
-    let head = match quant_head {
-        Some(_) => None,
-        None => Some(w.transposed(&mut g, Folder::Root, head_key)?),
+    let head = match (quant_head, dec.tie_word_embeddings, &table) {
+        (Some(_), _, _) => Head::Quantized,
+        // The embedding table the graph already holds, `[vocab, hidden]`, read
+        // transposed: one copy of the largest tensor, not two.
+        (None, true, Some(table)) => Head::Table(table.clone()),
+        _ => Head::Transposed(w.transposed(&mut g, Folder::Root, head_key)?),
     };
     let logits = g.scoped("lm_head", |g| -> Result<Value> {
         let y = match (&head, quant_head) {
-            (Some(head), _) => g.matmul(&h, head)?,
-            (None, Some(spec)) => crate::quantize::linear(g, w, Folder::Root, head_key, &h, spec)?,
-            (None, None) => unreachable!("the head is either quantized or transposed"),
+            (Head::Transposed(head), _) => g.matmul(&h, head)?,
+            (Head::Table(table), _) => {
+                // Gemm is 2-D: `[batch, hidden]` x table^T, back to `[batch, 1, vocab]`.
+                let flat = g.const_i64s(&[-1, dec.hidden_size as i64])?;
+                let h2 = g.reshape(&h, &flat)?;
+                let y = g.gemm(&h2, table, None, true)?;
+                g.unsqueeze(&y, &[1])?
+            }
+            (Head::Quantized, Some(spec)) => {
+                crate::quantize::linear(g, w, Folder::Root, head_key, &h, spec)?
+            }
+            (Head::Quantized, None) => unreachable!("a quantized head has a spec"),
         };
         // Logits are f32 whatever the dtype: the greedy choice must not hinge on
         // half-precision rounding of the output.
@@ -255,6 +287,16 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache) -> Result<Model> {
         }
     }
     Ok(g.finish())
+}
+
+/// How the decoder's LM head holds its weight.
+enum Head {
+    /// `lm_head.weight` transposed to `[hidden, vocab]` for MatMul (untied head).
+    Transposed(Value),
+    /// The tied embedding table `[vocab, hidden]`, used by Gemm with transB.
+    Table(Value),
+    /// MatMulNBits (`--quantize`).
+    Quantized,
 }
 
 /// `embed_tokens.onnx`: `input_ids` `[batch, seq]` -> `inputs_embeds` `[batch, seq, D_dec]`.

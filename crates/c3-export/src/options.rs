@@ -33,6 +33,9 @@ pub struct ExportOptions {
     pub verify: bool,
     /// Export NaN, ±Inf or out-of-range weights instead of refusing (forensics only).
     pub allow_nonfinite: bool,
+    /// A decoder without `input_ids` (embeddings only; two runs per decode step), for
+    /// engines that refuse the empty `inputs_embeds` of a one-run step.
+    pub decoder_embeds_only: bool,
 }
 
 impl ExportOptions {
@@ -52,6 +55,7 @@ impl ExportOptions {
             keep_lm_head: false,
             verify: false,
             allow_nonfinite: false,
+            decoder_embeds_only: false,
         }
     }
 

@@ -80,7 +80,7 @@ pub struct C3Runtime {
     encoder: Mutex<Session>,
     /// `embed_tokens.onnx`, opened on first use: decoders that take `input_ids`
     /// never need it.
-    embed: OnceLock<Mutex<Session>>,
+    pub(crate) embed: OnceLock<Mutex<Session>>,
     /// The decoder embeds token ids itself (`input_ids`): one run per decode step.
     pub(crate) decoder_takes_ids: bool,
     pub(crate) decoder: Mutex<Session>,

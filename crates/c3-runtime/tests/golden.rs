@@ -48,10 +48,21 @@ impl Golden {
 }
 
 fn export(dtype: DType, target: Target, kv_cache: KvCacheChoice, out: &Path) {
+    export_with(dtype, target, kv_cache, false, out)
+}
+
+fn export_with(
+    dtype: DType,
+    target: Target,
+    kv_cache: KvCacheChoice,
+    decoder_embeds_only: bool,
+    out: &Path,
+) {
     let args = ExportOptions {
         dtype,
         target,
         kv_cache,
+        decoder_embeds_only,
         ..ExportOptions::new(fixtures().join("tiny"), out.to_path_buf())
     };
     c3_export::run(&args).unwrap();
@@ -76,18 +87,24 @@ fn gen_cfg(rt: &C3Runtime, n: usize) -> GenerationConfig {
 #[test]
 fn fp32_exports_match_hf_goldens() {
     let g = Golden::load();
-    // Both cache contracts under `--target ort`, and the TensorRT-ready graphs.
-    for (target, kv, want_kv) in [
-        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer),
-        (Target::Ort, KvCacheChoice::Concat, KvCache::Concat),
-        (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat),
+    // Both cache contracts under `--target ort`, and the TensorRT-ready graphs; the
+    // decoder taking ids (one run per step) or, for engines without empty tensors,
+    // embeddings only.
+    for (target, kv, want_kv, embeds_only) in [
+        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer, false),
+        (Target::Ort, KvCacheChoice::Concat, KvCache::Concat, false),
+        (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat, false),
+        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer, true),
+        (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat, true),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("export");
-        export(DType::F32, target, kv, &out);
+        export_with(DType::F32, target, kv, embeds_only, &out);
         let rt = C3Runtime::load(&out, RuntimeOptions::default()).unwrap();
         assert_eq!(rt.manifest.kv_cache, want_kv, "{target:?} {kv:?}");
-        let target = (target, want_kv);
+        let takes_ids = rt.manifest.models.decoder.inputs[0].name == "input_ids";
+        assert_eq!(takes_ids, !embeds_only);
+        let target = (target, want_kv, embeds_only);
         let docs: Vec<Vec<u32>> = (0..3).map(|i| g.ids(&format!("doc{i}.text_ids"))).collect();
         // Batched (length-sorted, left-padded) encoding, compared per document.
         let lats = rt.compress(&docs).unwrap();
@@ -170,7 +187,9 @@ fn half_precision_exports_declare_their_dtypes() {
         let (m, _) = c3_core::ExportManifest::load(&out).unwrap();
         assert_eq!(m.dtype, dtype);
         assert_eq!(m.models.encoder.outputs[0].dtype, name);
-        assert_eq!(m.models.decoder.inputs[0].dtype, name);
+        let dec_in = &m.models.decoder.inputs;
+        assert_eq!((dec_in[0].name.as_str(), dec_in[0].dtype.as_str()), ("input_ids", "int64"));
+        assert_eq!((dec_in[1].name.as_str(), dec_in[1].dtype.as_str()), ("inputs_embeds", name));
         assert_eq!(
             m.models.decoder.outputs[0].dtype, "float32",
             "logits stay f32"

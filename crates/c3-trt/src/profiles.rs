@@ -275,7 +275,7 @@ pub fn derive_one(
                 Error::model(
                     &info.file,
                     format!(
-                        "input `{}` dim {d} has no {} range (known symbols: batch, text_len, seq, past_len, total_len)",
+                        "input `{}` dim {d} has no {} range (known symbols: batch, text_len, seq, past_len, total_len, embeds_len, ids_len)",
                         io.name,
                         phase.name()
                     ),
@@ -305,6 +305,10 @@ struct SymbolRanges {
     text_len: Range,
     seq: Range,
     past_len: Range,
+    /// Decoders that take `input_ids`: the embeddings and ids of one run (seq is
+    /// their sum).
+    embeds_len: Range,
+    ids_len: Range,
 }
 
 impl SymbolRanges {
@@ -349,9 +353,23 @@ impl SymbolRanges {
             opt: opt_text,
             max: max_text,
         };
-        let (seq, past_len) = match phase {
-            // The prompt template has a fixed length (latents included).
-            Phase::Prefill => (Range::fixed(prompt), Range::fixed(0)),
+        let (n, prefix) = (m.n_latents as i64, m.prompt.latent_start as i64);
+        let (seq, past_len, embeds_len, ids_len) = match phase {
+            // The prompt template has a fixed length (latents included). A decoder
+            // that takes ids runs it in two parts: the constant prefix (ids, no
+            // past), then the latents and the suffix after it.
+            Phase::Prefill if m.models.decoder.inputs.iter().any(|i| i.name == "input_ids") => (
+                Range { min: 1, opt: prompt - prefix, max: prompt },
+                Range { min: 0, opt: prefix, max: prefix },
+                Range { min: 0, opt: n, max: n },
+                Range { min: 1, opt: prompt - prefix - n, max: prompt },
+            ),
+            Phase::Prefill => (
+                Range::fixed(prompt),
+                Range::fixed(0),
+                Range::fixed(0),
+                Range::fixed(0),
+            ),
             Phase::Decode => (
                 Range::fixed(1),
                 Range {
@@ -359,6 +377,8 @@ impl SymbolRanges {
                     opt: opt_past,
                     max: max_past,
                 },
+                Range::fixed(0),
+                Range::fixed(1),
             ),
         };
         Ok(SymbolRanges {
@@ -366,6 +386,8 @@ impl SymbolRanges {
             text_len,
             seq,
             past_len,
+            embeds_len,
+            ids_len,
         })
     }
 
@@ -376,6 +398,8 @@ impl SymbolRanges {
             "seq" => Some(self.seq),
             "past_len" => Some(self.past_len),
             "total_len" => Some(self.past_len.add(self.seq)),
+            "embeds_len" => Some(self.embeds_len),
+            "ids_len" => Some(self.ids_len),
             _ => None,
         }
     }

@@ -57,3 +57,40 @@ fn every_shared_buffer_run_binds_the_current_lengths() {
         Some(&(vec![plen as i32; 2], plen as i32 + 1))
     );
 }
+
+/// A decoder that takes `input_ids` decodes in one run per step: `embed_tokens.onnx`
+/// is never opened, by requests or by the scheduler; one without it opens it.
+#[test]
+fn decoders_taking_ids_never_run_the_embedding_model() {
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tiny");
+    for (kv_cache, embeds_only) in [
+        (KvCacheChoice::SharedBuffer, false),
+        (KvCacheChoice::Concat, false),
+        (KvCacheChoice::SharedBuffer, true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("export");
+        let args = ExportOptions {
+            kv_cache,
+            decoder_embeds_only: embeds_only,
+            ..ExportOptions::new(&tiny, &out)
+        };
+        c3_export::run(&args).unwrap();
+        let rt = std::sync::Arc::new(C3Runtime::load(&out, RuntimeOptions::default()).unwrap());
+        assert_eq!(rt.decoder_takes_ids, !embeds_only);
+        let r = rt
+            .roundtrip("one run per step", &rt.reference_generation(), None, Some(6))
+            .unwrap();
+        assert!(r.generation.ids.len() > 1);
+        let sched = crate::Scheduler::start(rt.clone(), Default::default()).unwrap();
+        let ids = rt.document_ids("and through the scheduler").unwrap();
+        let task = crate::Task::Roundtrip {
+            text_ids: ids,
+            cfg: rt.reference_generation(),
+            limit: Some(6),
+        };
+        sched.run(task).unwrap();
+        drop(sched);
+        assert_eq!(rt.embed.get().is_some(), embeds_only, "{kv_cache:?}");
+    }
+}
