@@ -15,7 +15,15 @@ use crate::weights::{Folder, Weights};
 /// `latents` `[batch, N, D_dec]`. Inside: `<img>` and the N rows of `model.Q.weight`
 /// appended after the text, positions `max(cumsum(mask) - 1, 0)`, the encoder
 /// (`llm1.model`), its final norm, the last N rows, `model.mm_projector`.
-pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
+///
+/// With `fused_attention` (`--target ort`), attention is ONNX Runtime's
+/// GroupQueryAttention (encoder_gqa.rs): no `[heads, L, L]` scores in memory.
+pub fn encoder(
+    cfg: &C3Config,
+    w: &Weights,
+    img_start: u32,
+    fused_attention: bool,
+) -> Result<Model> {
     let enc = &cfg.encoder;
     let (n, de) = (cfg.n_latents() as i64, enc.hidden_size as i64);
     let mut g = GraphBuilder::new("c3_encoder");
@@ -52,17 +60,32 @@ pub fn encoder(cfg: &C3Config, w: &Weights, img_start: u32) -> Result<Model> {
         let positions = g.max(&pos, &zero)?;
         Ok((x, full_mask, positions))
     })?;
-    let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
-    let mut h = x;
-    for i in 0..enc.num_hidden_layers {
-        let attn = Attention::Standard {
-            shared: &shared,
-            cache: None,
-        };
-        h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &attn)?;
-    }
-    let h = qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &h, enc.rms_norm_eps)?;
-    let last = last_positions(&mut g, &h, n)?;
+    let last = if fused_attention {
+        let rows = crate::encoder_gqa::RightPadded::new(&mut g, enc, &x, &full_mask, w.elem())?;
+        let mut h = rows.x.clone();
+        for i in 0..enc.num_hidden_layers {
+            let attn = Attention::Gqa {
+                inputs: &rows.gqa,
+                cache: None,
+            };
+            h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &attn)?;
+        }
+        // The norm is per position: the N latent rows first, then the norm.
+        let last = rows.last(&mut g, &h, n)?;
+        qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &last, enc.rms_norm_eps)?
+    } else {
+        let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
+        let mut h = x;
+        for i in 0..enc.num_hidden_layers {
+            let attn = Attention::Standard {
+                shared: &shared,
+                cache: None,
+            };
+            h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &attn)?;
+        }
+        let h = qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &h, enc.rms_norm_eps)?;
+        last_positions(&mut g, &h, n)?
+    };
     let latents = qwen2::linear(&mut g, w, Folder::Root, "model.mm_projector", &last, true)?;
     let latents = g
         .node("Identity", &[&latents])
@@ -217,7 +240,10 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
                 shared,
                 cache: Some(cache),
             },
-            Attn::Gqa(inputs) => Attention::Gqa { inputs, cache },
+            Attn::Gqa(inputs) => Attention::Gqa {
+                inputs,
+                cache: Some(cache),
+            },
         };
         h = qwen2::layer(&mut g, w, Folder::Root, dec, "model", i, &h, &attn)?;
     }

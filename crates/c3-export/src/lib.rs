@@ -19,6 +19,7 @@
 pub mod bars;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod encoder_gqa;
 pub mod error;
 pub mod export;
 pub mod graphs;

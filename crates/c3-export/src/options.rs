@@ -69,6 +69,13 @@ impl ExportOptions {
         })
     }
 
+    /// Whether the encoder's attention is ONNX Runtime's GroupQueryAttention (no
+    /// `[heads, L, L]` scores in memory): `--target ort`, where its rotary takes the
+    /// encoder's `head_dim` (a multiple of 16); otherwise standard ops.
+    pub fn fused_encoder_attention(&self, head_dim: usize) -> bool {
+        self.target == Target::Ort && head_dim.is_multiple_of(16)
+    }
+
     /// The decoder's cache contract for a decoder of `head_dim`, or why the requested
     /// one cannot be exported.
     pub fn kv_cache(&self, head_dim: usize) -> Result<KvCache> {

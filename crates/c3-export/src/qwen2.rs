@@ -207,10 +207,11 @@ pub enum Attention<'a> {
         cache: Option<LayerCache<'a>>,
     },
     /// GroupQueryAttention (rotary inside) reading and writing the cache in place
-    /// when past and present are bound to one buffer.
+    /// when past and present are bound to one buffer; without a cache (the
+    /// encoder), a prompt over right-padded rows.
     Gqa {
         inputs: &'a GqaInputs,
-        cache: LayerCache<'a>,
+        cache: Option<LayerCache<'a>>,
     },
 }
 
@@ -233,7 +234,9 @@ pub fn attention(
             Attention::Standard { shared, cache } => {
                 standard_core(g, w.elem(), cfg, &q, &k, &v, shared, cache.as_ref())
             }
-            Attention::Gqa { inputs, cache } => gqa_core(g, cfg, &q, &k, &v, inputs, cache),
+            Attention::Gqa { inputs, cache } => {
+                gqa_core(g, cfg, &q, &k, &v, inputs, cache.as_ref())
+            }
         }
     })?;
     linear(g, w, folder, &format!("{key}.o_proj"), &ctx, false)
@@ -298,6 +301,10 @@ fn standard_core(
 /// Attention from projected `q`/`k`/`v` `[B, L, heads*hd]` by one GroupQueryAttention
 /// node: non-interleaved (rotate-half) rotary at positions `seqlens_k`-derived (0..L-1
 /// for a prefill, `seqlens_k` for a step), causal, softmax in f32, scale hd^-0.5.
+///
+/// Without a cache the present outputs are still named (left unused): ONNX Runtime's
+/// CPU kernel takes its flash-attention path (tiles of the scores, never `[heads, L,
+/// L]`) only when both presents exist, and otherwise materialises every score.
 fn gqa_core(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
@@ -305,23 +312,27 @@ fn gqa_core(
     k: &Value,
     v: &Value,
     inputs: &GqaInputs,
-    c: &LayerCache<'_>,
+    c: Option<&LayerCache<'_>>,
 ) -> Result<Value> {
     let out = g.key("attn_output");
     let hd = cfg.head_dim() as f64;
+    let (present_key, present_value) = match c {
+        Some(c) => (c.present_key.to_owned(), c.present_value.to_owned()),
+        None => (g.key("present_key"), g.key("present_value")),
+    };
     let mut outs = g
-        .node(
+        .node_with_optional(
             "GroupQueryAttention",
             &[
-                q,
-                k,
-                v,
-                c.past_key,
-                c.past_value,
-                &inputs.seqlens_k,
-                &inputs.total_len,
-                &inputs.cos_cache,
-                &inputs.sin_cache,
+                Some(q),
+                Some(k),
+                Some(v),
+                c.map(|c| c.past_key),
+                c.map(|c| c.past_value),
+                Some(&inputs.seqlens_k),
+                Some(&inputs.total_len),
+                Some(&inputs.cos_cache),
+                Some(&inputs.sin_cache),
             ],
         )
         .domain(MS_DOMAIN)
@@ -330,9 +341,9 @@ fn gqa_core(
         .attr("do_rotary", 1i64)
         .attr("rotary_interleaved", 0i64)
         .attr("scale", hd.powf(-0.5) as f32)
-        .output_names(&[&out, c.present_key, c.present_value])
+        .output_names(&[&out, &present_key, &present_value])
         .outputs(3)?;
-    // The attention output; the presents are graph outputs, found by name.
+    // The attention output; the presents are graph outputs (found by name) or unused.
     Ok(outs.remove(0))
 }
 

@@ -45,13 +45,20 @@ pub(crate) fn output_types(
             ins.all_int(1..)?;
             vec![ins.first()?]
         }
+        ("", "GatherND") => {
+            ins.is(1, I64)?;
+            vec![ins.first()?]
+        }
         // starts, ends, axes and steps share one index type (`Tind`).
         ("", "Slice") => {
             ins.all_int(1..)?;
             ins.same(&[1, 2, 3, 4])?;
             vec![ins.first()?]
         }
-        ("", "Add" | "Sub" | "Mul" | "Div" | "MatMul" | "Max" | "Min" | "Sum" | "Gemm") => {
+        (
+            "",
+            "Add" | "Sub" | "Mul" | "Div" | "Mod" | "MatMul" | "Max" | "Min" | "Sum" | "Gemm",
+        ) => {
             vec![ins.same(&all)?]
         }
         ("", "Concat" | "Range") => vec![ins.same(&all)?],
