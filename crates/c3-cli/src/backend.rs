@@ -29,6 +29,11 @@ pub struct ModelArgs {
     /// TensorRT plan folder from `c3 build` (implies --provider tensorrt).
     #[arg(long)]
     pub engine: Option<PathBuf>,
+    /// Hash every file of --model at load, the weights included (by default the
+    /// graphs and tokenizer are hashed and weight files checked by size: their
+    /// hashes were taken at export).
+    #[arg(long)]
+    pub verify_files: bool,
 }
 
 impl ModelArgs {
@@ -39,6 +44,7 @@ impl ModelArgs {
             provider: Provider::parse(&self.provider)?,
             allow_fallback: self.allow_fallback,
             engine: self.engine.clone(),
+            verify_files: self.verify_files,
             ..Default::default()
         })
     }

@@ -31,7 +31,7 @@ pub use generation::{
     BatchGreedy, FinishReason, Generated, GenerationConfig, NoRepeatNGram, Reconstruction,
     RowGreedy,
 };
-pub use manifest::{ExportManifest, KvCache, MANIFEST_FILE};
+pub use manifest::{ExportManifest, FileCheck, KvCache, MANIFEST_FILE};
 pub use prompt::{DecoderPrompt, PromptTemplate};
 pub use tokenizer::{C3Tokenizer, SpecialTokens};
 pub use window::{Window, WindowPlan, WindowReport};

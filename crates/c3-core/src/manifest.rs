@@ -184,6 +184,11 @@ pub struct ModelInfo {
     pub sha256: String,
     pub data_file: Option<String>,
     pub data_bytes: u64,
+    /// sha256 of the data file, hashed once at export: loading checks its size only,
+    /// unless asked to check everything ([`FileCheck::Full`]). Absent in manifests
+    /// from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
     pub inputs: Vec<IoSpec>,
     pub outputs: Vec<IoSpec>,
     /// Operator types used, with their domain (`com.microsoft:MatMulNBits`).
@@ -197,6 +202,16 @@ pub struct IoSpec {
     pub name: String,
     pub dtype: String,
     pub shape: Vec<serde_json::Value>,
+}
+
+/// How much of an export's files a check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FileCheck {
+    /// What a load reads: graphs it opens and the tokenizer by hash, data by size
+    /// (seconds saved per GB of weights, which ONNX Runtime maps as they are).
+    Quick,
+    /// Every file by hash (`--verify-files`; building engines).
+    Full,
 }
 
 impl ExportManifest {
@@ -275,37 +290,21 @@ impl ExportManifest {
         Ok(sha256_hex(&bytes))
     }
 
-    /// Checks every model file (and its data file) against the recorded sha256, so a
-    /// truncated or swapped ONNX file is named before ONNX Runtime sees it. File names
-    /// are checked first ([`Self::check_file_names`]), before any file is opened.
-    pub fn verify_files(&self, dir: &Path) -> Result<()> {
+    /// Checks the export's files against the manifest: names first, then, at
+    /// [`FileCheck::Quick`] (a load), the encoder's and decoder's graphs and the
+    /// tokenizer by hash and every data file by size; `embed_tokens.onnx` is left to
+    /// [`Self::verify_model`] when (if ever) it is opened. [`FileCheck::Full`] also
+    /// hashes it and every data file whose hash the manifest records.
+    pub fn verify_files(&self, dir: &Path, check: FileCheck) -> Result<()> {
         self.check_file_names(dir)?;
-        for m in [
-            &self.models.encoder,
-            &self.models.decoder,
-            &self.models.embed_tokens,
+        let m = &self.models;
+        for (model, level) in [
+            (&m.encoder, FileCheck::Quick),
+            (&m.decoder, FileCheck::Quick),
+            (&m.embed_tokens, FileCheck::Full),
         ] {
-            let path = dir.join(&m.file);
-            let got = sha256_file(&path)?;
-            if got != m.sha256 {
-                return Err(Error::Input(format!(
-                    "{}: sha256 {got} differs from the manifest's {} (file changed or truncated since export)",
-                    path.display(),
-                    m.sha256
-                )));
-            }
-            if let Some(d) = &m.data_file {
-                let dpath = dir.join(d);
-                let len = std::fs::metadata(&dpath)
-                    .map_err(|e| Error::io(&dpath, e))?
-                    .len();
-                if len != m.data_bytes {
-                    return Err(Error::Input(format!(
-                        "{}: {len} bytes, the manifest says {} (truncated?)",
-                        dpath.display(),
-                        m.data_bytes
-                    )));
-                }
+            if check >= level {
+                self.verify_model(dir, model, check)?;
             }
         }
         let tpath = dir.join(&self.tokenizer.file);
@@ -315,6 +314,44 @@ impl ExportManifest {
                 "{}: sha256 differs from the manifest's (tokenizer replaced after export)",
                 tpath.display()
             )));
+        }
+        Ok(())
+    }
+
+    /// Checks one model's graph by hash and its data file by size, and at
+    /// [`FileCheck::Full`] by hash too (where recorded).
+    pub fn verify_model(&self, dir: &Path, m: &ModelInfo, check: FileCheck) -> Result<()> {
+        let path = dir.join(&m.file);
+        let got = sha256_file(&path)?;
+        if got != m.sha256 {
+            return Err(Error::Input(format!(
+                "{}: sha256 {got} differs from the manifest's {} (file changed or truncated since export)",
+                path.display(),
+                m.sha256
+            )));
+        }
+        let Some(d) = &m.data_file else {
+            return Ok(());
+        };
+        let dpath = dir.join(d);
+        let len = std::fs::metadata(&dpath)
+            .map_err(|e| Error::io(&dpath, e))?
+            .len();
+        if len != m.data_bytes {
+            return Err(Error::Input(format!(
+                "{}: {len} bytes, the manifest says {} (truncated?)",
+                dpath.display(),
+                m.data_bytes
+            )));
+        }
+        if let (FileCheck::Full, Some(want)) = (check, &m.data_sha256) {
+            let got = sha256_file(&dpath)?;
+            if &got != want {
+                return Err(Error::Input(format!(
+                    "{}: sha256 {got} differs from the manifest's {want} (weights changed since export)",
+                    dpath.display()
+                )));
+            }
         }
         Ok(())
     }

@@ -381,6 +381,12 @@ fn write_model(
                 .into_owned()
         }),
         data_bytes: summary.data_bytes,
+        // Hashed once here, so loads can check sizes only (`--verify-files` rehashes).
+        data_sha256: summary
+            .data_path
+            .as_ref()
+            .map(|p| sha256_file(p))
+            .transpose()?,
         inputs: io(&graph.input),
         outputs: io(&graph.output),
         op_types: op_list(&proto),

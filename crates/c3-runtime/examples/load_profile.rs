@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use c3_core::FileCheck;
 use c3_onnx::ort::session::Session;
 use c3_onnx::ort::session::builder::GraphOptimizationLevel;
 use c3_runtime::{C3Runtime, RuntimeOptions};
@@ -37,9 +38,11 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let rt = C3Runtime::load(dir, RuntimeOptions::default())?;
     println!("C3Runtime::load: {:.2} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
-    rt.manifest.verify_files(dir)?;
-    println!("  of which hashing the graphs and tokenizer: {:.2} s", t.elapsed().as_secs_f64());
+    for check in [FileCheck::Quick, FileCheck::Full] {
+        let t = Instant::now();
+        rt.manifest.verify_files(dir, check)?;
+        println!("  file check {check:?}: {:.2} s", t.elapsed().as_secs_f64());
+    }
     drop(rt);
     let m = c3_core::ExportManifest::load(dir)?.0;
     for (name, file) in [

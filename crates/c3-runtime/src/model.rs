@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
-    C3Tokenizer, DType, DecoderPrompt, ExportManifest, Generated, GenerationConfig,
+    C3Tokenizer, DType, DecoderPrompt, ExportManifest, FileCheck, Generated, GenerationConfig,
     KvCache, PromptTemplate, Reconstruction, RowGreedy, Window, WindowReport,
 };
 use c3_onnx::ort::session::Session;
@@ -37,6 +37,10 @@ pub struct RuntimeOptions {
     /// export and this machine's GPU, TensorRT and CUDA before anything is loaded,
     /// then run by TensorRT with the plan's engines (`provider` is then TensorRT).
     pub engine: Option<PathBuf>,
+    /// Hash every file at load, the weights included (`--verify-files`); by default
+    /// the graphs and tokenizer are hashed and the weight files' sizes checked, as
+    /// their hashes were taken once at export.
+    pub verify_files: bool,
     /// Compute the KV cache of the prompt's constant prefix once per loaded model and
     /// start every request from a copy (on by default; outputs are the same either
     /// way; off is for measuring what it saves).
@@ -53,6 +57,7 @@ impl Default for RuntimeOptions {
             encoder_memory: 1 << 30,
             engine: None,
             reuse_prompt_prefix: true,
+            verify_files: false,
         }
     }
 }
@@ -104,7 +109,11 @@ impl C3Runtime {
         let options = with_engine(options, &manifest_sha256)?;
         let dtype = manifest.dtype;
         check_export(dir, &options.provider, manifest.kv_cache, dtype)?;
-        manifest.verify_files(dir)?;
+        let check = match options.verify_files {
+            true => FileCheck::Full,
+            false => FileCheck::Quick,
+        };
+        manifest.verify_files(dir, check)?;
         check_contract(&manifest).map_err(|e| {
             Error::export(dir, format!("manifest does not match this runtime: {e}"))
         })?;
@@ -309,7 +318,12 @@ impl C3Runtime {
         if let Some(s) = self.embed.get() {
             return Ok(s);
         }
-        let file = &self.manifest.models.embed_tokens.file;
+        let info = &self.manifest.models.embed_tokens;
+        let file = &info.file;
+        // Hashed here, when first needed, unless the load hashed everything.
+        if !self.options.verify_files {
+            self.manifest.verify_model(&self.dir, info, FileCheck::Quick)?;
+        }
         let o = &self.options;
         let s = session(&self.dir.join(file), &o.provider, o.allow_fallback, o.threads)?;
         Ok(self.embed.get_or_init(|| Mutex::new(s)))

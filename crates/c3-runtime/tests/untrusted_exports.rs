@@ -273,3 +273,34 @@ fn a_foreign_or_missing_tensorrt_plan_is_refused_by_the_library() {
         "{msg}"
     );
 }
+
+/// Weight files are hashed once at export: a load checks their size (the bytes are
+/// ONNX Runtime's to map), `verify_files` (`--verify-files`) rehashes them and names
+/// the changed file. `embed_tokens.onnx` is hashed when first opened.
+#[test]
+fn changed_weights_are_found_by_verify_files() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheChoice::Auto);
+    externalize(&dir, "embed_tokens.onnx", "embed_tokens.onnx.data");
+    let data = dir.join("embed_tokens.onnx.data");
+    let sha = sha256_file(&data).unwrap();
+    edit_manifest(&dir, |m| m.models.embed_tokens.data_sha256 = Some(sha));
+    let full = || RuntimeOptions {
+        verify_files: true,
+        ..Default::default()
+    };
+    C3Runtime::load(&dir, full()).unwrap();
+    // Same size, one byte changed.
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[7] ^= 0x40;
+    std::fs::write(&data, &bytes).unwrap();
+    C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+    refused(&dir, full(), &["embed_tokens.onnx.data", "sha256", "weights changed since export"]);
+    // A changed graph: its hash, whatever the level.
+    let graph = dir.join("embed_tokens.onnx");
+    let mut g = std::fs::read(&graph).unwrap();
+    let last = g.len() - 1;
+    g[last] ^= 0x01;
+    std::fs::write(&graph, &g).unwrap();
+    refused(&dir, full(), &["embed_tokens.onnx", "sha256"]);
+}

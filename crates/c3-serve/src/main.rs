@@ -45,6 +45,10 @@ struct Args {
     /// encoded together as far as it allows (estimated from the encoder's shapes).
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     encoder_memory: usize,
+    /// Hash every file of the export at start, the weights included (by default the
+    /// graphs and tokenizer are hashed and weight files checked by size).
+    #[arg(long)]
+    verify_files: bool,
     /// Seconds a request may run; past it the answer is 504 and its rows are freed.
     #[arg(long, default_value = "120", value_parser = parse_seconds)]
     request_timeout: Duration,
@@ -151,6 +155,7 @@ fn main() -> ExitCode {
         provider,
         threads: args.threads,
         encoder_memory: args.encoder_memory as u64,
+        verify_files: args.verify_files,
         ..RuntimeOptions::default()
     };
     let rt = match C3Runtime::load(&args.export, options) {

@@ -328,7 +328,7 @@ pub fn build_reporting(
     }
 
     // Engines record the export hash: make sure the files are the ones it describes.
-    m.verify_files(&args.export)?;
+    m.verify_files(&args.export, c3_core::FileCheck::Full)?;
     // The plan folder is built beside its destination and swapped in complete, so a
     // failed or killed build never leaves a folder the runtime would load.
     check_out(&plan_dir, PLAN, args.force)?;

@@ -29,6 +29,7 @@ fn model(file: &str, inputs: Vec<IoSpec>) -> ModelInfo {
         sha256: String::new(),
         data_file: None,
         data_bytes: 0,
+        data_sha256: None,
         inputs,
         outputs: Vec::new(),
         op_types: Vec::new(),

@@ -111,10 +111,18 @@ pub fn run(a: Args) -> Result<()> {
         provider: a.provider.clone(),
         allow_fallback: a.allow_fallback,
         engine: None,
+        verify_files: false,
     }
     .runtime_options()?;
     reset_peak_rss();
+    // What a service start costs: the load, then the first document's first token
+    // (its first run also touches the weights ONNX Runtime mapped at load).
+    let t0 = Instant::now();
     let rt = C3Runtime::load(&a.model, opts)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let first = rt.compress(&[rt.tokenizer.encode(SAMPLE)?])?;
+    rt.generate(&[&first[0]], &fixed(1), &mut |_, _| {})?;
+    let load_to_first_token_s = t0.elapsed().as_secs_f64();
     let m = &rt.manifest;
     let len = a.doc_tokens.unwrap_or(64).min(m.max_text_tokens);
     ensure!(
@@ -248,6 +256,8 @@ pub fn run(a: Args) -> Result<()> {
             "limits": floors,
             "docs_per_second": a.docs as f64 / compress,
             "time_to_first_token_ms": ttft * 1e3,
+            "load_s": load_s,
+            "load_to_first_token_s": load_to_first_token_s,
             "decode_tokens_per_second_b1": 1.0 / step1,
             "decode_tokens_per_second_b8": 8.0 / step8,
             "batch8_over_batch1": step1 * 8.0 / step8,
@@ -458,6 +468,11 @@ fn print_human(r: &Value) {
     ] {
         println!("{label:<34} {:>14} {:>14}", f(o, key), f(t, key));
     }
+    println!(
+        "load: {} s; load to the first token of a first document: {} s",
+        f(o, "load_s"),
+        f(o, "load_to_first_token_s")
+    );
     if let Some(x) = r["ratios"]["decode_b1_ort_over_tch"].as_f64() {
         println!("decode batch 1: onnxruntime / tch = {x:.2}x");
     }
