@@ -98,6 +98,7 @@ fn export(args: &ExportOptions, progress: &Arc<dyn Progress>) -> Result<ExportRe
     }
     let ck_hash = checkpoint_hash(&args.checkpoint)?;
     let weights = Weights::new(Arc::new(ck), args.dtype, args.quant_spec())
+        .with_fused_norms(args.target == Target::Ort)
         .with_progress(Arc::clone(progress));
 
     let staging = Staging::create(&args.out)?;

@@ -35,6 +35,9 @@ fn cast_if(g: &mut GraphBuilder, x: &Value, to: ElemType) -> Result<Value> {
 }
 
 /// `Qwen2RMSNorm` at scope `key` (its `.weight`): fp32 statistics, output in dtype.
+/// For ONNX Runtime one `SimplifiedLayerNormalization` node (the same formula,
+/// statistics in fp32: `stash_type` 1), one kernel instead of eight per norm;
+/// standard ops for TensorRT.
 pub fn rms_norm(
     g: &mut GraphBuilder,
     w: &Weights,
@@ -44,6 +47,15 @@ pub fn rms_norm(
     eps: f64,
 ) -> Result<Value> {
     let weight = w.plain(g, folder, &format!("{key}.weight"))?;
+    if w.fused_norms {
+        return g.scoped(key, |g| -> Result<Value> {
+            Ok(g.node("SimplifiedLayerNormalization", &[x, &weight])
+                .attr("axis", -1i64)
+                .attr("epsilon", eps as f32)
+                .attr("stash_type", 1i64)
+                .output()?)
+        });
+    }
     g.scoped(key, |g| -> Result<Value> {
         let xf = cast_if(g, x, ElemType::F32)?;
         let sq = g.mul(&xf, &xf)?;

@@ -76,6 +76,9 @@ pub struct Weights {
     pub dtype: DType,
     /// Weight-only quantization of the decoder's linears (and LM head), if any.
     pub quant: Option<crate::quantize::QuantSpec>,
+    /// ONNX Runtime's fused normalisation op may be used (`--target ort`); standard
+    /// ops otherwise (TensorRT).
+    pub fused_norms: bool,
     counters: Arc<Counters>,
     progress: Arc<dyn Progress>,
 }
@@ -90,9 +93,16 @@ impl Weights {
             ck,
             dtype,
             quant,
+            fused_norms: false,
             counters: Arc::default(),
             progress: Arc::new(Silent),
         }
+    }
+
+    /// Builds norms with ONNX Runtime's `SimplifiedLayerNormalization`.
+    pub fn with_fused_norms(mut self, fused: bool) -> Self {
+        self.fused_norms = fused;
+        self
     }
 
     /// Reports each payload written to `progress`.
