@@ -123,10 +123,16 @@ impl TextStream {
 
     /// The next piece; between waits Python handles signals (Ctrl-C raises
     /// KeyboardInterrupt here, and dropping the stream then cancels the request).
+    /// Checked before each piece too: a C-level consumer (`list(stream)`,
+    /// `"".join(stream)`) runs no bytecode between pieces, so a stream that never
+    /// waits would otherwise see Ctrl-C only at its end.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
         loop {
             match py.detach(|| self.step()).raise(py)? {
-                Step::Piece(p) => return Ok(Some(p)),
+                Step::Piece(p) => {
+                    py.check_signals()?;
+                    return Ok(Some(p));
+                }
                 Step::End => return Ok(None),
                 Step::Pending => py.check_signals()?,
             }
