@@ -97,7 +97,10 @@ impl<'m> Batch<'m> {
                 // runtime's cache, or run), then the latents and the suffix.
                 match prefix {
                     Some(p) => state.load_prefix(p)?,
-                    None => state.forward_feed(rt.prefix_feed(rows.len()))?,
+                    None if rt.manifest.prompt.latent_start > 0 => {
+                        state.forward_feed(rt.prefix_feed(rows.len()))?
+                    }
+                    None => {}
                 }
                 state.forward_feed(rt.rest_feed(&lats)?)?;
                 let logits = state.logits()?;
