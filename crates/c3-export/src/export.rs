@@ -227,13 +227,19 @@ fn write_all(
     let sp = tok.specials();
     let opts = WriteOptions::default();
     let models = [
-        ("encoder.onnx", graphs::encoder(
+        (
+            "encoder.onnx",
+            graphs::encoder(
                 cfg,
                 w,
                 sp.img_start,
                 args.fused_encoder_attention(cfg.encoder.head_dim()),
-            )?),
-        ("decoder.onnx", graphs::decoder(cfg, w, kv_cache, !args.decoder_embeds_only)?),
+            )?,
+        ),
+        (
+            "decoder.onnx",
+            graphs::decoder(cfg, w, kv_cache, !args.decoder_embeds_only)?,
+        ),
         ("embed_tokens.onnx", graphs::embed_tokens(cfg, w)?),
     ];
     let bytes = models.iter().map(|(_, m)| m.initializer_bytes()).sum();

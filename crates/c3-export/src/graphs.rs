@@ -72,7 +72,14 @@ pub fn encoder(
         }
         // The norm is per position: the N latent rows first, then the norm.
         let last = rows.last(&mut g, &h, n)?;
-        qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &last, enc.rms_norm_eps)?
+        qwen2::rms_norm(
+            &mut g,
+            w,
+            Folder::Llm1,
+            "model.norm",
+            &last,
+            enc.rms_norm_eps,
+        )?
     } else {
         let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
         let mut h = x;

@@ -55,10 +55,7 @@ pub(crate) fn output_types(
             ins.same(&[1, 2, 3, 4])?;
             vec![ins.first()?]
         }
-        (
-            "",
-            "Add" | "Sub" | "Mul" | "Div" | "Mod" | "MatMul" | "Max" | "Min" | "Sum" | "Gemm",
-        ) => {
+        ("", "Add" | "Sub" | "Mul" | "Div" | "Mod" | "MatMul" | "Max" | "Min" | "Sum" | "Gemm") => {
             vec![ins.same(&all)?]
         }
         ("", "Concat" | "Range") => vec![ins.same(&all)?],

@@ -51,10 +51,26 @@ fn main() -> Result<()> {
         ("decoder", &m.models.decoder.file),
     ] {
         for (label, prepack, level) in [
-            ("all optimizations, prepacking", true, GraphOptimizationLevel::Level3),
-            ("all optimizations, no prepacking", false, GraphOptimizationLevel::Level3),
-            ("basic optimizations, prepacking", true, GraphOptimizationLevel::Level1),
-            ("no optimizations, no prepacking", false, GraphOptimizationLevel::Disable),
+            (
+                "all optimizations, prepacking",
+                true,
+                GraphOptimizationLevel::Level3,
+            ),
+            (
+                "all optimizations, no prepacking",
+                false,
+                GraphOptimizationLevel::Level3,
+            ),
+            (
+                "basic optimizations, prepacking",
+                true,
+                GraphOptimizationLevel::Level1,
+            ),
+            (
+                "no optimizations, no prepacking",
+                false,
+                GraphOptimizationLevel::Disable,
+            ),
         ] {
             let (s, secs) = open(&dir.join(file), prepack, level)?;
             println!("{name:>12}: {secs:6.2} s  {label}");

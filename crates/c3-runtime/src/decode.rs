@@ -294,8 +294,10 @@ impl DecodeState<'_> {
         let mut dec = lock(&self.rt.decoder);
         Ok(match &mut self.cache {
             Cache::Concat { past, names } => {
-                let mut inputs: Vec<(String, DynValue)> =
-                    values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+                let mut inputs: Vec<(String, DynValue)> = values
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
                 inputs.push((
                     "attention_mask".into(),
                     i64_value(&[b, total], vec![1; b * total])?,

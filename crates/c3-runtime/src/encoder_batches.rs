@@ -58,7 +58,12 @@ impl EncoderCost {
 /// Splits documents, already sorted by length (shortest first), into runs: each as
 /// long as `count` documents padded to its longest stay within `budget` bytes, at
 /// most `cap` documents, at least one.
-pub(crate) fn plan(lens: &[usize], cost: Option<&EncoderCost>, budget: u64, cap: usize) -> Vec<usize> {
+pub(crate) fn plan(
+    lens: &[usize],
+    cost: Option<&EncoderCost>,
+    budget: u64,
+    cap: usize,
+) -> Vec<usize> {
     let cap = cap.max(1);
     let mut sizes = Vec::new();
     let mut start = 0;
@@ -110,7 +115,10 @@ mod tests {
         // Short documents fill the count cap.
         assert_eq!(plan(&[64; 20], Some(&c), 1 << 30, 16), [16, 4]);
         // Sorted input: a long document closes a run of short ones.
-        assert_eq!(plan(&[64, 64, 4000, 4000], Some(&c), per + 1, 16), [2, 1, 1]);
+        assert_eq!(
+            plan(&[64, 64, 4000, 4000], Some(&c), per + 1, 16),
+            [2, 1, 1]
+        );
         // Without a cost model, only the cap.
         assert_eq!(plan(&[4000; 3], None, 0, 2), [2, 1]);
     }

@@ -12,6 +12,7 @@
 //! Every fallible call returns [`Result`] with the typed [`Error`]; no `ort` type
 //! appears in the public API ([`Embeds`] wraps the decoder's input values).
 
+mod contract;
 mod decode;
 mod encoder_batches;
 mod error;

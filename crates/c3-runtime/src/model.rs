@@ -7,13 +7,14 @@ use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
     C3Tokenizer, DType, DecoderPrompt, ExportManifest, FileCheck, Generated, GenerationConfig,
-    KvCache, PromptTemplate, Reconstruction, RowGreedy, Window, WindowReport,
+    PromptTemplate, Reconstruction, RowGreedy, Window, WindowReport,
 };
 use c3_onnx::ort::session::Session;
 
+use crate::contract::check_contract;
 use crate::decode::PromptPrefix;
-use crate::encoder_batches::{EncoderCost, plan};
 use crate::decode::batch::Batch;
+use crate::encoder_batches::{EncoderCost, plan};
 use crate::error::{Error, Result, ensure};
 use crate::external::check_external_data;
 use crate::latents::Latents;
@@ -264,7 +265,12 @@ impl C3Runtime {
         let mut out: Vec<Option<Latents>> = vec![None; docs.len()];
         let lens: Vec<usize> = order.iter().map(|&i| docs[i].len()).collect();
         let cost = EncoderCost::new(&self.manifest);
-        let sizes = plan(&lens, cost.as_ref(), self.options.encoder_memory, self.options.batch_size);
+        let sizes = plan(
+            &lens,
+            cost.as_ref(),
+            self.options.encoder_memory,
+            self.options.batch_size,
+        );
         let mut rest = order.as_slice();
         for size in sizes {
             let (chunk, tail) = rest.split_at(size);
@@ -322,10 +328,16 @@ impl C3Runtime {
         let file = &info.file;
         // Hashed here, when first needed, unless the load hashed everything.
         if !self.options.verify_files {
-            self.manifest.verify_model(&self.dir, info, FileCheck::Quick)?;
+            self.manifest
+                .verify_model(&self.dir, info, FileCheck::Quick)?;
         }
         let o = &self.options;
-        let s = session(&self.dir.join(file), &o.provider, o.allow_fallback, o.threads)?;
+        let s = session(
+            &self.dir.join(file),
+            &o.provider,
+            o.allow_fallback,
+            o.threads,
+        )?;
         Ok(self.embed.get_or_init(|| Mutex::new(s)))
     }
 
@@ -495,71 +507,4 @@ fn with_engine(options: RuntimeOptions, manifest_sha256: &str) -> Result<Runtime
         provider,
         ..options
     })
-}
-
-/// Checks the I/O names and shapes this runtime drives against the manifest; the
-/// mismatch found, for the caller to attribute to the export folder.
-fn check_contract(m: &ExportManifest) -> std::result::Result<(), String> {
-    let names =
-        |v: &[c3_core::manifest::IoSpec]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
-    let enc_in = names(&m.models.encoder.inputs);
-    if enc_in != ["input_ids", "attention_mask"] {
-        return Err(format!(
-            "encoder inputs are {enc_in:?}, expected [input_ids, attention_mask]"
-        ));
-    }
-    let enc_out = names(&m.models.encoder.outputs);
-    if enc_out != ["latents"] {
-        return Err(format!(
-            "encoder outputs are {enc_out:?}, expected [latents]"
-        ));
-    }
-    let mut want_in = match m.kv_cache {
-        KvCache::Concat => vec![
-            "inputs_embeds".to_string(),
-            "attention_mask".into(),
-            "position_ids".into(),
-        ],
-        KvCache::SharedBuffer => vec![
-            "inputs_embeds".to_string(),
-            "seqlens_k".into(),
-            "total_sequence_length".into(),
-        ],
-    };
-    // Decoders since the one-run step also take `input_ids` (embedded in the graph,
-    // after `inputs_embeds`); older ones embeddings only.
-    let dec_in = names(&m.models.decoder.inputs);
-    if dec_in.first().map(String::as_str) == Some("input_ids") {
-        want_in.insert(0, "input_ids".into());
-    }
-    let mut want_out = vec!["logits".to_string()];
-    for i in 0..m.layers {
-        for kind in ["key", "value"] {
-            want_in.push(format!("past_key_values.{i}.{kind}"));
-            want_out.push(format!("present.{i}.{kind}"));
-        }
-    }
-    if dec_in != want_in {
-        return Err(format!(
-            "decoder inputs are {dec_in:?}, expected {want_in:?} ({} layers, kv cache {})",
-            m.layers,
-            m.kv_cache.name()
-        ));
-    }
-    let dec_out = names(&m.models.decoder.outputs);
-    if dec_out != want_out {
-        return Err(format!(
-            "decoder outputs are {dec_out:?}, expected {want_out:?}"
-        ));
-    }
-    let emb = names(&m.models.embed_tokens.outputs);
-    if emb != ["inputs_embeds"] {
-        return Err(format!(
-            "embed_tokens outputs are {emb:?}, expected [inputs_embeds]"
-        ));
-    }
-    if m.prompt.latent_start + m.n_latents > m.prompt.ids.len() {
-        return Err("prompt latent slots fall outside the prompt".into());
-    }
-    Ok(())
 }

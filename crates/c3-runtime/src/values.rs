@@ -4,8 +4,8 @@
 //! manifest's (`c3_core::DType`, also the checkpoint's).
 
 use c3_core::DType;
-use c3_onnx::ort::memory::Allocator;
 use c3_onnx::ort::memory::AllocationDevice;
+use c3_onnx::ort::memory::Allocator;
 use c3_onnx::ort::value::{
     DynTensor, DynValue, Tensor, TensorElementType, TensorValueTypeMarker, Value,
 };

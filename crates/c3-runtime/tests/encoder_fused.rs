@@ -24,7 +24,10 @@ fn export(target: Target, out: &Path) -> C3Runtime {
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -33,8 +36,16 @@ fn fused_encoder_equals_standard_ops() {
     let fused = export(Target::Ort, &dir.path().join("ort"));
     let standard = export(Target::Tensorrt, &dir.path().join("trt"));
     let ops = |rt: &C3Runtime| rt.manifest.models.encoder.op_types.clone();
-    assert!(ops(&fused).iter().any(|o| o.ends_with("GroupQueryAttention")));
-    assert!(!ops(&standard).iter().any(|o| o.ends_with("GroupQueryAttention")));
+    assert!(
+        ops(&fused)
+            .iter()
+            .any(|o| o.ends_with("GroupQueryAttention"))
+    );
+    assert!(
+        !ops(&standard)
+            .iter()
+            .any(|o| o.ends_with("GroupQueryAttention"))
+    );
     assert_eq!(fused.manifest.kv_cache, KvCache::Concat);
     let page = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/demo-page.txt"),
@@ -50,7 +61,11 @@ fn fused_encoder_equals_standard_ops() {
     let b = standard.compress(&docs).unwrap();
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
         let d = max_abs(x.data(), y.data());
-        assert!(d <= 1e-4, "doc {i} ({} tokens): latents differ by {d}", docs[i].len());
+        assert!(
+            d <= 1e-4,
+            "doc {i} ({} tokens): latents differ by {d}",
+            docs[i].len()
+        );
         let alone = fused.compress(std::slice::from_ref(&docs[i])).unwrap();
         let d = max_abs(alone[0].data(), x.data());
         assert!(d <= 1e-5, "doc {i}: batched and alone differ by {d}");

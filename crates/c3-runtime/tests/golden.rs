@@ -91,10 +91,25 @@ fn fp32_exports_match_hf_goldens() {
     // decoder taking ids (one run per step) or, for engines without empty tensors,
     // embeddings only.
     for (target, kv, want_kv, embeds_only) in [
-        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer, false),
+        (
+            Target::Ort,
+            KvCacheChoice::Auto,
+            KvCache::SharedBuffer,
+            false,
+        ),
         (Target::Ort, KvCacheChoice::Concat, KvCache::Concat, false),
-        (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat, false),
-        (Target::Ort, KvCacheChoice::Auto, KvCache::SharedBuffer, true),
+        (
+            Target::Tensorrt,
+            KvCacheChoice::Auto,
+            KvCache::Concat,
+            false,
+        ),
+        (
+            Target::Ort,
+            KvCacheChoice::Auto,
+            KvCache::SharedBuffer,
+            true,
+        ),
         (Target::Tensorrt, KvCacheChoice::Auto, KvCache::Concat, true),
     ] {
         let dir = tempfile::tempdir().unwrap();
@@ -132,7 +147,10 @@ fn fp32_exports_match_hf_goldens() {
         // From the prompt-prefix cache (what requests run): the same logits.
         let reused = rt.prefill_logits(&lats[0], true).unwrap();
         let d = max_abs(&got, &reused);
-        assert!(d <= 1e-5, "{target:?} prefix reuse changes the logits by {d}");
+        assert!(
+            d <= 1e-5,
+            "{target:?} prefix reuse changes the logits by {d}"
+        );
         let logits_out = &rt.manifest.models.decoder.outputs[0];
         assert_eq!(logits_out.name, "logits");
         assert_eq!(logits_out.shape[1], serde_json::json!(1), "{logits_out:?}");
@@ -188,8 +206,14 @@ fn half_precision_exports_declare_their_dtypes() {
         assert_eq!(m.dtype, dtype);
         assert_eq!(m.models.encoder.outputs[0].dtype, name);
         let dec_in = &m.models.decoder.inputs;
-        assert_eq!((dec_in[0].name.as_str(), dec_in[0].dtype.as_str()), ("input_ids", "int64"));
-        assert_eq!((dec_in[1].name.as_str(), dec_in[1].dtype.as_str()), ("inputs_embeds", name));
+        assert_eq!(
+            (dec_in[0].name.as_str(), dec_in[0].dtype.as_str()),
+            ("input_ids", "int64")
+        );
+        assert_eq!(
+            (dec_in[1].name.as_str(), dec_in[1].dtype.as_str()),
+            ("inputs_embeds", name)
+        );
         assert_eq!(
             m.models.decoder.outputs[0].dtype, "float32",
             "logits stay f32"

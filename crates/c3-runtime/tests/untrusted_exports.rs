@@ -295,7 +295,15 @@ fn changed_weights_are_found_by_verify_files() {
     bytes[7] ^= 0x40;
     std::fs::write(&data, &bytes).unwrap();
     C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
-    refused(&dir, full(), &["embed_tokens.onnx.data", "sha256", "weights changed since export"]);
+    refused(
+        &dir,
+        full(),
+        &[
+            "embed_tokens.onnx.data",
+            "sha256",
+            "weights changed since export",
+        ],
+    );
     // A changed graph: its hash, whatever the level.
     let graph = dir.join("embed_tokens.onnx");
     let mut g = std::fs::read(&graph).unwrap();

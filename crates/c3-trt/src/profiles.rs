@@ -358,12 +358,36 @@ impl SymbolRanges {
             // The prompt template has a fixed length (latents included). A decoder
             // that takes ids runs it in two parts: the constant prefix (ids, no
             // past), then the latents and the suffix after it.
-            Phase::Prefill if m.models.decoder.inputs.iter().any(|i| i.name == "input_ids") => (
-                Range { min: 1, opt: prompt - prefix, max: prompt },
-                Range { min: 0, opt: prefix, max: prefix },
-                Range { min: 0, opt: n, max: n },
-                Range { min: 1, opt: prompt - prefix - n, max: prompt },
-            ),
+            Phase::Prefill
+                if m.models
+                    .decoder
+                    .inputs
+                    .iter()
+                    .any(|i| i.name == "input_ids") =>
+            {
+                (
+                    Range {
+                        min: 1,
+                        opt: prompt - prefix,
+                        max: prompt,
+                    },
+                    Range {
+                        min: 0,
+                        opt: prefix,
+                        max: prefix,
+                    },
+                    Range {
+                        min: 0,
+                        opt: n,
+                        max: n,
+                    },
+                    Range {
+                        min: 1,
+                        opt: prompt - prefix - n,
+                        max: prompt,
+                    },
+                )
+            }
             Phase::Prefill => (
                 Range::fixed(prompt),
                 Range::fixed(0),

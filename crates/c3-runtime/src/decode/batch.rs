@@ -49,12 +49,9 @@ impl<'m> Batch<'m> {
         reuse_prefix: bool,
     ) -> Result<Self> {
         Ok(match rt.manifest.kv_cache {
-            KvCache::SharedBuffer => Batch::Slots(Box::new(SlotCache::new(
-                rt,
-                slots,
-                capacity,
-                reuse_prefix,
-            )?)),
+            KvCache::SharedBuffer => {
+                Batch::Slots(Box::new(SlotCache::new(rt, slots, capacity, reuse_prefix)?))
+            }
             KvCache::Concat => Batch::Cohorts {
                 rt,
                 capacity,

@@ -28,8 +28,14 @@ impl PromptPrefix {
         let v = &self.kv[i];
         match dtype {
             DType::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-            DType::F16 => v.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()).collect(),
-            DType::BF16 => v.iter().flat_map(|&x| bf16::from_f32(x).to_le_bytes()).collect(),
+            DType::F16 => v
+                .iter()
+                .flat_map(|&x| f16::from_f32(x).to_le_bytes())
+                .collect(),
+            DType::BF16 => v
+                .iter()
+                .flat_map(|&x| bf16::from_f32(x).to_le_bytes())
+                .collect(),
         }
     }
 }

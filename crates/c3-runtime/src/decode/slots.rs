@@ -178,7 +178,13 @@ impl<'m> SlotCache<'m> {
                 self.load_prefix(s);
             } else if from > 0 {
                 let feed = self.rt.prefix_feed(1);
-                self.run(s..s + 1, feed, &[from as i32 - 1], from as i32, &mut |_, _| {})?;
+                self.run(
+                    s..s + 1,
+                    feed,
+                    &[from as i32 - 1],
+                    from as i32,
+                    &mut |_, _| {},
+                )?;
             }
             let feed = self.rt.rest_feed(&[lat])?;
             let total = plen as i32;

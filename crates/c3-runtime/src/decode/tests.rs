@@ -79,7 +79,12 @@ fn decoders_taking_ids_never_run_the_embedding_model() {
         let rt = std::sync::Arc::new(C3Runtime::load(&out, RuntimeOptions::default()).unwrap());
         assert_eq!(rt.decoder_takes_ids, !embeds_only);
         let r = rt
-            .roundtrip("one run per step", &rt.reference_generation(), None, Some(6))
+            .roundtrip(
+                "one run per step",
+                &rt.reference_generation(),
+                None,
+                Some(6),
+            )
             .unwrap();
         assert!(r.generation.ids.len() > 1);
         let sched = crate::Scheduler::start(rt.clone(), Default::default()).unwrap();

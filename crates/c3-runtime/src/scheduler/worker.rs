@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use c3_core::window::{document_finish, join};
 use c3_core::{Generated, GenerationConfig, Reconstruction, RowGreedy, Window};
 
-use crate::decode::batch::Batch;
 use super::{Event, Job, Outcome, SchedulerOptions, Shared, Task};
 use crate::Latents;
+use crate::decode::batch::Batch;
 use crate::error::{Error, Result};
 use crate::model::{C3Runtime, Compressed};
 
@@ -208,7 +208,8 @@ pub(super) fn run(
     rx: Receiver<Job>,
     ready: Sender<Result<()>>,
 ) {
-    let start = capacity(rt, options).and_then(|cap| Batch::new(rt, options.max_batch, cap, rt.options.reuse_prompt_prefix));
+    let start = capacity(rt, options)
+        .and_then(|cap| Batch::new(rt, options.max_batch, cap, rt.options.reuse_prompt_prefix));
     let batch = match start {
         Ok(b) => {
             let _ = ready.send(Ok(()));
