@@ -90,6 +90,8 @@ pub struct C3Runtime {
     /// The decoder embeds token ids itself (`input_ids`): one run per decode step.
     pub(crate) decoder_takes_ids: bool,
     pub(crate) decoder: Mutex<Session>,
+    /// The encoder's activation cost per document, from the manifest (read once).
+    encoder_cost: Option<EncoderCost>,
     /// The prompt prefix's cache, computed on first use (decode/prefix.rs).
     pub(crate) prefix: OnceLock<Option<Arc<PromptPrefix>>>,
 }
@@ -182,6 +184,7 @@ impl C3Runtime {
         });
         let (encoder, (), decoder) = (encoder?, embed?, decoder?);
         let decoder_takes_ids = models.decoder.inputs.iter().any(|i| i.name == "input_ids");
+        let encoder_cost = EncoderCost::new(&manifest);
         Ok(C3Runtime {
             dir: dir.to_path_buf(),
             manifest,
@@ -193,6 +196,7 @@ impl C3Runtime {
             embed: OnceLock::new(),
             decoder_takes_ids,
             decoder: Mutex::new(decoder),
+            encoder_cost,
             prefix: OnceLock::new(),
         })
     }
@@ -264,10 +268,9 @@ impl C3Runtime {
         order.sort_by_key(|&i| docs[i].len());
         let mut out: Vec<Option<Latents>> = vec![None; docs.len()];
         let lens: Vec<usize> = order.iter().map(|&i| docs[i].len()).collect();
-        let cost = EncoderCost::new(&self.manifest);
         let sizes = plan(
             &lens,
-            cost.as_ref(),
+            self.encoder_cost.as_ref(),
             self.options.encoder_memory,
             self.options.batch_size,
         );
