@@ -3,22 +3,22 @@
 //!
 //! - `shared_buffer`: one `[B, kv, capacity, hd]` tensor per layer and kind, allocated
 //!   once per request and bound through an `IoBinding` as both `past_key_values.*`
-//!   and `present.*`. ONNX Runtime's GroupQueryAttention sees the same pointer on
-//!   both sides and writes the new positions in place, so a step neither copies nor
-//!   reallocates the cache; it reads only the first `len` positions.
+//!   and `present.*`: the scheduler's slot cache (decode/slots.rs) with one slot per
+//!   row. ONNX Runtime's GroupQueryAttention sees the same pointer on both sides and
+//!   writes the new positions in place, so a step neither copies nor reallocates the
+//!   cache; it reads only the first `len` positions.
 //! - `concat`: the graph returns `present` = Concat(past, new), which is fed back as
 //!   the next `past`. Every step copies the whole cache (standard ops; what TensorRT
 //!   exports use).
 
 use c3_core::KvCache;
 use c3_onnx::ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use c3_onnx::ort::session::IoBinding;
-use c3_onnx::ort::value::{DynTensor, DynValue, Tensor};
+use c3_onnx::ort::value::DynValue;
 
 use crate::error::{Error, Result, ensure};
 use crate::model::{C3Runtime, lock};
 use crate::provider::Provider;
-use crate::values::{Embeds, alloc_tensor, float_value, i64_value, to_f32};
+use crate::values::{Embeds, float_value, i64_value, to_f32};
 
 /// Logits of the last decoder run, `[batch, seq, vocab]` row-major f32, borrowed from
 /// the output tensor (no copy per step).
@@ -38,32 +38,16 @@ impl Logits<'_> {
     }
 }
 
-enum Cache {
+enum Cache<'m> {
     /// The previous run's `present.*`, fed back as `past_key_values.*`, and the
     /// (past, present) names, built once rather than per step.
     Concat {
         past: Vec<(String, DynValue)>,
         names: Vec<(String, String)>,
     },
-    /// Preallocated buffers bound as past and present (kept alive by the binding too).
-    Shared(Box<Shared>),
-}
-
-/// Everything a shared-buffer state binds once and updates in place between runs.
-struct Shared {
-    binding: IoBinding,
-    pub(super) buffers: Vec<DynTensor>,
-    /// `seqlens_k` `[B]` and `total_sequence_length` `[]`: allocated once, written and
-    /// bound again before every run.
-    seqlens: Tensor<i32>,
-    total: Tensor<i32>,
-    /// `(seqlens_k, total_sequence_length)` as bound by each run, in order: what the
-    /// unit tests check, since on the CPU a stale binding reads the same as a fresh one.
-    #[cfg(test)]
-    bound_lengths: Vec<(Vec<i32>, i32)>,
-    /// `[B, 1, vocab]` logits of a step, bound from the first step on (a prefill's
-    /// logits have another shape: ONNX Runtime allocates those).
-    step_logits: Option<Tensor<f32>>,
+    /// One slot per row of the slot cache the scheduler decodes with, every row at
+    /// the same length.
+    Shared(Box<SlotCache<'m>>),
 }
 
 /// The decoder cache of one request: `batch` rows that advance together.
@@ -72,8 +56,8 @@ pub struct DecodeState<'m> {
     batch: usize,
     len: usize,
     capacity: usize,
-    cache: Cache,
-    /// The last run's `logits` when ONNX Runtime allocated them, and that run's seq.
+    cache: Cache<'m>,
+    /// The last run's `logits` (concat cache), and that run's seq.
     last: Option<DynValue>,
     last_seq: usize,
     /// A run failed part-way: the cache may hold a half-written step (or, for
@@ -101,28 +85,7 @@ impl C3Runtime {
                 Cache::Concat { past, names }
             }
             KvCache::SharedBuffer => {
-                let shape = [batch, m.kv_heads, capacity, m.head_dim];
-                let dec = lock(&self.decoder);
-                let alloc = cache_allocator(&dec, &self.options.provider);
-                let mut binding = dec.create_binding()?;
-                let mut buffers = Vec::with_capacity(names.len());
-                for (past, present) in &names {
-                    let mut buf = alloc_tensor(&alloc, self.dtype, &shape)?;
-                    binding.bind_input(past, &buf)?;
-                    binding.bind_output(present, &mut buf)?;
-                    buffers.push(buf);
-                }
-                drop(dec);
-                let host = Allocator::default();
-                Cache::Shared(Box::new(Shared {
-                    binding,
-                    buffers,
-                    seqlens: Tensor::<i32>::new(&host, [batch])?,
-                    total: Tensor::<i32>::new(&host, [0usize; 0])?,
-                    #[cfg(test)]
-                    bound_lengths: Vec::new(),
-                    step_logits: None,
-                }))
+                Cache::Shared(Box::new(SlotCache::new(self, batch, capacity, false)?))
             }
         };
         Ok(DecodeState {
@@ -135,29 +98,6 @@ impl C3Runtime {
             last_seq: 0,
             broken: false,
         })
-    }
-}
-
-impl Shared {
-    /// Writes `seqlens_k` `[B]` (= `total - 1`) and `total_sequence_length` `[]`, then
-    /// binds them. Bound again every run, never only written: `IoBinding::bind_input`
-    /// copies a host tensor to the device at bind time, so on CUDA a value rewritten
-    /// in host memory after binding would never reach the kernel (on the CPU the
-    /// binding aliases the host tensor, which hid this). No allocation per step.
-    fn bind_lengths(&mut self, total: usize) -> Result<()> {
-        let total =
-            i32::try_from(total).map_err(|_| Error::Internal("position over i32".into()))?;
-        self.seqlens.extract_tensor_mut().1.fill(total - 1);
-        self.total.extract_tensor_mut().1[0] = total;
-        self.binding.bind_input("seqlens_k", &self.seqlens)?;
-        self.binding
-            .bind_input("total_sequence_length", &self.total)?;
-        #[cfg(test)]
-        self.bound_lengths.push((
-            self.seqlens.extract_tensor().1.to_vec(),
-            self.total.extract_tensor().1[0],
-        ));
-        Ok(())
     }
 }
 
@@ -289,11 +229,11 @@ impl DecodeState<'_> {
     }
 
     fn run(&mut self, feed: Feed, seq: usize, total: usize) -> Result<Option<DynValue>> {
-        let (b, m) = (self.batch, &self.rt.manifest);
-        let values = self.rt.feed_values(feed)?;
-        let mut dec = lock(&self.rt.decoder);
+        let b = self.batch;
         Ok(match &mut self.cache {
             Cache::Concat { past, names } => {
+                let values = self.rt.feed_values(feed)?;
+                let mut dec = lock(&self.rt.decoder);
                 let mut inputs: Vec<(String, DynValue)> = values
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
@@ -319,27 +259,9 @@ impl DecodeState<'_> {
                 }
                 out.remove("logits")
             }
-            Cache::Shared(sh) => {
-                sh.bind_lengths(total)?;
-                for (name, v) in &values {
-                    sh.binding.bind_input(*name, v)?;
-                }
-                if seq == 1 && sh.step_logits.is_none() {
-                    let mut t = Tensor::<f32>::new(&Allocator::default(), [b, 1, m.vocab])?;
-                    sh.binding.bind_output("logits", &mut t)?;
-                    sh.step_logits = Some(t);
-                } else if seq > 1 {
-                    // Bound per run: drops the previous run's buffer of another shape.
-                    sh.binding
-                        .bind_output_to_device("logits", &host_memory()?)?;
-                    sh.step_logits = None;
-                }
-                let mut out = dec.run_binding(&sh.binding)?;
-                if sh.step_logits.is_some() {
-                    None
-                } else {
-                    out.remove("logits")
-                }
+            Cache::Shared(slots) => {
+                slots.run_all(feed, total)?;
+                None
             }
         })
     }
@@ -348,23 +270,23 @@ impl DecodeState<'_> {
     pub fn logits(&self) -> Result<Logits<'_>> {
         let (b, seq, vocab) = (self.batch, self.last_seq, self.rt.manifest.vocab);
         ensure!(seq > 0, Input, "no decoder run yet");
-        let data = match (&self.last, &self.cache) {
-            (Some(v), _) => v.try_extract_tensor::<f32>()?,
-            (None, Cache::Shared(sh)) => match &sh.step_logits {
-                Some(t) => t.extract_tensor(),
-                None => return Err(no_logits()),
-            },
-            (None, Cache::Concat { .. }) => return Err(no_logits()),
-        };
-        let got: &[i64] = data.0;
         // Last position only (exports since the last-position slice), or every
         // position the run fed (older exports); `Logits::last` reads either.
-        let out_seq = logits_seq(got, b, seq, vocab)?;
+        let (data, out_seq) = match (&self.cache, &self.last) {
+            (Cache::Shared(slots), _) => slots.logits()?,
+            (Cache::Concat { .. }, Some(v)) => {
+                let (shape, data) = v.try_extract_tensor::<f32>()?;
+                (data, logits_seq(shape, b, seq, vocab)?)
+            }
+            (Cache::Concat { .. }, None) => {
+                return Err(Error::Internal("the decoder returned no logits".into()));
+            }
+        };
         Ok(Logits {
             batch: b,
             seq: out_seq,
             vocab,
-            data: data.1,
+            data,
         })
     }
 
@@ -408,14 +330,12 @@ pub(crate) fn logits_seq(got: &[i64], b: usize, seq: usize, vocab: usize) -> Res
     }
 }
 
-fn no_logits() -> Error {
-    Error::Internal("the decoder returned no logits".into())
-}
-
 pub(crate) mod batch;
 mod feed;
 mod prefix;
 pub(crate) mod slots;
+
+use slots::SlotCache;
 
 pub(crate) use feed::Feed;
 use feed::empty_feed;

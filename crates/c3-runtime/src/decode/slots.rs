@@ -32,13 +32,21 @@ pub(crate) struct SlotCache<'m> {
     lens: Vec<usize>,
     names: Vec<(String, String)>,
     alloc: Allocator,
-    buffers: Vec<DynTensor>,
+    pub(super) buffers: Vec<DynTensor>,
     binding: IoBinding,
     /// The slot range the bound views cover, and the views (kept alive with them).
     bound: Option<Range<usize>>,
     _views: Vec<DynValue>,
     /// `[rows, 1, vocab]` step logits bound as an output, reused while the range is.
     step_logits: Option<Tensor<f32>>,
+    /// The last run's logits when ONNX Runtime allocated them (several positions),
+    /// and that run's rows and positions.
+    last: Option<DynValue>,
+    last_shape: (usize, usize),
+    /// `(seqlens_k, total_sequence_length)` as bound by each run, in order: what the
+    /// unit tests check, since on the CPU a stale binding reads the same as a fresh one.
+    #[cfg(test)]
+    pub(super) bound_lengths: Vec<(Vec<i32>, i32)>,
     /// The KV of the prompt's constant prefix (everything before the first latent),
     /// computed once per runtime: a new row gets it copied into its slot and runs
     /// only the rest of the prompt. None where the buffers are not in host memory.
@@ -84,6 +92,10 @@ impl<'m> SlotCache<'m> {
             bound: None,
             _views: Vec::new(),
             step_logits: None,
+            last: None,
+            last_shape: (0, 0),
+            #[cfg(test)]
+            bound_lengths: Vec::new(),
             prefix: None,
         };
         if reuse_prefix {
@@ -178,19 +190,13 @@ impl<'m> SlotCache<'m> {
                 self.load_prefix(s);
             } else if from > 0 {
                 let feed = self.rt.prefix_feed(1);
-                self.run(
-                    s..s + 1,
-                    feed,
-                    &[from as i32 - 1],
-                    from as i32,
-                    &mut |_, _| {},
-                )?;
+                self.run(s..s + 1, feed, &[from as i32 - 1], from as i32)?;
             }
             let feed = self.rt.rest_feed(&[lat])?;
             let total = plen as i32;
-            self.run(s..s + 1, feed, &[total - 1], total, &mut |l, _| {
-                pick(s, &l[l.len() - vocab..])
-            })?;
+            self.run(s..s + 1, feed, &[total - 1], total)?;
+            let (l, _) = self.logits()?;
+            pick(s, &l[l.len() - vocab..]);
             self.lens[s] = plen;
         }
         Ok(())
@@ -226,12 +232,12 @@ impl<'m> SlotCache<'m> {
         let first = range.start;
         let vocab = self.rt.manifest.vocab;
         let feed = Feed::ids(range.len(), tokens);
-        self.run(range, feed, &seqlens, total as i32, &mut |l, _| {
-            for &s in fed {
-                let at = (s - first) * vocab;
-                pick(s, &l[at..at + vocab]);
-            }
-        })?;
+        self.run(range, feed, &seqlens, total as i32)?;
+        let (l, _) = self.logits()?;
+        for &s in fed {
+            let at = (s - first) * vocab;
+            pick(s, &l[at..at + vocab]);
+        }
         for &s in fed {
             self.lens[s] += 1;
         }
@@ -241,14 +247,7 @@ impl<'m> SlotCache<'m> {
     /// Binds views of `range`, the lengths and the fed inputs, runs, and hands the
     /// logits `[rows, seq_out, vocab]` and `seq_out` to `on_logits`, borrowed from
     /// the output (no copy of rows x vocab floats per step).
-    fn run(
-        &mut self,
-        range: Range<usize>,
-        feed: Feed,
-        seqlens: &[i32],
-        total: i32,
-        on_logits: &mut dyn FnMut(&[f32], usize),
-    ) -> Result<()> {
+    fn run(&mut self, range: Range<usize>, feed: Feed, seqlens: &[i32], total: i32) -> Result<()> {
         let rows = range.len();
         let seq = feed.seq();
         let values = self.rt.feed_values(feed)?;
@@ -263,6 +262,8 @@ impl<'m> SlotCache<'m> {
         let total_t = Tensor::from_array(([0usize; 0], vec![total]))?;
         self.binding.bind_input("seqlens_k", &seq_t)?;
         self.binding.bind_input("total_sequence_length", &total_t)?;
+        #[cfg(test)]
+        self.bound_lengths.push((seqlens.to_vec(), total));
         for (name, v) in &values {
             self.binding.bind_input(*name, v)?;
         }
@@ -277,17 +278,32 @@ impl<'m> SlotCache<'m> {
                 .bind_output_to_device("logits", &host_memory()?)?;
             self.step_logits = None;
         }
+        self.last = None;
+        self.last_shape = (0, 0);
         let mut dec = lock(&self.rt.decoder);
         let mut out = dec.run_binding(&self.binding)?;
-        let taken;
-        let data: &[f32] = match &self.step_logits {
-            Some(t) => t.extract_tensor().1,
-            None => {
-                taken = out
-                    .remove("logits")
-                    .ok_or_else(|| Error::Internal("the decoder returned no logits".into()))?;
-                taken.try_extract_tensor::<f32>()?.1
-            }
+        if self.step_logits.is_none() {
+            let v = out
+                .remove("logits")
+                .ok_or_else(|| Error::Internal("the decoder returned no logits".into()))?;
+            self.last = Some(v);
+        }
+        drop(out);
+        drop(dec);
+        self.last_shape = (rows, seq);
+        Ok(())
+    }
+
+    /// The last run's logits `[rows, seq_out, vocab]` and `seq_out` (1, or every
+    /// position from an export older than the last-position slice), borrowed from
+    /// the output (no copy of rows x vocab floats per step).
+    pub(super) fn logits(&self) -> Result<(&[f32], usize)> {
+        let (rows, seq) = self.last_shape;
+        ensure!(seq > 0, Input, "no decoder run yet");
+        let data: &[f32] = match (&self.last, &self.step_logits) {
+            (Some(v), _) => v.try_extract_tensor::<f32>()?.1,
+            (None, Some(t)) => t.extract_tensor().1,
+            (None, None) => return Err(Error::Internal("the decoder returned no logits".into())),
         };
         let vocab = self.rt.manifest.vocab;
         let n = data.len() as i64;
@@ -297,8 +313,16 @@ impl<'m> SlotCache<'m> {
                 "decoder returned {n} logits for {rows} rows of {vocab}"
             )));
         }
-        on_logits(data, logits_seq(&shape, rows, seq, vocab)?);
-        Ok(())
+        Ok((data, logits_seq(&shape, rows, seq, vocab)?))
+    }
+
+    /// One run of `feed` over every slot at the same length (a [`super::DecodeState`]
+    /// of these slots): `total` positions per row after it.
+    pub(super) fn run_all(&mut self, feed: Feed, total: usize) -> Result<()> {
+        let total =
+            i32::try_from(total).map_err(|_| Error::Internal("position over i32".into()))?;
+        let slots = self.slots();
+        self.run(0..slots, feed, &vec![total - 1; slots], total)
     }
 
     /// Binds every layer's past and present to views of `range`'s rows.
