@@ -2,12 +2,19 @@
 //! run's activations, estimated from the encoder's shapes, up to a count cap.
 //!
 //! The estimate counts what one layer holds at once per position (the residual
-//! stream, its normed copy, q/k/v and the attention output, the MLP's gate, up and
-//! their product) in the export dtype, plus, for attention built from standard ops,
+//! stream, its normed copy, q/k/v, the attention output and the attention kernel's
+//! own rotated copies of q/k: 8 x hidden; the MLP's gate, up, activation and product:
+//! 4 x intermediate) in the export dtype, plus, for attention built from standard ops,
 //! the f32 `[heads, L, L]` scores three times over (scores, masked scores,
 //! probabilities: ONNX Runtime frees each after its consumer, but a softmax's input
 //! and output coexist, and so do the masked add's). A fused attention op
 //! (GroupQueryAttention's flash path) keeps only tiles of the scores.
+//!
+//! Measured at the Qwen2.5-0.5B shape, fp32, one 3,970-token document (anonymous
+//! memory the run adds: `examples/encoder_memory.rs`, BENCHMARKS.md): 367 MiB with
+//! the fused attention, which this estimate covers (407 MiB with 32 latents); 2,035
+//! MiB with standard ops, which it overstates (2.7 GB; such a document runs alone
+//! either way).
 
 use c3_core::{ExportManifest, Qwen2Config};
 
@@ -46,7 +53,7 @@ impl EncoderCost {
     /// Estimated activation bytes of one document padded to `len` text tokens.
     pub(crate) fn bytes(&self, len: usize) -> u64 {
         let l = len as u64 + self.extra_positions;
-        let linear = l * (6 * self.hidden + 3 * self.intermediate) * self.elem;
+        let linear = l * (8 * self.hidden + 4 * self.intermediate) * self.elem;
         let scores = match self.fused_attention {
             true => 0,
             false => 3 * self.heads * l * l * 4,
