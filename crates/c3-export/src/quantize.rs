@@ -12,6 +12,12 @@
 //! Per block: scale = max|w| / qmax, q = clamp(round(w / scale) + zp, 0, 2^bits - 1)
 //! with the implicit zero point zp = 2^(bits-1) (8 or 128), so w ≈ (q - zp) * scale.
 //! Int4 packs two values per byte, the even index in the low nibble.
+//!
+//! Scales are stored in the export dtype: MatMulNBits types them like its input
+//! activations (`T1`), so an fp16 export (what CUDA's MatMulNBits kernels compute in)
+//! needs fp16 scales. The codes are always chosen with the f32 scale, so an fp16 and
+//! an fp32 export of one checkpoint hold the same codes and differ only by each
+//! scale's rounding (at most 2^-11 of it): one quantized model in two precisions.
 
 use std::io::Write;
 
@@ -19,7 +25,7 @@ use crate::error::Result;
 use c3_core::TensorView;
 use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData, Value};
 
-use crate::weights::{Folder, Weights, read_f32};
+use crate::weights::{Folder, Weights, put, read_f32};
 
 /// The default quantization block along K.
 pub const BLOCK: usize = 32;
@@ -89,7 +95,7 @@ pub fn linear(
     x: &Value,
     spec: QuantSpec,
 ) -> Result<Value> {
-    let (bits, block) = (spec.bits, spec.block);
+    let (bits, block, dt) = (spec.bits, spec.block, w.dtype);
     let view = w.view(folder, key)?;
     let (n, k) = (view.shape[0], view.shape[1]);
     let k_blocks = k.div_ceil(block);
@@ -104,10 +110,10 @@ pub fn linear(
     });
     let scales = w.stream(folder, key, move |view, out: &mut dyn Write| {
         for_rows(view, |row| {
-            let bytes: Vec<u8> = row_scales(row, bits, block)
-                .iter()
-                .flat_map(|s| s.to_le_bytes())
-                .collect();
+            let mut bytes = Vec::new();
+            for s in row_scales(row, bits, block) {
+                put(dt, s, &mut bytes);
+            }
             out.write_all(&bytes)
         })
     });
@@ -120,7 +126,7 @@ pub fn linear(
     )?;
     let s = g.initializer(
         &format!("{key}.scales"),
-        ElemType::F32,
+        w.elem(),
         &[(n * k_blocks) as i64],
         TensorData::stream(scales),
     )?;
@@ -140,6 +146,7 @@ pub fn linear(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use c3_core::DType;
 
     #[test]
     fn int4_codes_dequantize_within_half_a_step() {
@@ -157,6 +164,30 @@ mod tests {
                 (back - v).abs() <= s / 2.0 + 1e-6,
                 "w[{i}] = {v}, dequantized {back}"
             );
+        }
+    }
+
+    #[test]
+    fn fp16_scales_keep_the_codes_within_half_a_step_and_a_rounding() {
+        // Weights whose f32 scale is not an f16 value.
+        let w: Vec<f32> = (0..32).map(|i| (i as f32 * 0.731).sin() * 0.0123).collect();
+        let s32 = row_scales(&w, 4, BLOCK)[0];
+        let mut stored = Vec::new();
+        put(DType::F16, s32, &mut stored);
+        let s16 = read_f32(DType::F16, &stored, 0);
+        assert_ne!(s16, s32, "the test needs a scale f16 cannot hold");
+        let mut codes = Vec::new();
+        row_codes(&w, 4, BLOCK, &mut codes);
+        for (i, &v) in w.iter().enumerate() {
+            let q = if i % 2 == 0 {
+                codes[i / 2] & 15
+            } else {
+                codes[i / 2] >> 4
+            };
+            let back = (q as f32 - 8.0) * s16;
+            // Half a step, plus at most 8 steps times the scale's f16 rounding.
+            let bound = s32 * 0.5 + 8.0 * (s32 - s16).abs() + 1e-7;
+            assert!((back - v).abs() <= bound, "w[{i}] = {v}, got {back}");
         }
     }
 
