@@ -5,39 +5,17 @@
 //! touches for the first time are paged in, which `max RSS` counts but which are
 //! neither activations nor private to the process).
 //!
-//! Linux only. The peak is the kernel's own high-water mark of the resident set
-//! (`VmHWM`, reset to the current size before the run by writing 5 to
-//! `/proc/self/clear_refs`), so no short-lived allocation is missed; file-backed
-//! pages are only added during a run (nothing here unmaps weights), so the peak's
-//! file-backed part is the growth of `RssFile` by the end.
+//! Linux only (`c3_runtime::memory`: the kernel's own high-water mark, reset before
+//! the run, so no short-lived allocation is missed). `c3 bench --doc-tokens N`
+//! reports the same figure for one export.
 //! Run: `cargo run --release -p c3-runtime --example encoder_memory EXPORT_DIR... TEXT_FILE`
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use c3_runtime::memory::{PeakGrowth, peak_growth};
 use c3_runtime::{C3Runtime, RuntimeOptions};
-
-/// A field of `/proc/self/status` in bytes.
-fn status(key: &str) -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .with_context(|| format!("{key} not in /proc/self/status"))?;
-    let kb: u64 = line.trim().trim_end_matches("kB").trim().parse()?;
-    Ok(kb * 1024)
-}
-
-/// Runs `f` and returns the peak growth of anonymous and of file-backed memory.
-fn peak_during<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, u64, u64)> {
-    std::fs::write("/proc/self/clear_refs", "5").context("resetting VmHWM")?;
-    let (rss0, file0) = (status("VmRSS")?, status("RssFile")?);
-    let out = f()?;
-    let file = status("RssFile")?.saturating_sub(file0);
-    let total = status("VmHWM")?.saturating_sub(rss0);
-    Ok((out, total.saturating_sub(file), file))
-}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -55,7 +33,9 @@ fn main() -> Result<()> {
         // first run's one-off allocations.
         rt.compress(&[ids[..84.min(ids.len())].to_vec()])?;
         let t = Instant::now();
-        let (_, anon, file) = peak_during(|| Ok(rt.compress(std::slice::from_ref(&ids))?))?;
+        let (out, growth) = peak_growth(|| rt.compress(std::slice::from_ref(&ids)));
+        out?;
+        let PeakGrowth { anon, file } = growth.context("no /proc/self/status (not Linux)")?;
         println!(
             "{dir} | {} | {:.0} | {:.0} | {:.1}",
             ids.len(),

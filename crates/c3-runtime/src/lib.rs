@@ -20,6 +20,7 @@ mod external;
 pub mod latent_file;
 mod latents;
 pub mod limits;
+pub mod memory;
 mod model;
 mod provider;
 pub mod scheduler;

@@ -1,8 +1,9 @@
 //! `c3 bench`: one run, one report: this runtime (ONNX Runtime) and the tch reference
 //! on the same weights — documents/s compressed, time to first token, decode tokens/s
-//! at batch 1 and 8, peak RSS — plus the decoder prefill given N latents vs given the
-//! full text (what compression saves a downstream task). DeepSeek-OCR's published
-//! figures are printed beside ours, labelled as published.
+//! at batch 1 and 8, peak RSS and one document's encoder activations — plus the
+//! decoder prefill given N latents vs given the full text (what compression saves a
+//! downstream task). DeepSeek-OCR's published figures are printed beside ours,
+//! labelled as published.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, ensure};
 use c3_core::GenerationConfig;
 use c3_core::generation::greedy_pick;
+use c3_runtime::memory::{self, reset_peak_rss};
 use c3_runtime::{C3Runtime, Latents};
 use c3_torch::tch::{Device, Tensor};
 use c3_torch::{KvCache, TorchCascade};
@@ -75,17 +77,11 @@ fn enough_runs(done: usize, r: usize, start: Instant) -> bool {
     done < r.max(1) || (done < 1000 && start.elapsed().as_secs_f64() < 2.0)
 }
 
-/// Resets the kernel's peak-RSS counter so each back-end's peak is its own.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+const MIB: f64 = (1u64 << 20) as f64;
 
-/// Peak resident set size in MiB (VmHWM).
+/// Peak resident set size in MiB since the last reset.
 fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    memory::peak_rss().map(|b| b as f64 / MIB)
 }
 
 /// Generation that runs exactly `k` tokens: no stop ids, no n-gram ban.
@@ -114,7 +110,7 @@ pub fn run(a: Args) -> Result<()> {
         verify_files: false,
     }
     .runtime_options()?;
-    reset_peak_rss();
+    let _ = reset_peak_rss();
     // What a service start costs: the load, then the first document's first token
     // (its first run also touches the weights ONNX Runtime mapped at load).
     let t0 = Instant::now();
@@ -143,6 +139,14 @@ pub fn run(a: Args) -> Result<()> {
     let r = a.repeat;
 
     let ort = {
+        // What encoding one document adds to memory at its peak, measured on the
+        // first run at this length (ONNX Runtime's arena keeps what a run grew it
+        // to, so later runs of the same shape add nothing): activations (anonymous
+        // memory) apart from the weight pages it maps in. Measuring resets the
+        // peak-RSS counter, so the peak so far is kept aside.
+        let peak_so_far = memory::peak_rss();
+        let (encoded, growth) = memory::peak_growth(|| rt.compress(&docs[..1]));
+        encoded?;
         let compress = median_secs(r, || Ok(rt.compress(&docs).map(drop)?))?;
         let one = &docs[..1];
         let lat: Vec<Latents> = rt.compress(one)?;
@@ -271,7 +275,9 @@ pub fn run(a: Args) -> Result<()> {
             "prefill_tokens_with_full_text": full_len,
             "decode_step_ms_by_position": by_pos,
             "decode_step_growth": step_ratio,
-            "peak_rss_mib": peak_rss_mib(),
+            "encoder_activations_mib": growth.map(|g| g.anon as f64 / MIB),
+            "encoder_weight_pages_mib": growth.map(|g| g.file as f64 / MIB),
+            "peak_rss_mib": peak_so_far.max(memory::peak_rss()).map(|b| b as f64 / MIB),
         })
     };
     drop(rt);
@@ -383,7 +389,7 @@ fn rt_n(export: &std::path::Path) -> Option<usize> {
 }
 
 fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> Result<Value> {
-    reset_peak_rss();
+    let _ = reset_peak_rss();
     let c = TorchCascade::load(ckpt, Device::Cpu)?;
     let compress = median_secs(r, || c.compress_ids(docs).map(drop).map_err(Into::into))?;
     let lat = c.compress_ids(&docs[..1])?;
@@ -472,6 +478,12 @@ fn print_human(r: &Value) {
         "load: {} s; load to the first token of a first document: {} s",
         f(o, "load_s"),
         f(o, "load_to_first_token_s")
+    );
+    println!(
+        "encoding one document of {} tokens: {} MiB of activations (and {} MiB of weight pages mapped in)",
+        r["doc_tokens"],
+        f(o, "encoder_activations_mib"),
+        f(o, "encoder_weight_pages_mib")
     );
     if let Some(x) = r["ratios"]["decode_b1_ort_over_tch"].as_f64() {
         println!("decode batch 1: onnxruntime / tch = {x:.2}x");
