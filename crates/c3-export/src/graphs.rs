@@ -62,16 +62,20 @@ pub fn encoder(
     })?;
     let last = if fused_attention {
         let rows = crate::encoder_gqa::RightPadded::new(&mut g, enc, &x, &full_mask, w.elem())?;
-        let mut h = rows.x.clone();
-        for i in 0..enc.num_hidden_layers {
-            let attn = Attention::Gqa {
-                inputs: &rows.gqa,
-                cache: None,
-            };
-            h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &attn)?;
-        }
-        // The norm is per position: the N latent rows first, then the norm.
-        let last = rows.last(&mut g, &h, n)?;
+        let attn = Attention::Gqa {
+            inputs: &rows.gqa,
+            cache: None,
+        };
+        // Only each row's N latent positions go on past the last attention.
+        let last = stack(
+            &mut g,
+            w,
+            Folder::Llm1,
+            enc,
+            rows.x.clone(),
+            |g, i, h| qwen2::attention_block(g, w, Folder::Llm1, enc, "model", i, h, &attn),
+            |g, h| rows.last(g, h, n),
+        )?;
         qwen2::rms_norm(
             &mut g,
             w,
@@ -82,16 +86,28 @@ pub fn encoder(
         )?
     } else {
         let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
-        let mut h = x;
-        for i in 0..enc.num_hidden_layers {
-            let attn = Attention::Standard {
-                shared: &shared,
-                cache: None,
-            };
-            h = qwen2::layer(&mut g, w, Folder::Llm1, enc, "model", i, &h, &attn)?;
-        }
-        let h = qwen2::rms_norm(&mut g, w, Folder::Llm1, "model.norm", &h, enc.rms_norm_eps)?;
-        last_positions(&mut g, &h, n)?
+        let attn = Attention::Standard {
+            shared: &shared,
+            cache: None,
+        };
+        // Left padding: the N latents are every row's last N positions.
+        let last = stack(
+            &mut g,
+            w,
+            Folder::Llm1,
+            enc,
+            x,
+            |g, i, h| qwen2::attention_block(g, w, Folder::Llm1, enc, "model", i, h, &attn),
+            |g, h| last_positions(g, h, n),
+        )?;
+        qwen2::rms_norm(
+            &mut g,
+            w,
+            Folder::Llm1,
+            "model.norm",
+            &last,
+            enc.rms_norm_eps,
+        )?
     };
     let latents = qwen2::linear(&mut g, w, Folder::Root, "model.mm_projector", &last, true)?;
     let latents = g
@@ -118,6 +134,33 @@ fn shared(
     let (cos, sin) = g.scoped("model", |g| qwen2::rope_tables(g, cfg, positions, dtype))?;
     let mask = g.scoped("model", |g| qwen2::attention_mask(g, key_mask, x))?;
     Ok(Shared { cos, sin, mask })
+}
+
+/// The stack of `cfg`'s layers over `x`, when only the positions `keep` picks are
+/// needed at the end. The last layer's attention still sees every position (and a
+/// decoder's writes every position's K/V); its MLP, most of a layer's work, and
+/// everything after it are per position, so they run on the kept positions only.
+/// `attention(g, i, h)` is layer `i`'s attention half.
+fn stack(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    cfg: &c3_core::Qwen2Config,
+    x: Value,
+    mut attention: impl FnMut(&mut GraphBuilder, usize, &Value) -> Result<Value>,
+    keep: impl FnOnce(&mut GraphBuilder, &Value) -> Result<Value>,
+) -> Result<Value> {
+    let Some(last) = cfg.num_hidden_layers.checked_sub(1) else {
+        return keep(g, &x);
+    };
+    let mut h = x;
+    for i in 0..last {
+        h = attention(g, i, &h)?;
+        h = qwen2::mlp_block(g, w, folder, cfg, "model", i, &h)?;
+    }
+    let h = attention(g, last, &h)?;
+    let h = keep(g, &h)?;
+    qwen2::mlp_block(g, w, folder, cfg, "model", last, &h)
 }
 
 /// The last `n` positions of `h` `[batch, seq, hidden]`.
@@ -180,7 +223,6 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
             Dim::Fixed(hd),
         ]
     };
-    let mut h = embeds.clone();
     // Standard graphs take a mask and positions; GQA derives both from the lengths.
     enum Attn {
         Standard(Shared),
@@ -234,30 +276,40 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
         )?;
         past.push((k, v));
     }
-    for (i, (pk, pv)) in past.iter().enumerate() {
-        let (ok, ov) = (format!("present.{i}.key"), format!("present.{i}.value"));
-        let cache = LayerCache {
-            past_key: pk,
-            past_value: pv,
-            present_key: &ok,
-            present_value: &ov,
-        };
-        let attn = match &attn_inputs {
-            Attn::Standard(shared) => Attention::Standard {
-                shared,
-                cache: Some(cache),
-            },
-            Attn::Gqa(inputs) => Attention::Gqa {
-                inputs,
-                cache: Some(cache),
-            },
-        };
-        h = qwen2::layer(&mut g, w, Folder::Root, dec, "model", i, &h, &attn)?;
-    }
     // Only the last position's logits are ever used (greedy needs the next token):
-    // slicing before the final norm and the LM head saves (seq - 1) x vocab x hidden
-    // MACs per prefill, ~25% of a 64-token prefill at Qwen2.5-0.5B shapes.
-    let h = last_positions(&mut g, &h, 1)?;
+    // after the last layer's attention (which still writes every position's K/V),
+    // its MLP, the final norm and the LM head run on the last position only. That
+    // saves (seq - 1) x vocab x hidden MACs of LM head per prefill, ~25% of a
+    // 64-token prefill at Qwen2.5-0.5B shapes, and 1/layers of the rest.
+    let h = stack(
+        &mut g,
+        w,
+        Folder::Root,
+        dec,
+        embeds,
+        |g, i, h| {
+            let (ok, ov) = (format!("present.{i}.key"), format!("present.{i}.value"));
+            let (pk, pv) = &past[i];
+            let cache = LayerCache {
+                past_key: pk,
+                past_value: pv,
+                present_key: &ok,
+                present_value: &ov,
+            };
+            let attn = match &attn_inputs {
+                Attn::Standard(shared) => Attention::Standard {
+                    shared,
+                    cache: Some(cache),
+                },
+                Attn::Gqa(inputs) => Attention::Gqa {
+                    inputs,
+                    cache: Some(cache),
+                },
+            };
+            qwen2::attention_block(g, w, Folder::Root, dec, "model", i, h, &attn)
+        },
+        |g, h| last_positions(g, h, 1),
+    )?;
     let h = qwen2::rms_norm(&mut g, w, Folder::Root, "model.norm", &h, dec.rms_norm_eps)?;
     let head_key = if dec.tie_word_embeddings {
         "model.embed_tokens.weight"

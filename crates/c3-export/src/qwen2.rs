@@ -408,9 +408,10 @@ pub fn mlp(
     linear(g, w, folder, &format!("{key}.down_proj"), &act, false)
 }
 
-/// One pre-norm decoder layer `{prefix}.layers.{i}`.
+/// The attention half of the pre-norm layer `{prefix}.layers.{i}`:
+/// `x + self_attn(input_layernorm(x))`.
 #[allow(clippy::too_many_arguments)]
-pub fn layer(
+pub fn attention_block(
     g: &mut GraphBuilder,
     w: &Weights,
     folder: Folder,
@@ -421,18 +422,32 @@ pub fn layer(
     attn: &Attention<'_>,
 ) -> Result<Value> {
     let key = format!("{prefix}.layers.{i}");
-    let eps = cfg.rms_norm_eps;
-    let h = rms_norm(g, w, folder, &format!("{key}.input_layernorm"), x, eps)?;
-    let a = attention(g, w, folder, cfg, &format!("{key}.self_attn"), &h, attn)?;
-    let x = g.scoped(&key, |g| g.add(x, &a))?;
     let h = rms_norm(
         g,
         w,
         folder,
-        &format!("{key}.post_attention_layernorm"),
-        &x,
-        eps,
+        &format!("{key}.input_layernorm"),
+        x,
+        cfg.rms_norm_eps,
     )?;
+    let a = attention(g, w, folder, cfg, &format!("{key}.self_attn"), &h, attn)?;
+    Ok(g.scoped(&key, |g| g.add(x, &a))?)
+}
+
+/// The MLP half of the pre-norm layer `{prefix}.layers.{i}`:
+/// `x + mlp(post_attention_layernorm(x))`, per position.
+pub fn mlp_block(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    cfg: &Qwen2Config,
+    prefix: &str,
+    i: usize,
+    x: &Value,
+) -> Result<Value> {
+    let key = format!("{prefix}.layers.{i}");
+    let norm = format!("{key}.post_attention_layernorm");
+    let h = rms_norm(g, w, folder, &norm, x, cfg.rms_norm_eps)?;
     let m = mlp(g, w, folder, &format!("{key}.mlp"), &h)?;
-    Ok(g.scoped(&key, |g| g.add(&x, &m))?)
+    Ok(g.scoped(&key, |g| g.add(x, &m))?)
 }
