@@ -55,12 +55,13 @@ fn every_fp32_target_verifies_against_tch() {
 #[test]
 fn quantized_exports_use_matmulnbits_and_stay_close() {
     let tmp = tempfile::tempdir().unwrap();
-    // Defaults (block 32, int8 compute, LM head quantized) and the other choices.
+    // Defaults (int8: block 128, int8 compute, LM head quantized) and the other
+    // choices.
     let variants: [(&str, &[&str], serde_json::Value); 2] = [
         (
             "int8",
             &[],
-            serde_json::json!({"block": 32, "compute": "int8", "lm_head": true}),
+            serde_json::json!({"block": 128, "compute": "int8", "lm_head": true}),
         ),
         (
             "int4",

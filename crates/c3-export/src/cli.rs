@@ -38,9 +38,10 @@ pub struct ExportArgs {
     /// Weight-only quantization of the decoder's linear layers (MatMulNBits, `--target ort`).
     #[arg(long, value_enum)]
     pub quantize: Option<Quantize>,
-    /// Quantization block along the input dimension (weights per scale).
-    #[arg(long, default_value_t = crate::quantize::BLOCK, value_parser = parse_block)]
-    pub quant_block: usize,
+    /// Quantization block along the input dimension (weights per scale; default:
+    /// 128 for int8, 32 for int4, chosen by measurement).
+    #[arg(long, value_parser = parse_block)]
+    pub quant_block: Option<usize>,
     /// What MatMulNBits computes in on the CPU: `int8` (activations quantized per
     /// block, integer dot products: measured 2-3x faster decode than `fp32` here)
     /// or `fp32` (weights dequantized first). CUDA kernels ignore it.

@@ -341,8 +341,8 @@ fn write_all(
                 target: args.target.name().into(),
                 kv_cache: args.kv_cache.name().into(),
                 quantize: args.quantize.map(|q| q.name().into()),
-                quantization: args.quantize.map(|_| QuantFlags {
-                    block: args.quant_block,
+                quantization: args.quant_spec().map(|spec| QuantFlags {
+                    block: spec.block,
                     compute: args.quant_compute.name().into(),
                     lm_head: !args.keep_lm_head,
                 }),

@@ -27,9 +27,6 @@ use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData, Value};
 
 use crate::weights::{Folder, Weights, put, read_f32};
 
-/// The default quantization block along K.
-pub const BLOCK: usize = 32;
-
 /// How to quantize: bits, block along K, MatMulNBits `accuracy_level`, and whether
 /// the LM head is quantized too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +45,7 @@ fn row_scales(w: &[f32], bits: u32, block: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Packed codes of one row: `k_blocks * BLOCK * bits / 8` bytes (K padded with zeros).
+/// Packed codes of one row: `k_blocks * block * bits / 8` bytes (K padded with zeros).
 fn row_codes(w: &[f32], bits: u32, block: usize, out: &mut Vec<u8>) {
     let zp = (1i32 << (bits - 1)) as f32;
     let hi = ((1u32 << bits) - 1) as f32;
@@ -95,6 +92,60 @@ pub fn linear(
     x: &Value,
     spec: QuantSpec,
 ) -> Result<Value> {
+    let scope = key.trim_end_matches(".weight").to_owned();
+    stacked_linear(g, w, folder, &[key], &scope, x, spec)
+}
+
+/// `x @ [W_1; W_2; ...]^T` for `[out_i, in]` weights sharing `in`, as one
+/// MatMulNBits node at `scope`: the weights' rows stacked (each key's codes and
+/// scales are their own initializers, concatenated in the graph, which ONNX Runtime
+/// folds into one constant when it loads the model).
+pub fn stacked_linear(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    keys: &[&str],
+    scope: &str,
+    x: &Value,
+    spec: QuantSpec,
+) -> Result<Value> {
+    let (mut codes, mut scales, mut n, mut k) = (Vec::new(), Vec::new(), 0, 0);
+    for key in keys {
+        let (c, s, rows, cols) = quantized(g, w, folder, key, spec)?;
+        codes.push(c);
+        scales.push(s);
+        n += rows;
+        k = cols;
+    }
+    g.scoped(scope, |g| -> Result<Value> {
+        let (b, s) = match keys.len() {
+            1 => (codes.remove(0), scales.remove(0)),
+            _ => {
+                let c: Vec<&Value> = codes.iter().collect();
+                let sc: Vec<&Value> = scales.iter().collect();
+                (g.concat(&c, 0)?, g.concat(&sc, 0)?)
+            }
+        };
+        Ok(g.node("MatMulNBits", &[x, &b, &s])
+            .domain(MS_DOMAIN)
+            .attr("K", k as i64)
+            .attr("N", n as i64)
+            .attr("bits", spec.bits as i64)
+            .attr("block_size", spec.block as i64)
+            .attr("accuracy_level", spec.accuracy_level)
+            .output()?)
+    })
+}
+
+/// The codes `[N, k_blocks, blob]` and scales `[N * k_blocks]` initializers of the
+/// `[N, K]` weight `key`, with N and K.
+fn quantized(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    key: &str,
+    spec: QuantSpec,
+) -> Result<(Value, Value, usize, usize)> {
     let (bits, block, dt) = (spec.bits, spec.block, w.dtype);
     let view = w.view(folder, key)?;
     let (n, k) = (view.shape[0], view.shape[1]);
@@ -130,22 +181,14 @@ pub fn linear(
         &[(n * k_blocks) as i64],
         TensorData::stream(scales),
     )?;
-    let scope = key.trim_end_matches(".weight").to_owned();
-    Ok(g.scoped(&scope, |g| {
-        g.node("MatMulNBits", &[x, &b, &s])
-            .domain(MS_DOMAIN)
-            .attr("K", k as i64)
-            .attr("N", n as i64)
-            .attr("bits", bits as i64)
-            .attr("block_size", block as i64)
-            .attr("accuracy_level", spec.accuracy_level)
-            .output()
-    })?)
+    Ok((b, s, n, k))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BLOCK: usize = 32;
     use c3_core::DType;
 
     #[test]

@@ -70,6 +70,56 @@ pub fn rms_norm(
     })
 }
 
+/// The quantization of the Linear at `key`, if it is quantized: the decoder's
+/// transformer layers (never the encoder or projector, whose precision the latents
+/// hinge on; the LM head is graphs.rs's choice).
+fn quantized_here(w: &Weights, folder: Folder, key: &str) -> Option<crate::quantize::QuantSpec> {
+    w.quant
+        .filter(|_| folder == Folder::Root && key.starts_with("model.layers."))
+}
+
+/// `self_attn`'s q, k and v projections of `x` as one `[B, L, (heads + 2 x kv_heads)
+/// x head_dim]` value, GroupQueryAttention's packed input: one matmul over the
+/// three weights' rows stacked, plus their stacked biases. The stacking is done by
+/// `Concat` nodes over the checkpoint's own tensors, which ONNX Runtime folds into
+/// constants when it loads the model, so a run does one matmul, not three (a
+/// quantized decoder step is ~5% faster; the bytes are identical).
+fn packed_qkv(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    key: &str,
+    x: &Value,
+) -> Result<Value> {
+    let keys = ["q_proj", "k_proj", "v_proj"].map(|p| format!("{key}.{p}"));
+    let scope = format!("{key}.qkv_proj");
+    let y = match quantized_here(w, folder, &keys[0]) {
+        Some(spec) => {
+            let weights = keys.clone().map(|k| format!("{k}.weight"));
+            let weights = weights.each_ref().map(String::as_str);
+            crate::quantize::stacked_linear(g, w, folder, &weights, &scope, x, spec)?
+        }
+        None => {
+            let mut wts = Vec::new();
+            for k in &keys {
+                wts.push(w.transposed(g, folder, &format!("{k}.weight"))?);
+            }
+            g.scoped(&scope, |g| -> Result<Value> {
+                let wt = g.concat(&[&wts[0], &wts[1], &wts[2]], 1)?;
+                Ok(g.matmul(x, &wt)?)
+            })?
+        }
+    };
+    let mut biases = Vec::new();
+    for k in &keys {
+        biases.push(w.plain(g, folder, &format!("{k}.bias"))?);
+    }
+    g.scoped(&scope, |g| -> Result<Value> {
+        let b = g.concat(&[&biases[0], &biases[1], &biases[2]], 0)?;
+        Ok(g.add(&y, &b)?)
+    })
+}
+
 /// `nn.Linear` at scope `key`: `x @ W^T (+ b)`.
 pub fn linear(
     g: &mut GraphBuilder,
@@ -79,9 +129,7 @@ pub fn linear(
     x: &Value,
     bias: bool,
 ) -> Result<Value> {
-    // Quantized: the decoder's transformer layers (never the encoder or projector,
-    // whose precision the latents hinge on; the LM head is graphs.rs's choice).
-    if let (Some(spec), Folder::Root, true) = (w.quant, folder, key.starts_with("model.layers.")) {
+    if let Some(spec) = quantized_here(w, folder, key) {
         let y = crate::quantize::linear(g, w, folder, &format!("{key}.weight"), x, spec)?;
         if !bias {
             return Ok(y);
@@ -238,19 +286,20 @@ pub fn attention(
     x: &Value,
     attn: &Attention<'_>,
 ) -> Result<Value> {
-    let q = linear(g, w, folder, &format!("{key}.q_proj"), x, true)?;
-    let k = linear(g, w, folder, &format!("{key}.k_proj"), x, true)?;
-    let v = linear(g, w, folder, &format!("{key}.v_proj"), x, true)?;
-    let ctx = g.scoped(key, |g| -> Result<Value> {
-        match attn {
-            Attention::Standard { shared, cache } => {
+    let ctx = match attn {
+        Attention::Standard { shared, cache } => {
+            let q = linear(g, w, folder, &format!("{key}.q_proj"), x, true)?;
+            let k = linear(g, w, folder, &format!("{key}.k_proj"), x, true)?;
+            let v = linear(g, w, folder, &format!("{key}.v_proj"), x, true)?;
+            g.scoped(key, |g| {
                 standard_core(g, w.elem(), cfg, &q, &k, &v, shared, cache.as_ref())
-            }
-            Attention::Gqa { inputs, cache } => {
-                gqa_core(g, cfg, &q, &k, &v, inputs, cache.as_ref())
-            }
+            })?
         }
-    })?;
+        Attention::Gqa { inputs, cache } => {
+            let qkv = packed_qkv(g, w, folder, key, x)?;
+            g.scoped(key, |g| gqa_core(g, cfg, &qkv, inputs, cache.as_ref()))?
+        }
+    };
     linear(g, w, folder, &format!("{key}.o_proj"), &ctx, false)
 }
 
@@ -310,9 +359,10 @@ fn standard_core(
     Ok(g.reshape(&ctx, &flat)?)
 }
 
-/// Attention from projected `q`/`k`/`v` `[B, L, heads*hd]` by one GroupQueryAttention
-/// node: non-interleaved (rotate-half) rotary at positions `seqlens_k`-derived (0..L-1
-/// for a prefill, `seqlens_k` for a step), causal, softmax in f32, scale hd^-0.5.
+/// Attention from the packed projections `qkv` `[B, L, (heads + 2 kv) * hd]` by one
+/// GroupQueryAttention node: non-interleaved (rotate-half) rotary at positions
+/// `seqlens_k`-derived (0..L-1 for a prefill, `seqlens_k` for a step), causal,
+/// softmax in f32, scale hd^-0.5.
 ///
 /// Without a cache the present outputs are still named (left unused): ONNX Runtime's
 /// CPU kernel takes its flash-attention path (tiles of the scores, never `[heads, L,
@@ -320,9 +370,7 @@ fn standard_core(
 fn gqa_core(
     g: &mut GraphBuilder,
     cfg: &Qwen2Config,
-    q: &Value,
-    k: &Value,
-    v: &Value,
+    qkv: &Value,
     inputs: &GqaInputs,
     c: Option<&LayerCache<'_>>,
 ) -> Result<Value> {
@@ -336,9 +384,9 @@ fn gqa_core(
         .node_with_optional(
             "GroupQueryAttention",
             &[
-                Some(q),
-                Some(k),
-                Some(v),
+                Some(qkv),
+                None,
+                None,
                 c.map(|c| c.past_key),
                 c.map(|c| c.past_value),
                 Some(&inputs.seqlens_k),

@@ -60,7 +60,7 @@ fn counted(
 }
 
 /// Which folder of the release layout a tensor lives in.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Folder {
     /// Root: decoder, `model.Q.weight`, `model.mm_projector.*`.
     Root,
