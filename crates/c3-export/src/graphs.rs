@@ -60,55 +60,43 @@ pub fn encoder(
         let positions = g.max(&pos, &zero)?;
         Ok((x, full_mask, positions))
     })?;
-    let last = if fused_attention {
-        let rows = crate::encoder_gqa::RightPadded::new(&mut g, enc, &x, &full_mask, w.elem())?;
+    // The N latent positions of each row: where each row's real length puts them
+    // after the rotation to right padding (fused attention), or every row's last N
+    // (left padding). Only they go on past the last attention.
+    let (rows, shared_inputs);
+    type Keep<'a> = Box<dyn FnOnce(&mut GraphBuilder, &Value) -> Result<Value> + 'a>;
+    let (attn, x, keep): (Attention<'_>, Value, Keep<'_>) = if fused_attention {
+        rows = crate::encoder_gqa::RightPadded::new(&mut g, enc, &x, &full_mask, w.elem())?;
         let attn = Attention::Gqa {
             inputs: &rows.gqa,
             cache: None,
         };
-        // Only each row's N latent positions go on past the last attention.
-        let last = stack(
-            &mut g,
-            w,
-            Folder::Llm1,
-            enc,
-            rows.x.clone(),
-            |g, i, h| qwen2::attention_block(g, w, Folder::Llm1, enc, "model", i, h, &attn),
-            |g, h| rows.last(g, h, n),
-        )?;
-        qwen2::rms_norm(
-            &mut g,
-            w,
-            Folder::Llm1,
-            "model.norm",
-            &last,
-            enc.rms_norm_eps,
-        )?
+        (attn, rows.x.clone(), Box::new(|g, h| rows.last(g, h, n)))
     } else {
-        let shared = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
+        shared_inputs = shared(&mut g, enc, &positions, &full_mask, &x, w.elem())?;
         let attn = Attention::Standard {
-            shared: &shared,
+            shared: &shared_inputs,
             cache: None,
         };
-        // Left padding: the N latents are every row's last N positions.
-        let last = stack(
-            &mut g,
-            w,
-            Folder::Llm1,
-            enc,
-            x,
-            |g, i, h| qwen2::attention_block(g, w, Folder::Llm1, enc, "model", i, h, &attn),
-            |g, h| last_positions(g, h, n),
-        )?;
-        qwen2::rms_norm(
-            &mut g,
-            w,
-            Folder::Llm1,
-            "model.norm",
-            &last,
-            enc.rms_norm_eps,
-        )?
+        (attn, x, Box::new(|g, h| last_positions(g, h, n)))
     };
+    let last = stack(
+        &mut g,
+        w,
+        Folder::Llm1,
+        enc,
+        x,
+        |g, i, h| qwen2::attention_block(g, w, Folder::Llm1, enc, "model", i, h, &attn),
+        keep,
+    )?;
+    let last = qwen2::rms_norm(
+        &mut g,
+        w,
+        Folder::Llm1,
+        "model.norm",
+        &last,
+        enc.rms_norm_eps,
+    )?;
     let latents = qwen2::linear(&mut g, w, Folder::Root, "model.mm_projector", &last, true)?;
     let latents = g
         .node("Identity", &[&latents])

@@ -470,16 +470,9 @@ pub fn attention_block(
     attn: &Attention<'_>,
 ) -> Result<Value> {
     let key = format!("{prefix}.layers.{i}");
-    let h = rms_norm(
-        g,
-        w,
-        folder,
-        &format!("{key}.input_layernorm"),
-        x,
-        cfg.rms_norm_eps,
-    )?;
-    let a = attention(g, w, folder, cfg, &format!("{key}.self_attn"), &h, attn)?;
-    Ok(g.scoped(&key, |g| g.add(x, &a))?)
+    residual(g, w, folder, cfg, &key, "input_layernorm", x, |g, h| {
+        attention(g, w, folder, cfg, &format!("{key}.self_attn"), h, attn)
+    })
 }
 
 /// The MLP half of the pre-norm layer `{prefix}.layers.{i}`:
@@ -494,8 +487,31 @@ pub fn mlp_block(
     x: &Value,
 ) -> Result<Value> {
     let key = format!("{prefix}.layers.{i}");
-    let norm = format!("{key}.post_attention_layernorm");
-    let h = rms_norm(g, w, folder, &norm, x, cfg.rms_norm_eps)?;
-    let m = mlp(g, w, folder, &format!("{key}.mlp"), &h)?;
-    Ok(g.scoped(&key, |g| g.add(x, &m))?)
+    residual(
+        g,
+        w,
+        folder,
+        cfg,
+        &key,
+        "post_attention_layernorm",
+        x,
+        |g, h| mlp(g, w, folder, &format!("{key}.mlp"), h),
+    )
+}
+
+/// `x + f(norm(x))` for the norm `{key}.{norm}`, the add at scope `key`.
+#[allow(clippy::too_many_arguments)]
+fn residual(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    folder: Folder,
+    cfg: &Qwen2Config,
+    key: &str,
+    norm: &str,
+    x: &Value,
+    f: impl FnOnce(&mut GraphBuilder, &Value) -> Result<Value>,
+) -> Result<Value> {
+    let h = rms_norm(g, w, folder, &format!("{key}.{norm}"), x, cfg.rms_norm_eps)?;
+    let y = f(g, &h)?;
+    Ok(g.scoped(key, |g| g.add(x, &y))?)
 }
