@@ -100,6 +100,9 @@ def test_ctrl_c_interrupts_a_call_and_cancels_it(export_dir, long_text):
 
     code = textwrap.dedent(f"""
         import os, signal, threading, time, c3
+        # Python keeps SIGINT ignored if it started so (a shell's background jobs
+        # do): the test is about a Ctrl-C that reaches Python, so it asks for one.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         rt = c3.Runtime({str(export_dir)!r}, max_batch=1)
         # Long enough to be running when the signal comes 0.3 s in, whatever the
         # machine: an interrupted call ends then, however much was left.
