@@ -71,7 +71,15 @@ impl Export {
         };
         let mut stamps = Vec::with_capacity(STEPS);
         rt.generate(&[lat], &steps, &mut |_, _| stamps.push(Instant::now()))?;
-        let per_step = (stamps[STEPS - 1] - stamps[0]).as_secs_f64() / (STEPS - 1) as f64;
+        let (Some(first), Some(last)) = (stamps.first(), stamps.last()) else {
+            anyhow::bail!("{}: generated no tokens", self.name);
+        };
+        anyhow::ensure!(
+            stamps.len() > 1,
+            "{}: the context leaves room for one new token only",
+            self.name
+        );
+        let per_step = (*last - *first).as_secs_f64() / (stamps.len() - 1) as f64;
         self.times[3].push(per_step);
         Ok(())
     }

@@ -27,8 +27,13 @@ fn main() -> Result<()> {
     println!("export | tokens | activations (anon) MiB | weight pages touched (file) MiB | s");
     for dir in exports {
         let rt = C3Runtime::load(Path::new(dir), RuntimeOptions::default())?;
-        let mut ids = rt.document_ids(&text)?;
-        ids.truncate(rt.manifest.max_text_tokens);
+        let ids = rt.document_ids(&text)?;
+        let max = rt.manifest.max_text_tokens;
+        anyhow::ensure!(
+            ids.len() <= max,
+            "the text has {} tokens, over {dir}'s encoder limit of {max}: give a shorter one",
+            ids.len()
+        );
         // A short run first, so what is measured is what the length adds, not the
         // first run's one-off allocations.
         rt.compress(&[ids[..84.min(ids.len())].to_vec()])?;
