@@ -309,26 +309,25 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
     // embedding is already MatMulNBits' [N = vocab, K = hidden] layout.
     let quant_head = w.quant.filter(|q| q.lm_head);
     let head = match (quant_head, dec.tie_word_embeddings, &table) {
-        (Some(_), _, _) => Head::Quantized,
+        (Some(spec), _, _) => Head::Quantized(spec),
         // The embedding table the graph already holds, `[vocab, hidden]`, read
         // transposed: one copy of the largest tensor, not two.
         (None, true, Some(table)) => Head::Table(table.clone()),
         _ => Head::Transposed(w.transposed(&mut g, Folder::Root, head_key)?),
     };
     let logits = g.scoped("lm_head", |g| -> Result<Value> {
-        let y = match (&head, quant_head) {
-            (Head::Transposed(head), _) => g.matmul(&h, head)?,
-            (Head::Table(table), _) => {
+        let y = match &head {
+            Head::Transposed(head) => g.matmul(&h, head)?,
+            Head::Table(table) => {
                 // Gemm is 2-D: `[batch, hidden]` x table^T, back to `[batch, 1, vocab]`.
                 let flat = g.const_i64s(&[-1, dec.hidden_size as i64])?;
                 let h2 = g.reshape(&h, &flat)?;
                 let y = g.gemm(&h2, table, None, true)?;
                 g.unsqueeze(&y, &[1])?
             }
-            (Head::Quantized, Some(spec)) => {
-                crate::quantize::linear(g, w, Folder::Root, head_key, &h, spec)?
+            Head::Quantized(spec) => {
+                crate::quantize::linear(g, w, Folder::Root, head_key, &h, *spec)?
             }
-            (Head::Quantized, None) => unreachable!("a quantized head has a spec"),
         };
         // Logits are f32 whatever the dtype: the greedy choice must not hinge on
         // half-precision rounding of the output.
@@ -369,7 +368,7 @@ enum Head {
     /// The tied embedding table `[vocab, hidden]`, used by Gemm with transB.
     Table(Value),
     /// MatMulNBits (`--quantize`).
-    Quantized,
+    Quantized(crate::quantize::QuantSpec),
 }
 
 /// `embed_tokens.onnx`: `input_ids` `[batch, seq]` -> `inputs_embeds` `[batch, seq, D_dec]`.

@@ -8,18 +8,16 @@ use c3_core::{ExportManifest, KvCache};
 pub(crate) fn check_contract(m: &ExportManifest) -> std::result::Result<(), String> {
     let names =
         |v: &[c3_core::manifest::IoSpec]| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
-    let enc_in = names(&m.models.encoder.inputs);
-    if enc_in != ["input_ids", "attention_mask"] {
-        return Err(format!(
-            "encoder inputs are {enc_in:?}, expected [input_ids, attention_mask]"
-        ));
-    }
-    let enc_out = names(&m.models.encoder.outputs);
-    if enc_out != ["latents"] {
-        return Err(format!(
-            "encoder outputs are {enc_out:?}, expected [latents]"
-        ));
-    }
+    expect(
+        "encoder inputs",
+        &names(&m.models.encoder.inputs),
+        &["input_ids", "attention_mask"],
+    )?;
+    expect(
+        "encoder outputs",
+        &names(&m.models.encoder.outputs),
+        &["latents"],
+    )?;
     let mut want_in = match m.kv_cache {
         KvCache::Concat => vec![
             "inputs_embeds".to_string(),
@@ -52,20 +50,31 @@ pub(crate) fn check_contract(m: &ExportManifest) -> std::result::Result<(), Stri
             m.kv_cache.name()
         ));
     }
-    let dec_out = names(&m.models.decoder.outputs);
-    if dec_out != want_out {
-        return Err(format!(
-            "decoder outputs are {dec_out:?}, expected {want_out:?}"
-        ));
-    }
-    let emb = names(&m.models.embed_tokens.outputs);
-    if emb != ["inputs_embeds"] {
-        return Err(format!(
-            "embed_tokens outputs are {emb:?}, expected [inputs_embeds]"
-        ));
-    }
+    expect(
+        "decoder outputs",
+        &names(&m.models.decoder.outputs),
+        &want_out,
+    )?;
+    expect(
+        "embed_tokens outputs",
+        &names(&m.models.embed_tokens.outputs),
+        &["inputs_embeds"],
+    )?;
     if m.prompt.latent_start + m.n_latents > m.prompt.ids.len() {
         return Err("prompt latent slots fall outside the prompt".into());
     }
     Ok(())
+}
+
+/// `got` must be `want`, element for element.
+fn expect<S: AsRef<str> + std::fmt::Debug>(
+    what: &str,
+    got: &[String],
+    want: &[S],
+) -> std::result::Result<(), String> {
+    let same = got.len() == want.len() && got.iter().zip(want).all(|(g, w)| g == w.as_ref());
+    match same {
+        true => Ok(()),
+        false => Err(format!("{what} are {got:?}, expected {want:?}")),
+    }
 }
