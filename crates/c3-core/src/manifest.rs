@@ -215,6 +215,16 @@ pub enum FileCheck {
 }
 
 impl ExportManifest {
+    /// Whether the decoder takes `input_ids` beside `inputs_embeds` (exports since
+    /// the one-run decode step) rather than embeddings only.
+    pub fn decoder_takes_ids(&self) -> bool {
+        self.models
+            .decoder
+            .inputs
+            .iter()
+            .any(|i| i.name == "input_ids")
+    }
+
     /// How this export's documents are windowed (`window`: an override of the length).
     pub fn window_plan(&self, window: Option<usize>) -> Result<crate::WindowPlan> {
         crate::WindowPlan::new(

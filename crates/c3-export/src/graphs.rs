@@ -1,5 +1,6 @@
 //! The three exported graphs (export/CONTRACT.md): `encoder.onnx` (text ids ->
-//! projected latents), `decoder.onnx` (embeddings + KV cache -> logits + present) and
+//! projected latents), `decoder.onnx` (token ids and/or embeddings + KV cache ->
+//! last-position logits + present) and
 //! `embed_tokens.onnx` (decoder token embedding).
 
 use crate::error::Result;
@@ -14,7 +15,9 @@ use crate::weights::{Folder, Weights};
 /// `encoder.onnx`: `input_ids`/`attention_mask` `[batch, text_len]` (left-padded) ->
 /// `latents` `[batch, N, D_dec]`. Inside: `<img>` and the N rows of `model.Q.weight`
 /// appended after the text, positions `max(cumsum(mask) - 1, 0)`, the encoder
-/// (`llm1.model`), its final norm, the last N rows, `model.mm_projector`.
+/// (`llm1.model`) whose last layer's MLP and final norm run on each row's N latent
+/// positions only (its last N, or with fused attention where `RightPadded::last`
+/// finds them), then `model.mm_projector`.
 ///
 /// With `fused_attention` (`--target ort`), attention is ONNX Runtime's
 /// GroupQueryAttention (encoder_gqa.rs): no `[heads, L, L]` scores in memory.

@@ -24,8 +24,8 @@ pub struct ExportOptions {
     pub kv_cache: KvCacheChoice,
     /// Weight-only quantization of the decoder's linear layers, if any.
     pub quantize: Option<Quantize>,
-    /// Quantization block along the input dimension (16..=256, a power of two);
-    /// `None`: [`Quantize::default_block`].
+    /// Quantization block along the input dimension (16..=256, a power of two, as
+    /// the CLI checks); `None`: [`Quantize::default_block`].
     pub quant_block: Option<usize>,
     pub quant_compute: QuantCompute,
     /// Keep the LM head in the export dtype when quantizing.
@@ -74,14 +74,13 @@ impl ExportOptions {
     /// `[heads, L, L]` scores in memory): `--target ort`, where its rotary takes the
     /// encoder's `head_dim` (a multiple of 16); otherwise standard ops.
     pub fn fused_encoder_attention(&self, head_dim: usize) -> bool {
-        self.target == Target::Ort && head_dim.is_multiple_of(16)
+        self.target == Target::Ort && gqa_rotary_fits(head_dim)
     }
 
     /// The decoder's cache contract for a decoder of `head_dim`, or why the requested
     /// one cannot be exported.
     pub fn kv_cache(&self, head_dim: usize) -> Result<KvCache> {
-        // GroupQueryAttention's own rotary needs head_dim % 16 == 0 (ORT checks it).
-        let gqa_fits = head_dim.is_multiple_of(16);
+        let gqa_fits = gqa_rotary_fits(head_dim);
         match (self.kv_cache, self.target) {
             (KvCacheChoice::Concat, _) | (KvCacheChoice::Auto, Target::Tensorrt) => {
                 Ok(KvCache::Concat)
@@ -139,6 +138,11 @@ impl KvCacheChoice {
             KvCacheChoice::SharedBuffer => "shared-buffer",
         }
     }
+}
+
+/// GroupQueryAttention's own rotary needs head_dim % 16 == 0 (ONNX Runtime checks it).
+fn gqa_rotary_fits(head_dim: usize) -> bool {
+    head_dim.is_multiple_of(16)
 }
 
 /// Weight-only quantization (MatMulNBits).

@@ -17,7 +17,9 @@
 //! activations (`T1`), so an fp16 export (what CUDA's MatMulNBits kernels compute in)
 //! needs fp16 scales. The codes are always chosen with the f32 scale, so an fp16 and
 //! an fp32 export of one checkpoint hold the same codes and differ only by each
-//! scale's rounding (at most 2^-11 of it): one quantized model in two precisions.
+//! scale's rounding: at most 2^-11 of it for normal fp16 values, more for the tiny
+//! scales (below 6.1e-5: blocks whose largest |w| is under ~4e-4 for int4, ~8e-3
+//! for int8) that fp16 holds as subnormals.
 
 use std::io::Write;
 
@@ -25,7 +27,7 @@ use crate::error::Result;
 use c3_core::TensorView;
 use c3_onnx::{ElemType, GraphBuilder, MS_DOMAIN, TensorData, Value};
 
-use crate::weights::{Folder, Weights, put, read_f32};
+use crate::weights::{Folder, Weights, read_f32};
 
 /// How to quantize: bits, block along K, MatMulNBits `accuracy_level`, and whether
 /// the LM head is quantized too.
@@ -161,11 +163,7 @@ fn quantized(
     });
     let scales = w.stream(folder, key, move |view, out: &mut dyn Write| {
         for_rows(view, |row| {
-            let mut bytes = Vec::new();
-            for s in row_scales(row, bits, block) {
-                put(dt, s, &mut bytes);
-            }
-            out.write_all(&bytes)
+            out.write_all(&dt.f32_to_bytes(&row_scales(row, bits, block)))
         })
     });
     let shape_b = [n as i64, k_blocks as i64, blob as i64];
@@ -215,8 +213,7 @@ mod tests {
         // Weights whose f32 scale is not an f16 value.
         let w: Vec<f32> = (0..32).map(|i| (i as f32 * 0.731).sin() * 0.0123).collect();
         let s32 = row_scales(&w, 4, BLOCK)[0];
-        let mut stored = Vec::new();
-        put(DType::F16, s32, &mut stored);
+        let stored = DType::F16.f32_to_bytes(&[s32]);
         let s16 = read_f32(DType::F16, &stored, 0);
         assert_ne!(s16, s32, "the test needs a scale f16 cannot hold");
         let mut codes = Vec::new();

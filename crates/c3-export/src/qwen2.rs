@@ -1,6 +1,8 @@
-//! Qwen2 blocks as ONNX subgraphs, standard ops only (TensorRT-friendly): RMSNorm
-//! computed in fp32, RoPE (rotate-half) from position ids, grouped-query attention
-//! without materialising repeated K/V, SwiGLU MLP. Node scopes and initializer names
+//! Qwen2 blocks as ONNX subgraphs: RMSNorm computed in fp32, RoPE (rotate-half)
+//! from position ids, grouped-query attention without materialising repeated K/V,
+//! SwiGLU MLP. Standard ops for `--target tensorrt`; `--target ort` also uses ONNX
+//! Runtime's `SimplifiedLayerNormalization`, packed-QKV `GroupQueryAttention` and
+//! (quantized) `MatMulNBits`. Node scopes and initializer names
 //! follow the checkpoint keys (`model.layers.3.self_attn.q_proj.weight.T`).
 //!
 //! Precision: weights, activations and the KV cache are in the export dtype; norms

@@ -217,7 +217,7 @@ pub fn read_f32(dt: DType, bytes: &[u8], i: usize) -> f32 {
 }
 
 /// Appends `v` encoded as `to` (round to nearest even).
-pub(crate) fn put(to: DType, v: f32, out: &mut Vec<u8>) {
+fn put(to: DType, v: f32, out: &mut Vec<u8>) {
     match to {
         DType::F16 => out.extend(f16::from_f32(v).to_le_bytes()),
         DType::BF16 => out.extend(bf16::from_f32(v).to_le_bytes()),

@@ -112,11 +112,6 @@ impl GraphBuilder {
         }
     }
 
-    /// Whether `name` is a defined value (graph input, initializer or node output).
-    pub fn is_defined(&self, name: &str) -> bool {
-        self.defined.contains_key(name)
-    }
-
     /// The defined value named `name`, if any (e.g. a tied weight added before).
     pub fn value(&self, name: &str) -> Option<Value> {
         self.defined.get(name).map(|&elem| Value::new(name, elem))

@@ -34,13 +34,6 @@ impl Value {
     }
 }
 
-/// The name, where a name is looked up (e.g. a session's outputs).
-impl AsRef<str> for Value {
-    fn as_ref(&self) -> &str {
-        &self.name
-    }
-}
-
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}` ({})", self.name, self.elem)

@@ -64,7 +64,7 @@ fn over_2gib_model_with_external_data() -> Result<()> {
     let ids_arr = Array::from_vec(vec![7i64, rows_a as i64 - 1]);
     let out = session.run(c3_onnx::ort::inputs!["ids" => TensorRef::from_array_view(&ids_arr)?])?;
     let y = out
-        .get(&y)
+        .get(y.name())
         .context("no output")?
         .try_extract_array::<f32>()?;
     assert_eq!(y[[0, 0]], 7.0 + 3.5);

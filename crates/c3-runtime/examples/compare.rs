@@ -106,6 +106,7 @@ fn main() -> Result<()> {
             _ => dirs.push(a),
         }
     }
+    anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
     anyhow::ensure!(
         dirs.len() >= 2,
         "usage: compare BASELINE OTHER... [--rounds N]"

@@ -60,7 +60,8 @@ pub(crate) fn check_contract(m: &ExportManifest) -> std::result::Result<(), Stri
         &names(&m.models.embed_tokens.outputs),
         &["inputs_embeds"],
     )?;
-    if m.prompt.latent_start + m.n_latents > m.prompt.ids.len() {
+    let end = m.prompt.latent_start.checked_add(m.n_latents);
+    if end.is_none_or(|e| e > m.prompt.ids.len()) {
         return Err("prompt latent slots fall outside the prompt".into());
     }
     Ok(())

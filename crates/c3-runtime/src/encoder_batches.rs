@@ -52,13 +52,18 @@ impl EncoderCost {
 
     /// Estimated activation bytes of one document padded to `len` text tokens.
     pub(crate) fn bytes(&self, len: usize) -> u64 {
-        let l = len as u64 + self.extra_positions;
-        let linear = l * (8 * self.hidden + 4 * self.intermediate) * self.elem;
+        // Saturating: the shapes come from the manifest, so no size can overflow
+        // into a small estimate (a saturated one runs the document alone).
+        let l = (len as u64).saturating_add(self.extra_positions);
+        let per_position = (self.hidden.saturating_mul(8))
+            .saturating_add(self.intermediate.saturating_mul(4))
+            .saturating_mul(self.elem);
+        let linear = l.saturating_mul(per_position);
         let scores = match self.fused_attention {
             true => 0,
-            false => 3 * self.heads * l * l * 4,
+            false => (3 * 4 * self.heads).saturating_mul(l).saturating_mul(l),
         };
-        linear + scores
+        linear.saturating_add(scores)
     }
 }
 
@@ -78,7 +83,8 @@ pub(crate) fn plan(
         let mut n = 1;
         while start + n < lens.len() && n < cap {
             let longest = lens[start + n];
-            let fits = cost.is_none_or(|c| (n as u64 + 1) * c.bytes(longest) <= budget);
+            let fits =
+                cost.is_none_or(|c| (n as u64 + 1).saturating_mul(c.bytes(longest)) <= budget);
             if !fits {
                 break;
             }

@@ -183,7 +183,7 @@ impl C3Runtime {
             )
         });
         let (encoder, (), decoder) = (encoder?, embed?, decoder?);
-        let decoder_takes_ids = models.decoder.inputs.iter().any(|i| i.name == "input_ids");
+        let decoder_takes_ids = manifest.decoder_takes_ids();
         let encoder_cost = EncoderCost::new(&manifest);
         Ok(C3Runtime {
             dir: dir.to_path_buf(),
@@ -395,7 +395,9 @@ impl C3Runtime {
 
     /// Greedy decoding of each row's latents with a KV cache, after the manifest's
     /// prompt. `on_token(row, id)` is called for every generated token as it comes.
-    /// Rows that finish leave the batch's runs; the rest decode together.
+    /// Rows that finish are no longer fed; the rest decode together (a run still
+    /// spans every slot between the first and last live row, or a whole cohort of a
+    /// concat export, so a finished row inside it costs a row of compute).
     pub fn generate(
         &self,
         latents: &[&Latents],

@@ -304,7 +304,8 @@ fn changed_weights_are_found_by_verify_files() {
             "weights changed since export",
         ],
     );
-    // A changed graph: its hash, whatever the level.
+    // A changed graph: its hash (checked here at the full level; at the default
+    // level a graph is hashed when it is opened).
     let graph = dir.join("embed_tokens.onnx");
     let mut g = std::fs::read(&graph).unwrap();
     let last = g.len() - 1;

@@ -322,6 +322,12 @@ impl SymbolRanges {
                 o.opt_batch, o.max_batch
             ));
         }
+        let latents_end = m.prompt.latent_start as i64 + m.n_latents as i64;
+        if latents_end > prompt {
+            return Err(format!(
+                "manifest prompt: latent slots end at {latents_end}, past its {prompt} tokens"
+            ));
+        }
         if prompt == 0 || max_text == 0 || prompt >= max_ctx {
             return Err(format!(
                 "manifest limits leave no room: prompt {prompt} tokens, max_text_tokens {max_text}, max_context {max_ctx}"
@@ -358,36 +364,28 @@ impl SymbolRanges {
             // The prompt template has a fixed length (latents included). A decoder
             // that takes ids runs it in two parts: the constant prefix (ids, no
             // past), then the latents and the suffix after it.
-            Phase::Prefill
-                if m.models
-                    .decoder
-                    .inputs
-                    .iter()
-                    .any(|i| i.name == "input_ids") =>
-            {
-                (
-                    Range {
-                        min: 1,
-                        opt: prompt - prefix,
-                        max: prompt,
-                    },
-                    Range {
-                        min: 0,
-                        opt: prefix,
-                        max: prefix,
-                    },
-                    Range {
-                        min: 0,
-                        opt: n,
-                        max: n,
-                    },
-                    Range {
-                        min: 1,
-                        opt: prompt - prefix - n,
-                        max: prompt,
-                    },
-                )
-            }
+            Phase::Prefill if m.decoder_takes_ids() => (
+                Range {
+                    min: 1,
+                    opt: prompt - prefix,
+                    max: prompt,
+                },
+                Range {
+                    min: 0,
+                    opt: prefix,
+                    max: prefix,
+                },
+                Range {
+                    min: 0,
+                    opt: n,
+                    max: n,
+                },
+                Range {
+                    min: 1,
+                    opt: prompt - prefix - n,
+                    max: prompt,
+                },
+            ),
             Phase::Prefill => (
                 Range::fixed(prompt),
                 Range::fixed(0),
@@ -571,5 +569,20 @@ mod tests {
             err.contains("encoder.onnx") && err.contains("input_ids") && err.contains("doc_len"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn latent_slots_past_the_prompt_are_refused() {
+        let mut m = manifest("fp16", "tensorrt");
+        m.prompt.latent_start = m.prompt.ids.len() - m.n_latents + 1;
+        let err = derive_one(
+            &m,
+            ModelKind::Decoder,
+            Phase::Prefill,
+            &ProfileOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("latent slots end at"), "{err}");
     }
 }

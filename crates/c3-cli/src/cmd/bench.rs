@@ -116,7 +116,8 @@ pub fn run(a: Args) -> Result<()> {
     let t0 = Instant::now();
     let rt = C3Runtime::load(&a.model, opts)?;
     let load_s = t0.elapsed().as_secs_f64();
-    let first = rt.compress(&[rt.tokenizer.encode(SAMPLE)?])?;
+    let sample_ids = rt.tokenizer.encode(SAMPLE)?;
+    let first = rt.compress(std::slice::from_ref(&sample_ids))?;
     rt.generate(&[&first[0]], &fixed(1), &mut |_, _| {})?;
     let load_to_first_token_s = t0.elapsed().as_secs_f64();
     let m = &rt.manifest;
@@ -125,7 +126,6 @@ pub fn run(a: Args) -> Result<()> {
         len > 0 && a.new_tokens > 1 && a.docs > 0,
         "--docs, --doc-tokens and --new-tokens (> 1) must be positive"
     );
-    let sample_ids = rt.tokenizer.encode(SAMPLE)?;
     let docs = documents(&sample_ids, a.docs, len);
     let k = a
         .new_tokens

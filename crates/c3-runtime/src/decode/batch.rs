@@ -73,13 +73,8 @@ impl<'m> Batch<'m> {
     ) -> Result<()> {
         match self {
             Batch::Slots(cache) => {
-                let mut rows = rows.to_vec();
-                rows.sort_by_key(|r| r.0);
-                // One prefill per run of consecutive slots (a run binds one view).
-                for run in rows.chunk_by(|a, b| b.0 == a.0 + 1) {
-                    let lats: Vec<&Latents> = run.iter().map(|r| r.1).collect();
-                    let range = run[0].0..run[run.len() - 1].0 + 1;
-                    cache.prefill(range, &lats, pick)?;
+                for &(slot, lat) in rows {
+                    cache.prefill(slot, lat, pick)?;
                 }
             }
             Batch::Cohorts {

@@ -156,26 +156,20 @@ impl<'m> SlotCache<'m> {
         self.lens[s] = 0;
     }
 
-    /// Runs the prompt for new rows in the contiguous free slots `range`, one
-    /// latent set each; `pick(slot, logits)` sees each row's last-position logits.
-    /// Row by row, in two parts: the constant prefix (copied from the runtime's
-    /// cache, or run), then the latents and the suffix (GroupQueryAttention takes
-    /// several new positions after a past at batch 1 only).
+    /// Runs the prompt for a new row in the free slot `s`; `pick(s, logits)` sees its
+    /// last-position logits. In two parts: the constant prefix (copied from the
+    /// runtime's cache, or run), then the latents and the suffix. One row per call:
+    /// GroupQueryAttention takes several new positions after a past at batch 1 only.
     pub(crate) fn prefill(
         &mut self,
-        range: Range<usize>,
-        latents: &[&Latents],
+        s: usize,
+        lat: &Latents,
         pick: &mut dyn FnMut(usize, &[f32]),
     ) -> Result<()> {
-        for s in range.clone() {
-            ensure!(self.lens[s] == 0, Internal, "prefill into busy slot {s}");
-        }
         ensure!(
-            latents.len() == range.len(),
+            s < self.lens.len() && self.lens[s] == 0,
             Internal,
-            "{} latent sets for {} slots",
-            latents.len(),
-            range.len()
+            "prefill into busy or missing slot {s}"
         );
         let p = &self.rt.manifest.prompt;
         let (plen, from) = (p.ids.len(), p.latent_start);
@@ -185,20 +179,18 @@ impl<'m> SlotCache<'m> {
             "the prompt is longer than the cache"
         );
         let vocab = self.rt.manifest.vocab;
-        for (s, lat) in range.zip(latents) {
-            if self.prefix.is_some() {
-                self.load_prefix(s);
-            } else if from > 0 {
-                let feed = self.rt.prefix_feed(1);
-                self.run(s..s + 1, feed, &[from as i32 - 1], from as i32)?;
-            }
-            let feed = self.rt.rest_feed(&[lat])?;
-            let total = plen as i32;
-            self.run(s..s + 1, feed, &[total - 1], total)?;
-            let (l, _) = self.logits()?;
-            pick(s, &l[l.len() - vocab..]);
-            self.lens[s] = plen;
+        if self.prefix.is_some() {
+            self.load_prefix(s);
+        } else if from > 0 {
+            let feed = self.rt.prefix_feed(1);
+            self.run(s..s + 1, feed, &[from as i32 - 1], from as i32)?;
         }
+        let feed = self.rt.rest_feed(&[lat])?;
+        let total = plen as i32;
+        self.run(s..s + 1, feed, &[total - 1], total)?;
+        let (l, _) = self.logits()?;
+        pick(s, &l[l.len() - vocab..]);
+        self.lens[s] = plen;
         Ok(())
     }
 
@@ -244,8 +236,8 @@ impl<'m> SlotCache<'m> {
         Ok(())
     }
 
-    /// Binds views of `range`, the lengths and the fed inputs, runs, and hands the
-    /// logits `[rows, seq_out, vocab]` and `seq_out` to `on_logits`, borrowed from
+    /// Binds views of `range`, the lengths and the fed inputs, and runs; the logits
+    /// `[rows, seq_out, vocab]` are then read through [`Self::logits`], borrowed from
     /// the output (no copy of rows x vocab floats per step).
     fn run(&mut self, range: Range<usize>, feed: Feed, seqlens: &[i32], total: i32) -> Result<()> {
         let rows = range.len();
