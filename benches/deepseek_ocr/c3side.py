@@ -147,6 +147,27 @@ def roundtrip(export_dir, text, max_new_tokens=None, no_repeat=None):
     return r
 
 
+def roundtrip_timing(export_dir, text, steps):
+    """Timing from two `c3 roundtrip` runs of the page (no n-gram ban, one window): with 1
+    and with 1 + `steps` new tokens. Encoder = encode_seconds (mean of the runs), prefill
+    = the 1-token run's decode_seconds (decoder prefill + first pick), decode step =
+    the difference of the two decode_seconds / steps. For configurations where a full
+    `c3 bench` is too slow to repeat (it times 150 single steps at three positions and
+    two full-text prefills)."""
+    one = roundtrip(export_dir, text, max_new_tokens=1, no_repeat=0)
+    more = roundtrip(export_dir, text, max_new_tokens=1 + steps, no_repeat=0)
+    gen = sum(w["generated"] for w in more["windows"])
+    w = more["n_windows"]  # 1 for a page within the export's window (the release shape)
+    if gen != w * (1 + steps):
+        raise RuntimeError(f"roundtrip timing needs {1 + steps} tokens per window, got {gen} in {w} "
+                           f"windows (finish {more['finish_reason']}): a stop id came early")
+    return {"encoder_s": (one["encode_seconds"] + more["encode_seconds"]) / 2,
+            "prefill_s": one["decode_seconds"],
+            "step_s": (more["decode_seconds"] - one["decode_seconds"]) / steps,
+            "peak_mib": max(one["_peak_rss_mib"], more["_peak_rss_mib"]),
+            "text_tokens": more["text_tokens"], "steps": steps, "windows": w}
+
+
 def step_at(by_pos, p):
     """Decode step seconds at cache position p, linear between the measured positions
     (and beyond the last two: extrapolated)."""

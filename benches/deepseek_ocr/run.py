@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,27 @@ import report as R  # noqa: E402
 
 def log(*a):
     print("[ocr-baseline]", *a, file=sys.stderr, flush=True)
+
+
+class Paused:
+    """SIGSTOPs the process in $OCR_PAUSE_PID (a background job sharing the CPU) while a
+    timed measurement runs, and always SIGCONTs it afterwards."""
+
+    def __enter__(self):
+        self.pid = int(os.environ.get("OCR_PAUSE_PID") or 0)
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                self.pid = 0
+        return self
+
+    def __exit__(self, *exc):
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
 
 def peak_mib():
@@ -135,8 +157,9 @@ def phase_dsocr(a):
         for page in timed_pages(recs, a.quick):
             for mode in D.MODES:
                 t0 = time.perf_counter()
-                r = D.time_mode(model, proc, page, mode, decode_tokens=page["qwen_tokens"], quick_steps=a.quick_steps,
-                                full=not a.quick, device=dev, dtype=dtype)
+                with Paused():
+                    r = D.time_mode(model, proc, page, mode, decode_tokens=page["qwen_tokens"],
+                                    quick_steps=a.quick_steps, full=not a.quick, device=dev, dtype=dtype)
                 log(f"  {page['name']} {mode}: {time.perf_counter() - t0:.0f} s")
                 rows.append({**r, "page": page["name"], "text_tokens": page["qwen_tokens"], "render_s": page["render_s"]})
     part = {"rows": rows, "peak_mib": peak_mib(), "shape": a.shape, "dtype": str(dtype), "torch": torch.__version__,
@@ -233,9 +256,14 @@ def phase_c3(a):
     recs = load_pages(a.out)
     work = a.work
     work.mkdir(parents=True, exist_ok=True)
-    provider = "cuda" if a.device == "cuda" else "cpu"
-    rows = []
+    part_path = a.out / "parts" / "c3.json"
+    (a.out / "parts").mkdir(exist_ok=True)
+    rows = json.loads(part_path.read_text())["rows"] if part_path.exists() else []
+    done = {(r["config"], r["page"]) for r in rows}
     for cfg in c3_configs(a):
+        if all((cfg["label"], p["name"]) in done for p in timed_pages(recs, a.quick)):
+            log(f"{cfg['label']}: already in {part_path}")
+            continue
         t0 = time.perf_counter()
         if "shipped" in cfg:
             ex = C.export(cfg["shipped"], work / f"{Path(cfg['shipped']).name}-export")
@@ -253,9 +281,9 @@ def phase_c3(a):
             tok_s = tokenize_s(page["text"])
             if "shipped" in cfg:
                 # Trained models: the whole page, windowed as the model needs, real output.
-                rt = C.roundtrip(ex, page["text"])
-                doc = min(window, rt["text_tokens"])
-                b = C.bench(ex, doc, 8 if a.quick else 32)
+                with Paused():
+                    rt = C.roundtrip(ex, page["text"])
+                    b = C.bench(ex, min(window, rt["text_tokens"]), 8 if a.quick else 32)
                 rows.append({"config": cfg["label"], "weights": cfg["weights"], "page": page["name"], "text_tokens": T,
                              "model_text_tokens": rt["text_tokens"], "windows": rt["n_windows"],
                              "n_latents": n, "decoder_tokens": rt["latent_tokens"], "prompt_tokens": plen,
@@ -264,20 +292,26 @@ def phase_c3(a):
                 continue
             if T > man["max_text_tokens"]:
                 raise SystemExit(f"page of {T} tokens exceeds the export's max_text_tokens {man['max_text_tokens']}")
-            b = C.bench(ex, T, a.quick_steps + 2 if a.quick else T)
             row = {"config": cfg["label"], "weights": cfg["weights"], "page": page["name"], "text_tokens": T,
                    "model_text_tokens": T, "windows": 1, "n_latents": n, "decoder_tokens": n, "prompt_tokens": plen,
-                   "tokenize_s": tok_s, "bench": b, "export_prep_s": prep_s}
-            if not a.quick:
-                rt = C.roundtrip(ex, page["text"], max_new_tokens=T, no_repeat=0)
-                row["roundtrip"] = {k: v for k, v in rt.items() if k not in ("output_ids", "text")}
+                   "tokenize_s": tok_s, "export_prep_s": prep_s}
+            with Paused():
+                if a.c3_bench_n is None or n in a.c3_bench_n:
+                    row["bench"] = C.bench(ex, T, a.quick_steps + 2 if a.quick else T)
+                else:
+                    row["rt_timing"] = C.roundtrip_timing(ex, page["text"], a.quick_steps)
+                if not a.quick:
+                    rt = C.roundtrip(ex, page["text"], max_new_tokens=T, no_repeat=0)
+                    row["roundtrip"] = {k: v for k, v in rt.items() if k not in ("output_ids", "text")}
             rows.append(row)
+            part_path.write_text(json.dumps({"rows": rows}, indent=1))
         if a.drop_exports and "shipped" not in cfg:
             import shutil
 
             shutil.rmtree(ex, ignore_errors=True)
-    (a.out / "parts").mkdir(exist_ok=True)
-    (a.out / "parts" / "c3.json").write_text(json.dumps({"rows": rows}, indent=1))
+            if ck != base:
+                shutil.rmtree(ck, ignore_errors=True)
+    part_path.write_text(json.dumps({"rows": rows}, indent=1))
 
 
 def phase_hfc3(a):
@@ -296,7 +330,9 @@ def phase_hfc3(a):
     for page in timed_pages(recs, True):
         for n in a.c3_n:
             t0 = time.perf_counter()
-            r = H.time_cascade(enc, dec, n, page["qwen_tokens"], quick_steps=a.quick_steps, device=dev, dtype=dtype)
+            with Paused():
+                r = H.time_cascade(enc, dec, n, page["qwen_tokens"], quick_steps=a.quick_steps, device=dev,
+                                   dtype=dtype)
             log(f"  HF C3 N={n} {page['name']}: {time.perf_counter() - t0:.0f} s")
             rows.append({**r, "page": page["name"], "text_tokens": page["qwen_tokens"]})
     part = {"rows": rows, "peak_mib": peak_mib(), "dtype": str(dtype), "torch": torch.__version__}
@@ -334,17 +370,32 @@ def phase_report(a):
                      "published_precision": pub, "published_label": lab, "raw": r})
     import c3side as C
 
-    for r in parts.get("c3", {}).get("rows", []):
-        b = r["bench"]["runtime"]
+    c3_rows = parts.get("c3", {}).get("rows", [])
+    # Step-time growth with the cache position, from the `c3 bench` rows (per shape): used to
+    # extrapolate the rows timed with `c3 roundtrip`, which time steps at the start only.
+    growth = {}
+    for r in c3_rows:
+        if "bench" in r and r["weights"].startswith("random"):
+            growth.setdefault(r["config"].split(" N=")[0], r["bench"]["runtime"]["decode_step_ms_by_position"])
+    for r in c3_rows:
         T, n = r["text_tokens"], r["n_latents"]
         pub, lab = R.published_precision("c3", n, T, fox) if r["windows"] == 1 else (None, "windowed model")
         row = {"system": "c3", "config": r["config"], "weights": r["weights"], "page": r["page"], "text_tokens": T,
                "decoder_tokens": r["decoder_tokens"], "compression": T / r["decoder_tokens"],
-               "preprocess_s": r["tokenize_s"], "encoder_s": 1 / b["docs_per_second"],
-               "prefill_s": b["request_prefill_ms_whole_prompt"] / 1e3, "ttft_s": b["time_to_first_token_ms"] / 1e3,
-               "decode_tps_b1": b["decode_tokens_per_second_b1"], "decode_tps_b8": b["decode_tokens_per_second_b8"],
-               "peak_mib": r["bench"]["_peak_rss_mib"], "published_precision": pub, "published_label": lab,
-               "bench_doc_tokens": r["bench"]["doc_tokens"], "raw": r}
+               "preprocess_s": r["tokenize_s"], "published_precision": pub, "published_label": lab, "raw": r}
+        if "bench" in r:
+            b = r["bench"]["runtime"]
+            row.update({"encoder_s": 1 / b["docs_per_second"], "prefill_s": b["request_prefill_ms_whole_prompt"] / 1e3,
+                        "ttft_s": b["time_to_first_token_ms"] / 1e3, "decode_tps_b1": b["decode_tokens_per_second_b1"],
+                        "decode_tps_b8": b["decode_tokens_per_second_b8"], "peak_mib": r["bench"]["_peak_rss_mib"],
+                        "bench_doc_tokens": r["bench"]["doc_tokens"], "timed_with": "c3 bench"})
+            by, s0 = b["decode_step_ms_by_position"], 1 / b["decode_tokens_per_second_b1"]
+        else:
+            t = r["rt_timing"]
+            row.update({"encoder_s": t["encoder_s"], "prefill_s": t["prefill_s"], "ttft_s": t["encoder_s"] + t["prefill_s"],
+                        "decode_tps_b1": 1 / t["step_s"], "decode_tps_b8": None, "peak_mib": t["peak_mib"],
+                        "timed_with": "c3 roundtrip (1 and 1+k tokens)"})
+            by, s0 = growth.get(r["config"].split(" N=")[0]), t["step_s"]
         rt = r.get("roundtrip")
         if rt is not None:
             row["pages_per_s"] = 1 / (r["tokenize_s"] + rt["encode_seconds"] + rt["decode_seconds"])
@@ -361,11 +412,9 @@ def phase_report(a):
         else:
             # Extrapolated: T-1 steps after the first token, from the batch-1 step time at the
             # start scaled by how the measured step time grows with the cache position.
-            by = b["decode_step_ms_by_position"]
             plen = r["prompt_tokens"]
-            s0 = 1 / b["decode_tokens_per_second_b1"]
-            s1 = s0 * C.step_at(by, plen + T - 1) / C.step_at(by, plen)
-            row["pages_per_s"] = 1 / (r["tokenize_s"] + b["time_to_first_token_ms"] / 1e3 + (T - 1) * (s0 + s1) / 2)
+            s1 = s0 * (C.step_at(by, plen + T - 1) / C.step_at(by, plen) if by else 1.0)
+            row["pages_per_s"] = 1 / (r["tokenize_s"] + row["ttft_s"] + (T - 1) * (s0 + s1) / 2)
             row["pages_per_s_extrapolated"] = True
         rows.append(row)
     for r in parts.get("hfc3", {}).get("rows", []):
@@ -415,7 +464,9 @@ def notes_for(a, parts):
         "C3 (`c3` rows): this project's ONNX Runtime cascade, fp32 export, default ONNX Runtime threads. Encoder = "
         "1 / `c3 bench` docs_per_second with --docs 1 --doc-tokens = the page's tokens; prefill = request_prefill_ms_whole_prompt; "
         "TTFT = time_to_first_token_ms (compress + first token, ids in hand); decode b1/b8 = decode_tokens_per_second_b1/_b8; "
-        "peak = the c3 process's max RSS (/usr/bin/time). Preprocess = tokenizing the page (HF tokenizers, Qwen2.5 tokenizer.json).",
+        "peak = the c3 process's max RSS (/usr/bin/time). Preprocess = tokenizing the page (HF tokenizers, Qwen2.5 tokenizer.json). "
+        "Rows timed with `c3 roundtrip` instead (--c3-bench-n): encoder = encode_seconds, prefill = decode_seconds of a "
+        "1-token run, decode step = (decode_seconds of a 1+k-token run - that) / k, one cold run per process; no batch-8 figure.",
         "Shipped C3 models (c3-tiny, c3-small): windowed (40 / 128 model tokens per window, N = 8 / 16 latents each); "
         "pages/s and char precision from `c3 roundtrip` of the whole page (real output, real stops); the c3 bench figures are per window.",
         "c3-hf rows: the same C3 cascade in HF transformers (benches/deepseek_ocr/hfc3.py, random weights, "
@@ -455,6 +506,9 @@ def parse(argv):
     ap.add_argument("--pages", type=int, default=0, help="use this many of the 7 bucket pages (0: all)")
     ap.add_argument("--texts", nargs="*", help="page texts instead of the Linux-docs corpus")
     ap.add_argument("--c3-n", default="32,64,100,256", help="C3 latent counts at the preset's shape")
+    ap.add_argument("--c3-bench-n", default=None,
+                    help="N values timed with the full `c3 bench` (default: all); the others with two "
+                         "`c3 roundtrip` runs (no batch-8 figure)")
     ap.add_argument("--c3-shipped", default="models/c3-tiny,models/c3-small", help="shipped models ('' for none)")
     ap.add_argument("--no-hf-c3", action="store_true", help="skip the C3-in-HF-transformers rows")
     ap.add_argument("--ocr-checkpoint", type=Path, help="real DeepSeek-OCR-2 weights (a local HF folder)")
@@ -465,6 +519,7 @@ def parse(argv):
     ap.add_argument("--skip", default="", help="phases to skip (comma list of dsocr,c3,hfc3), e.g. to re-report")
     a = ap.parse_args(argv)
     a.c3_n = [int(x) for x in a.c3_n.split(",") if x]
+    a.c3_bench_n = None if a.c3_bench_n is None else [int(x) for x in a.c3_bench_n.split(",") if x]
     a.c3_shipped = [x for x in a.c3_shipped.split(",") if x]
     a.skip = {x for x in a.skip.split(",") if x}
     a.out = a.out.resolve()
