@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 C3 = Path(os.environ.get("C3_BIN", ROOT / "target" / "release" / "c3"))
+LAST_MAJOR_FAULTS = 0
 
 
 def log(*a):
@@ -30,16 +31,20 @@ def log(*a):
 
 
 def run_c3(args, *, json_out=True):
-    """Runs the c3 binary; returns (parsed last JSON line or stdout, wall s, peak RSS MiB)."""
+    """Runs the c3 binary; returns (parsed last JSON line or stdout, wall s, peak RSS MiB).
+    Major page faults (weights read back from disk: the export's weights are file-mapped)
+    are kept in LAST_MAJOR_FAULTS."""
+    global LAST_MAJOR_FAULTS
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        cmd = ["/usr/bin/time", "-f", "%M", "-o", rss.name, str(C3)] + [str(a) for a in args]
+        cmd = ["/usr/bin/time", "-f", "%M %F", "-o", rss.name, str(C3)] + [str(a) for a in args]
         log("$ " + " ".join(cmd[5:]))
         t0 = time.perf_counter()
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             raise RuntimeError(f"c3 {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-        peak = int(rss.read().strip().splitlines()[-1]) / 1024
+        kb, faults = rss.read().strip().splitlines()[-1].split()
+        peak, LAST_MAJOR_FAULTS = int(kb) / 1024, int(faults)
     if not json_out:
         return p.stdout, wall, peak
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
@@ -124,7 +129,7 @@ def bench(export_dir, doc_tokens, new_tokens):
     window): the runtime figures plus the process peak."""
     r, wall, peak = run_c3(["bench", "--model", export_dir, "--doc-tokens", doc_tokens, "--docs", 1,
                             "--new-tokens", new_tokens, "--repeat", 1, "--no-reference", "--no-limits", "--json"])
-    r["_wall_s"], r["_peak_rss_mib"] = wall, peak
+    r["_wall_s"], r["_peak_rss_mib"], r["_major_faults"] = wall, peak, LAST_MAJOR_FAULTS
     return r
 
 
@@ -143,7 +148,7 @@ def roundtrip(export_dir, text, max_new_tokens=None, no_repeat=None):
         r, wall, peak = run_c3(args + [path])
     finally:
         os.unlink(path)
-    r["_wall_s"], r["_peak_rss_mib"] = wall, peak
+    r["_wall_s"], r["_peak_rss_mib"], r["_major_faults"] = wall, peak, LAST_MAJOR_FAULTS
     return r
 
 
@@ -165,7 +170,8 @@ def roundtrip_timing(export_dir, text, steps):
             "prefill_s": one["decode_seconds"],
             "step_s": (more["decode_seconds"] - one["decode_seconds"]) / steps,
             "peak_mib": max(one["_peak_rss_mib"], more["_peak_rss_mib"]),
-            "text_tokens": more["text_tokens"], "steps": steps, "windows": w}
+            "text_tokens": more["text_tokens"], "steps": steps, "windows": w,
+            "major_faults": [one["_major_faults"], more["_major_faults"]]}
 
 
 def step_at(by_pos, p):
