@@ -8,7 +8,8 @@
 # Installs what is missing first: the pinned Python venv (.deps/ocr-venv, via
 # benches/deepseek_ocr/install.sh), the Qwen tokenizer files and ONNX Runtime
 # (scripts/install-deps.sh --no-torch), the held-out Linux docs (scripts/fetch-corpus.sh
-# --linux; not for --self-test or --texts) and the `c3` release binary (cargo build).
+# --linux; not for --self-test or --texts) and the `c3` release binary (cargo build;
+# $C3_BIN, when set, is used instead).
 # Full-shape runs need ~16 GB free memory for each system in turn (they never run
 # together) and ~40 GB of disk under target/ocr-baseline (checkpoint + one fp32 export at a
 # time with --drop-exports). Options after OUT go to benches/deepseek_ocr/run.py
@@ -34,7 +35,10 @@ done
 
 py="$(benches/deepseek_ocr/install.sh)"
 [[ -f .deps/tokenizers/.done && -f .deps/onnxruntime/.done ]] || scripts/install-deps.sh --no-torch
-if [[ ! -x target/release/c3 ]]; then
+# $C3_BIN (scripts/test.sh exports its debug build) or the release binary, built if missing.
+if [[ -n "${C3_BIN:-}" ]]; then
+  [[ -x "$C3_BIN" ]] || { log "C3_BIN=$C3_BIN is not an executable"; exit 1; }
+elif [[ ! -x target/release/c3 ]]; then
   log "building the c3 binary (cargo build --release -p c3-cli)"
   cargo build --release -p c3-cli --locked
 fi

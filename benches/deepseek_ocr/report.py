@@ -93,7 +93,8 @@ def row_cells(r):
 def markdown(report):
     m = report["meta"]
     out = [f"# DeepSeek-OCR vs C3 on the same pages ({m['mode']} mode, {m['device']})", "",
-           f"Command: `{m['command']}`", "",
+           "Produced by (every invocation on this folder, in order; skipped phases kept their earlier results):", "",
+           *[f"    {c}" for c in m.get("commands", [m["command"]])], "",
            f"Machine: {m['machine']}. Threads: {m['threads']}. {m['when']}.", "",
            "| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in report["rows"]:
@@ -141,8 +142,8 @@ def plot(report, path):
     a.legend(handles=[Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in colors.items()], fontsize=7)
     series = [("C3 N=32", "ratio_32", "c3_n32", "tab:blue", "-"), ("C3 N=64", "ratio_64", "c3_n64", "tab:blue", "--"),
               ("C3 N=100", "ratio_100", "c3_n100", "tab:blue", ":"),
-              ("DeepSeek-OCR 64 tok", "ratio_64", "ds_ocr_64", "tab:red", "--"),
-              ("DeepSeek-OCR 100 tok", "ratio_100", "ds_ocr_100", "tab:red", ":")]
+              ("DeepSeek-OCR v1 64 tok", "ratio_64", "ds_ocr_64", "tab:red", "--"),
+              ("DeepSeek-OCR v1 100 tok", "ratio_100", "ds_ocr_100", "tab:red", ":")]
     for name, rx, py, c, ls in series:
         b.plot([r[rx] for r in fox], [100 * r[py] for r in fox], ls=ls, color=c, marker=".", label=name)
     b.set_xlabel("compression (text tokens / N or vision tokens)")

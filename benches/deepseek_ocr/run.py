@@ -442,8 +442,10 @@ def phase_report(a):
                      "pages_per_s": 1 / (r["ttft_s"] + r["decode_page_s"]), "pages_per_s_extrapolated": True,
                      "published_precision": pub, "published_label": lab, "raw": r})
     notes = notes_for(a, parts)
+    cmds = a.out / "parts" / "commands.txt"
+    commands = cmds.read_text().splitlines() if cmds.exists() else [a.command]
     report = {"meta": {"mode": "quick" if a.quick else "full", "device": a.device, "shape": a.shape,
-                       "command": a.command, "machine": machine(), "threads": a.threads,
+                       "command": a.command, "commands": commands, "machine": machine(), "threads": a.threads,
                        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                        "torch": parts.get("dsocr", {}).get("torch"), "transformers": transformers_version(),
                        "published_source": "crates/c3-core/src/published.rs"},
@@ -551,6 +553,11 @@ def main():
         return
     a = parse(sys.argv[1:])
     a.out.mkdir(parents=True, exist_ok=True)
+    # Every invocation on this OUT is recorded: a report assembled over several runs
+    # (phases skipped or resumed) names all the commands that produced it.
+    (a.out / "parts").mkdir(exist_ok=True)
+    with open(a.out / "parts" / "commands.txt", "a") as f:
+        f.write(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()) + "\t" + a.command + "\n")
     t0 = time.perf_counter()
     phase_pages(a)
     for name in ("dsocr", "c3", "hfc3"):
