@@ -127,9 +127,12 @@ def manifest(export_dir):
 def bench(export_dir, doc_tokens, new_tokens):
     """`c3 bench` on one document of `doc_tokens` ids (the page's length, capped at one
     window): the runtime figures plus the process peak."""
+    load0 = os.getloadavg()[0]
     r, wall, peak = run_c3(["bench", "--model", export_dir, "--doc-tokens", doc_tokens, "--docs", 1,
                             "--new-tokens", new_tokens, "--repeat", 1, "--no-reference", "--no-limits", "--json"])
     r["_wall_s"], r["_peak_rss_mib"], r["_major_faults"] = wall, peak, LAST_MAJOR_FAULTS
+    # 1-minute load average before and after: ~2 on this 2-core machine when nothing else runs.
+    r["_loadavg_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     return r
 
 

@@ -85,6 +85,8 @@ def row_cells(r):
         elif key == "pages_per_s":
             s = fmt(r.get(key), key)
             cells.append(s + (" (extrapolated)" if r.get("pages_per_s_extrapolated") and r.get(key) else ""))
+        elif key == "decode_tps_b8":
+            cells.append(fmt(r.get(key), key) + ("†" if r.get("decode_tps_b8_biased") else ""))
         else:
             cells.append(fmt(r.get(key), key))
     return cells
@@ -107,6 +109,46 @@ def markdown(report):
         out.append(f"| [{p['name']}]({p['png']}) | {p['source']} | {p['qwen_tokens']} | {p['chars']} | "
                    f"{p['font_px']} | {p['lines']} | `{p['png_sha256'][:16]}` |")
     out += ["", "![throughput vs compression](throughput_vs_compression.png)", ""]
+    return "\n".join(out)
+
+
+SUMMARY = [("system", "system"), ("config", "configuration"), ("decoder_tokens", "decoder reads"),
+           ("compression", "compression"), ("encoder_s", "encoder s"), ("prefill_s", "prefill s"),
+           ("ttft_s", "TTFT s"), ("decode_tps_b1", "decode tok/s b1"), ("decode_tps_b8", "b8"),
+           ("peak_mib", "peak MiB"), ("pages_per_s", "pages/hour"), ("precision", "precision")]
+
+
+def summary_markdown(report):
+    """The condensed table (OUT/summary.md) that BENCHMARKS.md quotes: pages per hour
+    instead of per second, one precision column (measured, else published)."""
+    out = ["| " + " | ".join(h for _, h in SUMMARY) + " |", "|" + "---|" * len(SUMMARY)]
+    for r in report["rows"]:
+        cells = []
+        for key, _ in SUMMARY:
+            if key == "pages_per_s":
+                v = r.get(key)
+                cells.append("–" if not v else f"{3600 * v:,.{0 if 3600 * v >= 100 else 1}f}"
+                             + ("*" if r.get("pages_per_s_extrapolated") else ""))
+            elif key == "precision":
+                if r.get("char_precision") is not None:
+                    cells.append(f"{100 * r['char_precision']:.1f}% measured")
+                elif r.get("published_precision") is not None:
+                    cells.append(f"{100 * r['published_precision']:.1f}% published")
+                else:
+                    cells.append("–")
+            elif key == "decode_tps_b8":
+                cells.append(fmt(r.get(key), key) + ("†" if r.get("decode_tps_b8_biased") else ""))
+            elif key == "system":
+                cells.append({"deepseek-ocr-2": "DeepSeek-OCR-2 (HF)", "c3": "C3 (c3, ORT)",
+                              "c3-hf": "C3 (HF)"}.get(r[key], r[key]))
+            elif key == "config" and r["system"] == "c3-hf":
+                cells.append(r[key].replace("HF transformers ", "release shape "))
+            else:
+                cells.append(fmt(r.get(key), key))
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    out.append("\\* extrapolated from a few timed decode steps (quick mode); all other figures measured. "
+               "† c3 bench's batch-8 figure over a few steps includes 7 rows' prefills (see report.md): not a decode rate.")
     return "\n".join(out)
 
 
@@ -161,4 +203,5 @@ def write(report, out_dir):
     out_dir = Path(out_dir)
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     (out_dir / "report.md").write_text(markdown(report))
+    (out_dir / "summary.md").write_text(summary_markdown(report) + "\n")
     plot(report, out_dir / "throughput_vs_compression.png")

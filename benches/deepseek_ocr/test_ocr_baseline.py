@@ -164,7 +164,7 @@ class QuickTinyReport(unittest.TestCase):
         self.assertGreater(r["char_precision"], 0.9)  # a trained model, measured on the same page text
 
     def test_files(self):
-        for f in ("report.md", "report.json", "throughput_vs_compression.png"):
+        for f in ("report.md", "report.json", "summary.md", "throughput_vs_compression.png"):
             self.assertGreater((self.out / f).stat().st_size, 500, f)
         md = (self.out / "report.md").read_text()
         self.assertIn("| deepseek-ocr-2 | tiles |", md)
