@@ -79,6 +79,9 @@ def fmt(v, key):
 def row_cells(r):
     cells = []
     for key, _ in COLUMNS:
+        if key == "config" and r.get("busy"):
+            cells.append(f"{r['config']} ‡")
+            continue
         if key == "published":
             p = r.get("published_precision")
             cells.append(f"{100 * p:.1f}% ({r['published_label']})" if p is not None else "–")
@@ -141,6 +144,8 @@ def summary_markdown(report):
             elif key == "system":
                 cells.append({"deepseek-ocr-2": "DeepSeek-OCR-2 (HF)", "c3": "C3 (c3, ORT)",
                               "c3-hf": "C3 (HF)"}.get(r[key], r[key]))
+            elif key == "config" and r.get("busy"):
+                cells.append(f"{r['config']} ‡")
             elif key == "config" and r["system"] == "c3-hf":
                 cells.append(r[key].replace("HF transformers ", "release shape "))
             else:
@@ -148,7 +153,8 @@ def summary_markdown(report):
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
     out.append("\\* extrapolated from a few timed decode steps (quick mode); all other figures measured. "
-               "† c3 bench's batch-8 figure over a few steps includes 7 rows' prefills (see report.md): not a decode rate.")
+               "† c3 bench's batch-8 figure over a few steps includes 7 rows' prefills (see report.md): not a decode rate. "
+               "‡ another job shared the CPU during that measurement (load average in report.json).")
     return "\n".join(out)
 
 
