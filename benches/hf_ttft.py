@@ -63,8 +63,21 @@ import time
 import unicodedata
 from pathlib import Path
 
-# CPU only, like the golden reference.
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+def _wants_cuda(argv):
+    """Whether --device names a GPU (read before torch is imported, see below)."""
+    for i, x in enumerate(argv):
+        if x.startswith("--device=") and x.split("=", 1)[1].startswith("cuda"):
+            return True
+        if x == "--device" and i + 1 < len(argv) and argv[i + 1].startswith("cuda"):
+            return True
+    return False
+
+
+# CPU only, like the golden reference, unless the GPU check asks for CUDA
+# (scripts/gpu/check.py): hiding the GPUs must happen before torch is imported.
+if not _wants_cuda(sys.argv):
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 import regex
 import torch
@@ -211,9 +224,10 @@ def encoder_inputs(text_ids, img, imgpad, n):
 
 def encode_one(enc, Q, text_ids, img, imgpad, n):
     ids, q0 = encoder_inputs(text_ids, img, imgpad, n)
-    emb = enc.model.embed_tokens(torch.tensor([ids])).clone()
+    dev = Q.device
+    emb = enc.model.embed_tokens(torch.tensor([ids], device=dev)).clone()
     emb[0, q0 : q0 + n] = Q
-    pos = torch.arange(len(ids))[None]
+    pos = torch.arange(len(ids), device=dev)[None]
     h = enc.model(inputs_embeds=emb, position_ids=pos, use_cache=False).last_hidden_state
     return h[0, q0 : q0 + n]
 
@@ -228,17 +242,19 @@ def decoder_prompt(tok, img, img_end, imgpad, n):
 
 
 def prompt_embeds(dec, prompt_ids, latent_start, projected, n):
-    emb = dec.model.embed_tokens(torch.tensor([prompt_ids])).clone()
+    emb = dec.model.embed_tokens(torch.tensor([prompt_ids], device=projected.device)).clone()
     emb[0, latent_start : latent_start + n] = projected
     return emb
 
 
 class Cascade:
-    def __init__(self, ck, tok):
+    def __init__(self, ck, tok, device="cpu"):
         t0 = time.perf_counter()
-        self.enc = load_encoder(ck)
+        self.device = torch.device(device)
+        self.enc = load_encoder(ck).to(self.device)
         self.dec, extras, cfg = load_decoder(ck)
-        self.Q, self.W, self.b = (extras[k] for k in EXTRAS)
+        self.dec = self.dec.to(self.device)
+        self.Q, self.W, self.b = (extras[k].to(self.device) for k in EXTRAS)
         self.n = cfg["latent_token_len"]
         self.img, self.img_end, self.imgpad = cfg["im_start_token"], cfg["im_end_token"], cfg["im_patch_token"]
         assert self.Q.shape[0] == self.n, self.Q.shape
@@ -251,9 +267,37 @@ class Cascade:
         proj = lat @ self.W.T + self.b
         emb = prompt_embeds(self.dec, self.prompt_ids, self.latent_start, proj, self.n)
         kw = {} if logits_to_keep is None else {"logits_to_keep": logits_to_keep}
-        out = self.dec(inputs_embeds=emb, position_ids=torch.arange(len(self.prompt_ids))[None], use_cache=True, **kw)
+        out = self.dec(inputs_embeds=emb, position_ids=torch.arange(len(self.prompt_ids), device=self.device)[None],
+                       use_cache=True, **kw)
         last = out.logits[0, -1]
         return int(last.argmax()), last
+
+    def decode_seconds_per_step(self, text_ids, batch, steps):
+        """Greedy decode steps of `batch` copies of one document after its prefill (the
+        KV cache of HF's DynamicCache, logits of the new position only): seconds per
+        step, timed from the first step to the last token in hand."""
+        lat = encode_one(self.enc, self.Q, text_ids, self.img, self.imgpad, self.n)
+        emb = prompt_embeds(self.dec, self.prompt_ids, self.latent_start, lat @ self.W.T + self.b, self.n)
+        emb = emb.expand(batch, -1, -1).contiguous()
+        plen = len(self.prompt_ids)
+        pos = torch.arange(plen, device=self.device)[None].expand(batch, -1)
+        out = self.dec(inputs_embeds=emb, position_ids=pos, use_cache=True, logits_to_keep=1)
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        past = out.past_key_values
+        sync(self.device)
+        t0 = time.perf_counter()
+        for i in range(steps):
+            p = torch.full((batch, 1), plen + i, device=self.device)
+            out = self.dec(input_ids=nxt, position_ids=p, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        int(nxt[0, 0])  # the last token in hand (waits for the device)
+        return (time.perf_counter() - t0) / steps
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
 
 # ---------------------------------------------------------------------------
@@ -299,6 +343,10 @@ def main():
     ap.add_argument("--c3-passes", type=int, default=2, choices=(1, 2),
                     help="run c3 bench before and after the HF timing (2) or only before (1)")
     ap.add_argument("--no-logits-to-keep", action="store_true", help="skip the logits_to_keep=1 HF figure")
+    ap.add_argument("--device", default="cpu", help="torch device for HF (cpu, cuda, cuda:N)")
+    ap.add_argument("--provider", default="cpu", help="c3's execution provider (cpu, cuda)")
+    ap.add_argument("--decode-tokens", type=int, default=0,
+                    help="also time this many decode steps at batch 1 and 8 on both sides (0: TTFT only)")
     a = ap.parse_args()
     if a.runs < 5:
         log(f"note: --runs {a.runs} < 5")
@@ -338,7 +386,8 @@ def main():
 
     # ---- (b) c3 runtime: bench (before and after the HF timing), roundtrip for the first token
     bench_cmd = [str(a.c3), "bench", "--model", str(a.export), "--doc-tokens", str(n_tok), "--docs", "1",
-                 "--new-tokens", "2", "--repeat", str(a.runs), "--no-reference", "--no-limits", "--json"]
+                 "--new-tokens", str(max(2, a.decode_tokens)), "--repeat", str(a.runs), "--no-reference",
+                 "--no-limits", "--provider", a.provider, "--json"]
 
     def c3_bench():
         load = os.getloadavg()[0]
@@ -357,7 +406,7 @@ def main():
         f.write(check_text)
         check_file = f.name
     try:
-        rt = run_json([str(a.c3), "roundtrip", "--model", str(a.export), "--max-new-tokens", "1",
+        rt = run_json([str(a.c3), "roundtrip", "--model", str(a.export), "--provider", a.provider, "--max-new-tokens", "1",
                        "--no-repeat-ngram-size", "0", "--json", check_file])
     finally:
         os.unlink(check_file)
@@ -369,7 +418,7 @@ def main():
 
     # ---- (a) HF transformers eager ---------------------------------------------------------
     log("loading the checkpoint in HF transformers ...")
-    hf = Cascade(a.checkpoint, tok)
+    hf = Cascade(a.checkpoint, tok, a.device)
     if hf.prompt_ids != manifest["prompt"]["ids"] or hf.latent_start != manifest["prompt"]["latent_start"]:
         sys.exit("the HF decoder prompt differs from the export manifest's prompt ids")
     log(f"loaded in {hf.load_seconds:.0f} s; timing {n_tok}-token document, {a.runs} runs + 1 warm-up")
@@ -383,13 +432,19 @@ def main():
             hf_loads.append(os.getloadavg()[0])  # round 0 = warm-up; the variants take turns
             for name, ltk in variants:
                 s = time.perf_counter()
-                ft, _ = hf.first_token(bench_ids, ltk)
+                ft, _ = hf.first_token(bench_ids, ltk)  # int(): waits for the device
                 dt = time.perf_counter() - s
                 firsts[name].add(ft)
                 if i > 0:
                     times[name].append(dt)
                 log(f"  HF round {i}{' (warm-up)' if i == 0 else ''}: {name} {dt * 1e3:.0f} ms")
         hf_first, last = hf.first_token(check_ids)
+        hf_decode = {}
+        for b in ([1, 8] if a.decode_tokens else []):
+            hf.decode_seconds_per_step(bench_ids, b, 2)  # warm-up
+            step = statistics.median(hf.decode_seconds_per_step(bench_ids, b, a.decode_tokens) for _ in range(3))
+            hf_decode[f"b{b}"] = b / step
+            log(f"  HF decode batch {b}: {b / step:.1f} tokens/s")
     hf_load = statistics.mean(hf_loads)
     if a.c3_passes > 1:
         c3_passes.append(c3_bench())
@@ -441,7 +496,17 @@ def main():
         "tokenizer_cross_checked_with_tiktoken": tk_ok,
         "checkpoint": str(a.checkpoint), "export": str(a.export), "c3_binary": str(a.c3),
         "hf_load_seconds": round(hf.load_seconds, 1),
+        "device": a.device, "provider": a.provider,
     }
+    if a.decode_tokens:
+        rtm = bench["runtime"]
+        result["decode_tokens_per_second"] = {
+            "steps": a.decode_tokens,
+            "hf_b1": hf_decode["b1"], "hf_b8": hf_decode["b8"],
+            "c3_b1": rtm["decode_tokens_per_second_b1"], "c3_b8": rtm["decode_tokens_per_second_b8"],
+            "c3_over_hf_b1": rtm["decode_tokens_per_second_b1"] / hf_decode["b1"],
+            "c3_over_hf_b8": rtm["decode_tokens_per_second_b8"] / hf_decode["b8"],
+        }
 
     m = result["machine"]
     print(f"TTFT, {n_tok}-token document, median of {a.runs} runs after 1 warm-up")

@@ -3,7 +3,9 @@
 # package registries only, pinned and checksummed. Idempotent: a finished step is
 # skipped (its marker file exists), an interrupted one is redone from scratch.
 #
-#   .deps/libtorch/{lib,include}   libtorch 2.13.0, lean CPU folder (for tch =0.26.0)
+#   .deps/libtorch/{lib,include}   libtorch 2.11.0, lean CPU folder (for tch =0.24.0; 2.11.0 is
+#                                  the libtorch of the lent GPU hosts, so one c3 binary runs
+#                                  here and there: docs/gpu.md)
 #   .deps/onnxruntime/lib/         ONNX Runtime 1.31.1 shared library (for ort, load-dynamic)
 #   .deps/tokenizers/              Qwen2.5 tokenizer.json and the Qwen qwen.tiktoken
 #
@@ -38,9 +40,11 @@ fetch() {
   echo "$sha  $path" | sha256sum -c --quiet - || { log "checksum mismatch for $file"; rm -f "$path"; exit 1; }
 }
 
-if [[ $want_torch == 1 && ! -f "$deps/libtorch/.done" ]]; then
-  fetch pypi torch==2.13.0 torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl \
-    60fcdcb2f3876e21146cb4524ef06397d727ca9ad5f020818547e25075fe3cb7 manylinux_2_28_x86_64
+# The marker holds the version, so a folder of another libtorch is replaced.
+torch_version=2.11.0
+if [[ $want_torch == 1 && "$(cat "$deps/libtorch/.done" 2>/dev/null)" != "$torch_version" ]]; then
+  fetch pypi torch==2.11.0 torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl \
+    7aa2f9bbc6d4595ba72138026b2074be1233186150e9292865e04b7a63b8c67a manylinux_2_28_x86_64
   fetch pypi nvidia-cuda-runtime==13.0.96 nvidia_cuda_runtime-13.0.96-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl \
     7f82250d7782aa23b6cfe765ecc7db554bd3c2870c43f3d1821f1d18aebf0548 manylinux2014_x86_64
   fetch pypi nvidia-cuda-cupti==13.0.85 nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl \
@@ -49,7 +53,7 @@ if [[ $want_torch == 1 && ! -f "$deps/libtorch/.done" ]]; then
   rm -rf "$deps/libtorch" "$deps/libtorch.tmp"
   t="$deps/libtorch.tmp"; mkdir -p "$t/lib" "$t/x"
   # Only the CPU libraries: without libtorch_cuda.so in lib/, torch-sys links CPU-only.
-  unzip -q -o "$cache/torch-2.13.0-cp311-cp311-manylinux_2_28_x86_64.whl" \
+  unzip -q -o "$cache/torch-2.11.0-cp311-cp311-manylinux_2_28_x86_64.whl" \
     'torch/lib/libtorch_cpu.so' 'torch/lib/libtorch.so' 'torch/lib/libc10.so' \
     'torch/lib/libgomp.so.1' 'torch/include/*' -d "$t/x"
   mv "$t"/x/torch/lib/* "$t/lib/"; mv "$t/x/torch/include" "$t/include"
@@ -58,7 +62,7 @@ if [[ $want_torch == 1 && ! -f "$deps/libtorch/.done" ]]; then
     'nvidia/cu13/lib/libcudart.so.13' -d "$t/lib"
   unzip -q -j -o "$cache/nvidia_cuda_cupti-13.0.85-py3-none-manylinux_2_25_x86_64.whl" \
     'nvidia/cu13/lib/libcupti.so.13' -d "$t/lib"
-  rm -rf "$t/x"; touch "$t/.done"; mv "$t" "$deps/libtorch"
+  rm -rf "$t/x"; echo "$torch_version" > "$t/.done"; mv "$t" "$deps/libtorch"
 fi
 
 if [[ ! -f "$deps/onnxruntime/.done" ]]; then

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked "$@"
+# The GPU kit (docs/gpu.md), with the binaries the tests just built: the pack/unpack
+# round trip (part sizes, sums, a flipped byte refused) and scripts/gpu-check.sh's
+# rehearsal on the CPU (every step of the GPU check, small shapes).
+scripts/gpu/test-kit.sh target/debug
 # Python bindings (docs/python.md): a debug wheel of crates/c3-python installed into a
 # fresh venv, its pytest suite compared with the c3 CLI the workspace tests just built.
 export C3_BIN="$PWD/target/debug/c3" C3_EXPORT_BIN="$PWD/target/debug/c3-export"

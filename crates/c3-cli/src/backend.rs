@@ -9,7 +9,6 @@ use c3_core::window::decode_windows;
 use c3_core::{C3Tokenizer, Generated, GenerationConfig, Reconstruction, WindowPlan, WindowReport};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
 use c3_torch::TorchCascade;
-use c3_torch::tch::Device;
 
 /// `--checkpoint CKPT` or `--model EXPORT` (with its execution provider).
 #[derive(clap::Args, Debug, Clone)]
@@ -17,6 +16,10 @@ pub struct ModelArgs {
     /// Checkpoint folder (release layout), run on the tch reference.
     #[arg(long, conflicts_with = "model")]
     pub checkpoint: Option<PathBuf>,
+    /// Device for --checkpoint: cpu, cuda, cuda:N or auto (CUDA needs the host's
+    /// libtorch with libtorch_cuda.so beside it; docs/gpu.md).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// Export folder (made by `c3 export`), run on ONNX Runtime.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -26,6 +29,10 @@ pub struct ModelArgs {
     /// Run on the CPU when the requested provider is unavailable (otherwise an error).
     #[arg(long)]
     pub allow_fallback: bool,
+    /// Folder of the CUDA libraries for --provider cuda|tensorrt (also $C3_CUDA_LIBS;
+    /// by default the Python packages' nvidia/*/lib folders are searched).
+    #[arg(long)]
+    pub cuda_libs: Option<PathBuf>,
     /// TensorRT plan folder from `c3 build` (implies --provider tensorrt).
     #[arg(long)]
     pub engine: Option<PathBuf>,
@@ -45,6 +52,7 @@ impl ModelArgs {
             allow_fallback: self.allow_fallback,
             engine: self.engine.clone(),
             verify_files: self.verify_files,
+            cuda_libs: self.cuda_libs.clone(),
             ..Default::default()
         })
     }
@@ -54,7 +62,7 @@ impl ModelArgs {
         match (&self.checkpoint, &self.model) {
             (Some(c), None) => Ok(Backend::Torch(Box::new(TorchCascade::load(
                 c,
-                Device::Cpu,
+                c3_torch::parse_device(&self.device)?,
             )?))),
             (None, Some(m)) => Ok(Backend::Ort(Box::new(C3Runtime::load(
                 m,

@@ -1,7 +1,7 @@
 //! The `c3` binary end to end on tiny checkpoints: the JSON contract of
 //! `roundtrip`, and one clear error line with a non-zero exit for each bad input.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 mod common;
 use common::*;
@@ -240,4 +240,53 @@ fn eval_writes_report_and_resumes_from_its_results() {
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("another model or passage set"), "{err}");
     assert_eq!(lines(&out.join("results.jsonl")), 3);
+}
+
+/// `--device cuda` on this CPU-only machine: one line naming what is missing, for the
+/// tch cascade and for training (the GPU hosts run the same binary: docs/gpu.md).
+#[test]
+fn cuda_device_without_a_gpu_is_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = write(tmp.path(), "good.txt", b"hello");
+    let ck = fixture();
+    let out = c3(&[
+        "roundtrip",
+        "--checkpoint",
+        s(&ck),
+        "--device",
+        "cuda",
+        &good,
+    ]);
+    assert_error(&out, &["device `cuda` is not available"]);
+    let out = c3(&[
+        "roundtrip",
+        "--checkpoint",
+        s(&ck),
+        "--device",
+        "gpu",
+        &good,
+    ]);
+    assert_error(&out, &["unknown device `gpu`"]);
+    // The CPU still works with the flag given.
+    ok(&c3(&[
+        "roundtrip",
+        "--checkpoint",
+        s(&ck),
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "4",
+        &good,
+    ]));
+    let recipe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/c3-tiny.recipe.toml");
+    let out = c3(&[
+        "train",
+        "--config",
+        s(&recipe),
+        "--device",
+        "cuda",
+        "--out",
+        s(tmp.path()),
+    ]);
+    assert_error(&out, &["device `cuda` is not available"]);
 }

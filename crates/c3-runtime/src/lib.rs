@@ -13,6 +13,7 @@
 //! appears in the public API ([`Embeds`] wraps the decoder's input values).
 
 mod contract;
+pub mod cuda_libs;
 mod decode;
 mod encoder_batches;
 mod error;

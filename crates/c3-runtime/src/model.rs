@@ -46,6 +46,10 @@ pub struct RuntimeOptions {
     /// start every request from a copy (on by default; outputs are the same either
     /// way; off is for measuring what it saves).
     pub reuse_prompt_prefix: bool,
+    /// A folder holding the CUDA libraries for the CUDA/TensorRT providers
+    /// (`--cuda-libs`), searched before `$C3_CUDA_LIBS` and the Python packages'
+    /// `nvidia/*/lib` folders (cuda_libs.rs).
+    pub cuda_libs: Option<PathBuf>,
 }
 
 impl Default for RuntimeOptions {
@@ -59,6 +63,7 @@ impl Default for RuntimeOptions {
             engine: None,
             reuse_prompt_prefix: true,
             verify_files: false,
+            cuda_libs: None,
         }
     }
 }
@@ -112,6 +117,11 @@ impl C3Runtime {
         let options = with_engine(options, &manifest_sha256)?;
         let dtype = manifest.dtype;
         check_export(dir, &options.provider, manifest.kv_cache, dtype)?;
+        if options.provider != Provider::Cpu {
+            if let Err(e) = crate::cuda_libs::preload(options.cuda_libs.as_deref()) {
+                return Err(Error::Ort(format!("CUDA libraries: {e}")));
+            }
+        }
         let check = match options.verify_files {
             true => FileCheck::Full,
             false => FileCheck::Quick,

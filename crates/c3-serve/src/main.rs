@@ -26,6 +26,10 @@ struct Args {
     /// Execution provider: cpu, cuda or tensorrt.
     #[arg(long, default_value = "cpu")]
     provider: String,
+    /// Folder of the CUDA libraries for --provider cuda|tensorrt (also $C3_CUDA_LIBS;
+    /// by default the Python packages' nvidia/*/lib folders are searched).
+    #[arg(long)]
+    cuda_libs: Option<PathBuf>,
     /// Rows (windows) decoded together at most; the KV cache for them is allocated at
     /// start.
     #[arg(long, default_value_t = 16)]
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
         threads: args.threads,
         encoder_memory: args.encoder_memory as u64,
         verify_files: args.verify_files,
+        cuda_libs: args.cuda_libs.clone(),
         ..RuntimeOptions::default()
     };
     let rt = match C3Runtime::load(&args.export, options) {

@@ -7,6 +7,7 @@
 
 mod c3;
 mod cascade;
+mod device;
 mod error;
 mod generate;
 mod kv_cache;
@@ -17,6 +18,7 @@ mod rope;
 
 pub use c3::{C3Model, EncoderBatch};
 pub use cascade::TorchCascade;
+pub use device::{LIBTORCH_CUDA_ENV, load_cuda_backend, parse_device};
 pub use error::{Error, Result};
 pub use generate::generate;
 pub use kv_cache::KvCache;

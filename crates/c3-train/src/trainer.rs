@@ -76,17 +76,8 @@ pub struct Trainer {
 }
 
 fn device_of(recipe: &Recipe) -> Result<Device> {
-    match recipe.device.as_str() {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        "cuda" => Err(Error::Input(
-            "device = \"cuda\" but no CUDA device is available".into(),
-        )),
-        d => Err(Error::Input(format!(
-            "unknown device `{d}` (expected auto, cpu or cuda)"
-        ))),
-    }
+    c3_torch::parse_device(&recipe.device)
+        .map_err(|e| Error::Input(format!("recipe `device`: {e}")))
 }
 
 /// The C3 config of a from-scratch model: shapes from the recipe, vocabulary and

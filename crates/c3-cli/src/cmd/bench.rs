@@ -34,6 +34,9 @@ pub struct Args {
     provider: String,
     #[arg(long)]
     allow_fallback: bool,
+    /// Folder of the CUDA libraries for --provider cuda|tensorrt (see `c3 roundtrip`).
+    #[arg(long)]
+    cuda_libs: Option<PathBuf>,
     /// Documents compressed for the throughput figure.
     #[arg(long, default_value_t = 32)]
     docs: usize,
@@ -108,6 +111,8 @@ pub fn run(a: Args) -> Result<()> {
         allow_fallback: a.allow_fallback,
         engine: None,
         verify_files: false,
+        cuda_libs: a.cuda_libs.clone(),
+        device: "cpu".into(),
     }
     .runtime_options()?;
     let _ = reset_peak_rss();

@@ -23,6 +23,9 @@ pub struct Args {
     /// Override libtorch's thread count.
     #[arg(long)]
     threads: Option<usize>,
+    /// Override the recipe's `device` (auto, cpu, cuda, cuda:N).
+    #[arg(long)]
+    device: Option<String>,
     /// Print events as JSON lines instead of a progress bar.
     #[arg(long)]
     json: bool,
@@ -35,6 +38,9 @@ pub fn run(a: Args) -> Result<()> {
     }
     if let Some(o) = a.out {
         recipe.out_dir = Some(o);
+    }
+    if let Some(d) = a.device {
+        recipe.device = d;
     }
     if let Some(t) = a.threads {
         recipe.threads = t;
