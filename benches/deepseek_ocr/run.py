@@ -418,9 +418,10 @@ def phase_report(a):
                         "decode_tps_b8_biased": r["bench"]["new_tokens"] < 32,
                         "loadavg_1min": r["bench"].get("_loadavg_1min")})
             la = r["bench"].get("_loadavg_1min") or []
-            # This machine has 2 cores and c3 uses both: a 1-min load clearly above 2 means
-            # another job shared the CPU during the measurement.
-            if la and max(la) > 2.6:
+            # This machine has 2 cores and c3 uses both: a 1-min load clearly above 2 at the
+            # end of the run means another job shared the CPU during it. (The value before
+            # includes whatever ran just before, e.g. the unpaused export.)
+            if la and la[-1] > 2.6:
                 row["busy"] = f"another job shared the CPU (1-min load {la[0]:.1f} before, {la[1]:.1f} after)"
             by, s0 = b["decode_step_ms_by_position"], 1 / b["decode_tokens_per_second_b1"]
         else:
@@ -508,8 +509,8 @@ def notes_for(a, parts):
         f"{parts.get('hfc3', {}).get('dtype', '?')}), always quick: the same-framework comparison with DeepSeek-OCR-2. "
         "Encoder and decoder are built and timed one after the other (latents handed over), so their peak is the "
         "larger of the two phases, not both models resident at once.",
-        "‡ measured while another job shared the CPU (1-min load average above 2.6 on 2 cores, recorded "
-        "before and after the c3 bench run): slower than on an idle machine.",
+        "‡ measured while another job shared the CPU (1-min load average above 2.6 on 2 cores at the end "
+        "of the c3 bench run; both values in report.json): slower than on an idle machine.",
         "† c3 bench's batch-8 decode figure with fewer than 32 new tokens: its clock starts at row 0's first "
         "token, which row 0's prefill yields, and rows 1-7 are prefilled after it (one prefill per row), so 7 "
         "prefills fall inside the few timed steps: biased low (at the release shape below batch 1), not comparable "
