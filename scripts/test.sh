@@ -13,6 +13,15 @@ scripts/gpu/test-kit.sh target/debug
 # fresh venv, its pytest suite compared with the c3 CLI the workspace tests just built.
 export C3_BIN="$PWD/target/debug/c3" C3_EXPORT_BIN="$PWD/target/debug/c3-export"
 C3_REQUIRE_CLI=1 scripts/python.sh test
+# DeepSeek-OCR baseline (docs/ocr-baseline.md): --quick on tiny configurations of both
+# systems end to end, the released-configuration parameter count (3,389,119,360),
+# deterministic page rendering. Installs the pinned venv .deps/ocr-venv once (~4.9 GB of
+# PyPI wheels: torch's CUDA libraries are needed to import it). C3_SKIP_OCR_BASELINE=1 leaves it out.
+if [[ "${C3_SKIP_OCR_BASELINE:-}" == 1 ]]; then
+  echo "[test] OCR baseline step left out (C3_SKIP_OCR_BASELINE=1)" >&2
+else
+  scripts/ocr-baseline.sh --self-test
+fi
 # Later steps install this wheel rather than building another.
 C3_WHEEL="$(ls "$PWD"/target/wheels-test/*.whl)"
 export C3_WHEEL
