@@ -386,7 +386,7 @@ def main():
 
     # ---- (b) c3 runtime: bench (before and after the HF timing), roundtrip for the first token
     bench_cmd = [str(a.c3), "bench", "--model", str(a.export), "--doc-tokens", str(n_tok), "--docs", "1",
-                 "--new-tokens", str(max(2, a.decode_tokens)), "--repeat", str(a.runs), "--no-reference",
+                 "--new-tokens", str(max(4, a.decode_tokens)), "--repeat", str(a.runs), "--no-reference",
                  "--no-limits", "--provider", a.provider, "--json"]
 
     def c3_bench():

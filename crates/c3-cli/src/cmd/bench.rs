@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use c3_core::GenerationConfig;
 use c3_core::generation::greedy_pick;
 use c3_runtime::memory::{self, reset_peak_rss};
@@ -159,19 +159,35 @@ pub fn run(a: Args) -> Result<()> {
             let l = rt.compress(one)?;
             Ok(rt.generate(&[&l[0]], &fixed(1), &mut |_, _| {}).map(drop)?)
         })?;
-        // Per-step time from the streamed tokens' timestamps (row 0): the prefill is
+        // Per-step time from the streamed tokens' timestamps (row 0): the prefills are
         // excluded, everything a step does (embedding, decoder, greedy) is included.
+        // Rows are prefilled one after another and each yields its first token at once,
+        // so row 0's steps are timed only from the moment every row has its first
+        // token: before that, the other rows' prefills would be counted as steps.
         // Batch 1 and batch 8 runs take turns, so their ratio is not skewed by a slow
         // phase of the machine landing on one of them.
         let step_run = |b: usize| -> Result<f64> {
             let rows: Vec<&Latents> = (0..b).map(|_| &lat[0]).collect();
+            let mut first: Vec<Option<Instant>> = vec![None; b];
             let mut stamps = Vec::with_capacity(k);
             rt.generate(&rows, &fixed(k), &mut |row, _| {
+                let now = Instant::now();
+                first[row].get_or_insert(now);
                 if row == 0 {
-                    stamps.push(Instant::now());
+                    stamps.push(now);
                 }
             })?;
-            Ok((stamps[k - 1] - stamps[0]).as_secs_f64() / (k - 1) as f64)
+            let start = first.iter().flatten().max().copied();
+            let steps: Vec<Instant> = stamps
+                .into_iter()
+                .filter(|t| start.is_none_or(|s| *t >= s))
+                .collect();
+            if steps.len() < 2 {
+                bail!(
+                    "--new-tokens {k} leaves no decode step to time at batch {b} after the prefills: give more"
+                );
+            }
+            Ok((steps[steps.len() - 1] - steps[0]).as_secs_f64() / (steps.len() - 1) as f64)
         };
         let (mut per1, mut per8) = (Vec::new(), Vec::new());
         let t0 = Instant::now();
