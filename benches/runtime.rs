@@ -86,7 +86,7 @@ fn end_to_end(c: &mut Criterion) {
     c.bench_function("end_to_end/64_tokens_in_32_out", |b| {
         b.iter(|| {
             let lat = rt.compress(&d).expect("compress");
-            rt.generate(&[&lat[0]], &cfg, &mut |_, _| {})
+            rt.generate(&[&lat[0]], rt.prompt(), &cfg, &mut |_, _| {})
                 .expect("generate")
         })
     });

@@ -1,12 +1,13 @@
 //! The two ways the CLI runs a model: the tch reference on a checkpoint
 //! (`--checkpoint`) or the deployed ONNX Runtime cascade on an export (`--model`).
-//! Commands that only reconstruct text take either, with the same output.
+//! Commands that only reconstruct text take either, as a `c3_core::DynCascade`,
+//! with the same output.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use c3_core::window::decode_windows;
-use c3_core::{C3Tokenizer, Generated, GenerationConfig, Reconstruction, WindowPlan, WindowReport};
+use c3_core::manifest::checkpoint_hash;
+use c3_core::{BoxError, DynCascade, ExportManifest};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
 use c3_torch::TorchCascade;
 
@@ -44,8 +45,9 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Runtime options for `--model`.
-    pub fn runtime_options(&self) -> Result<RuntimeOptions> {
+    /// Runtime options for `--model`, windows of `window` tokens (`None`: the
+    /// model's own).
+    pub fn runtime_options(&self, window: Option<usize>) -> Result<RuntimeOptions> {
         // With --engine the runtime checks the plan and picks TensorRT itself.
         Ok(RuntimeOptions {
             provider: Provider::parse(&self.provider)?,
@@ -53,21 +55,22 @@ impl ModelArgs {
             engine: self.engine.clone(),
             verify_files: self.verify_files,
             cuda_libs: self.cuda_libs.clone(),
+            window,
             ..Default::default()
         })
     }
 
-    /// Loads whichever was given.
-    pub fn open(&self) -> Result<Backend> {
+    /// Loads whichever was given, windowing documents by `window` tokens (`None`:
+    /// the model's own length).
+    pub fn open(&self, window: Option<usize>) -> Result<Box<dyn DynCascade>> {
         match (&self.checkpoint, &self.model) {
-            (Some(c), None) => Ok(Backend::Torch(Box::new(TorchCascade::load(
-                c,
-                c3_torch::parse_device(&self.device)?,
-            )?))),
-            (None, Some(m)) => Ok(Backend::Ort(Box::new(C3Runtime::load(
-                m,
-                self.runtime_options()?,
-            )?))),
+            (Some(c), None) => {
+                let device = c3_torch::parse_device(&self.device)?;
+                Ok(Box::new(
+                    TorchCascade::load(c, device)?.with_window(window)?,
+                ))
+            }
+            (None, Some(m)) => Ok(Box::new(C3Runtime::load(m, self.runtime_options(window)?)?)),
             _ => bail!("give --checkpoint CKPT (tch reference) or --model EXPORT (ONNX Runtime)"),
         }
     }
@@ -79,95 +82,19 @@ impl ModelArgs {
             .or(self.checkpoint.as_deref())
             .unwrap_or(Path::new("?"))
     }
+
+    /// What results belong to: the export's manifest hash or the checkpoint's hash.
+    pub fn identity(&self) -> Result<String> {
+        Ok(match (&self.model, &self.checkpoint) {
+            (Some(m), _) => format!("export {}", ExportManifest::load(m)?.1),
+            (None, Some(c)) => format!("checkpoint {}", checkpoint_hash(c)?),
+            (None, None) => bail!("no model given"),
+        })
+    }
 }
 
-/// A loaded model on one back-end.
-pub enum Backend {
-    Torch(Box<TorchCascade>),
-    Ort(Box<C3Runtime>),
-}
-
-impl Backend {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Backend::Torch(_) => "tch",
-            Backend::Ort(_) => "onnxruntime",
-        }
-    }
-
-    pub fn tokenizer(&self) -> &C3Tokenizer {
-        match self {
-            Backend::Torch(c) => &c.tokenizer,
-            Backend::Ort(r) => &r.tokenizer,
-        }
-    }
-
-    pub fn n_latents(&self) -> usize {
-        match self {
-            Backend::Torch(c) => c.model.config.n_latents(),
-            Backend::Ort(r) => r.n_latents(),
-        }
-    }
-
-    pub fn reference_generation(&self) -> GenerationConfig {
-        match self {
-            Backend::Torch(c) => c.reference_generation(),
-            Backend::Ort(r) => r.reference_generation(),
-        }
-    }
-
-    /// Compresses tokenized documents and decodes them back, as one batch.
-    pub fn reconstruct(&self, docs: &[Vec<u32>], cfg: &GenerationConfig) -> Result<Vec<Generated>> {
-        match self {
-            Backend::Torch(c) => {
-                let latents = c.compress_ids(docs)?;
-                Ok(c3_torch::generate(&c.model, &c.prompt, &latents, cfg)?)
-            }
-            Backend::Ort(r) => {
-                let lats = r.compress(docs)?;
-                let refs: Vec<_> = lats.iter().collect();
-                Ok(r.generate(&refs, cfg, &mut |_, _| {})?)
-            }
-        }
-    }
-
-    /// One text of any length through the cascade, window by window, with timings.
-    pub fn roundtrip(
-        &self,
-        text: &str,
-        cfg: &GenerationConfig,
-        window: Option<usize>,
-        limit: Option<usize>,
-    ) -> Result<Reconstruction> {
-        Ok(match self {
-            Backend::Torch(c) => c.roundtrip(text, cfg, window, limit)?,
-            Backend::Ort(rt) => rt.roundtrip(text, cfg, window, limit)?,
-        })
-    }
-
-    /// How this model windows documents (`window` overrides the length).
-    pub fn window_plan(&self, window: Option<usize>) -> Result<WindowPlan> {
-        Ok(match self {
-            Backend::Torch(c) => c
-                .model
-                .config
-                .window_plan(window, c.tokenizer.specials().endoftext)?,
-            Backend::Ort(r) => r.manifest.window_plan(window)?,
-        })
-    }
-
-    /// Tokenized documents of any length, windowed, reconstructed in batched
-    /// decodes and joined: each document's output ids and every window's outcome.
-    pub fn reconstruct_documents(
-        &self,
-        docs: &[Vec<u32>],
-        plan: &WindowPlan,
-        cfg: &GenerationConfig,
-        limit: Option<usize>,
-    ) -> Result<(Vec<Vec<u32>>, Vec<WindowReport>)> {
-        let (windows, inputs) = plan.split_inputs(docs);
-        decode_windows(&windows, docs.len(), cfg, limit, |range, cfg| {
-            self.reconstruct(&inputs[range], cfg)
-        })
-    }
+/// A cascade error as the CLI reports it, its kind (input, environment) kept for
+/// the exit code.
+pub fn cascade_error(e: BoxError) -> anyhow::Error {
+    anyhow::Error::from_boxed(e)
 }

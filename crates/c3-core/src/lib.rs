@@ -6,8 +6,10 @@
 //! the release's `qwen.tiktoken`), the prompt of spec §2, the generation rules
 //! (greedy, `no_repeat_ngram_size`, stop tokens) and the metrics of spec §6.
 
+pub mod cascade;
 pub mod checkpoint;
 pub mod config;
+pub mod contract;
 pub mod corpus;
 pub mod deps;
 pub mod error;
@@ -24,6 +26,7 @@ pub mod stream;
 pub mod tokenizer;
 pub mod window;
 
+pub use cascade::{BoxError, Cascade, Decompressed, DynCascade};
 pub use checkpoint::{Checkpoint, DType, TensorStore, TensorView};
 pub use config::{C3Config, C3Fields, Qwen2Config};
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::DType;
 use crate::error::{Error, Result};
 use crate::generation::GenerationConfig;
+use crate::tokenizer::SpecialTokens;
 
 mod names;
 pub use names::check_plain_name;
@@ -47,7 +48,7 @@ pub struct ExportManifest {
     /// Decoder max positions (prompt + generated).
     pub max_context: usize,
     pub pad_id: u32,
-    pub special_tokens: SpecialIds,
+    pub special_tokens: SpecialTokens,
     pub prompt: PromptInfo,
     pub generation: GenerationConfig,
     pub tokenizer: FileRef,
@@ -147,16 +148,6 @@ pub struct ConfigPair {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SpecialIds {
-    pub endoftext: u32,
-    pub im_start: u32,
-    pub im_end: u32,
-    pub img_start: u32,
-    pub img_end: u32,
-    pub img_pad: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromptInfo {
     pub ids: Vec<u32>,
     pub latent_start: usize,
@@ -218,11 +209,7 @@ impl ExportManifest {
     /// Whether the decoder takes `input_ids` beside `inputs_embeds` (exports since
     /// the one-run decode step) rather than embeddings only.
     pub fn decoder_takes_ids(&self) -> bool {
-        self.models
-            .decoder
-            .inputs
-            .iter()
-            .any(|i| i.name == "input_ids")
+        crate::contract::takes_ids(&self.models.decoder.inputs)
     }
 
     /// How this export's documents are windowed (`window`: an override of the length).
@@ -331,6 +318,15 @@ impl ExportManifest {
     /// Checks one model's graph by hash and its data file by size, and at
     /// [`FileCheck::Full`] by hash too (where recorded).
     pub fn verify_model(&self, dir: &Path, m: &ModelInfo, check: FileCheck) -> Result<()> {
+        m.verify(dir, check)
+    }
+}
+
+impl ModelInfo {
+    /// Checks this model's graph in `dir` by hash and its data file by size, and at
+    /// [`FileCheck::Full`] by hash too (where recorded).
+    pub fn verify(&self, dir: &Path, check: FileCheck) -> Result<()> {
+        let m = self;
         let path = dir.join(&m.file);
         let got = sha256_file(&path)?;
         if got != m.sha256 {

@@ -26,13 +26,46 @@ impl Default for PromptTemplate {
     }
 }
 
+/// The rendered template around its two text parts (`render`, `parse`).
+const HEAD: &str = "<|im_start|>system\n";
+const MIDDLE: &str = "<|im_end|><|im_start|>user\n<img>{latents}</img>\n";
+const TAIL: &str = "<|im_end|><|im_start|>assistant\n";
+
 impl PromptTemplate {
     /// The prompt as a string, with `{latents}` where the N slots go (for manifests).
     pub fn render(&self) -> String {
-        format!(
-            "<|im_start|>system\n{}<|im_end|><|im_start|>user\n<img>{{latents}}</img>\n{}<|im_end|><|im_start|>assistant\n",
-            self.system, self.task
-        )
+        format!("{HEAD}{}{MIDDLE}{}{TAIL}", self.system, self.task)
+    }
+
+    /// The template a manifest records ([`Self::render`]'s output): how an export
+    /// tells the runtime the prompt its model was trained with.
+    pub fn parse(rendered: &str) -> Result<Self> {
+        let parts = rendered
+            .strip_prefix(HEAD)
+            .and_then(|r| r.strip_suffix(TAIL))
+            .and_then(|r| r.split_once(MIDDLE));
+        let Some((system, task)) = parts else {
+            return Err(Error::Input(format!(
+                "prompt template {rendered:?} is not of the form {:?}",
+                Self::default().render()
+            )));
+        };
+        Ok(PromptTemplate {
+            system: system.into(),
+            task: task.into(),
+        })
+    }
+
+    /// This template with another task after the latents (a request's own prompt,
+    /// for a model trained to answer it); the system part stays.
+    pub fn with_task(&self, task: &str) -> Result<Self> {
+        if task.trim().is_empty() {
+            return Err(Error::Input("the prompt is empty".into()));
+        }
+        Ok(PromptTemplate {
+            system: self.system.clone(),
+            task: task.into(),
+        })
     }
 }
 
@@ -89,4 +122,20 @@ pub fn document_ids(tok: &C3Tokenizer, text: &str) -> Result<Vec<u32>> {
         return Err(Error::Input("the text is empty".into()));
     }
     tok.encode(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendered_template_parses_back() {
+        let t = PromptTemplate::default();
+        assert_eq!(PromptTemplate::parse(&t.render()).unwrap(), t);
+        let q = t.with_task("Summarize: ").unwrap();
+        assert_eq!(PromptTemplate::parse(&q.render()).unwrap(), q);
+        assert_eq!(q.system, SYSTEM_PROMPT);
+        assert!(PromptTemplate::parse("Repeat: {latents}").is_err());
+        assert!(t.with_task("  ").is_err());
+    }
 }

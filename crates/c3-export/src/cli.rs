@@ -65,6 +65,12 @@ pub struct ExportArgs {
     /// `inputs_embeds` tensor of a one-run decode step.
     #[arg(long)]
     pub decoder_embeds_only: bool,
+    /// The task this model was trained to answer after its latents (a question, an
+    /// instruction), recorded in the manifest's prompt template and used by every
+    /// runtime that loads the export. Default: C3's reconstruction prompt,
+    /// "Repeat the text: ".
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
     /// Print one JSON object on stdout: the summary, or on failure
     /// `{"error", "kind"}` (kind input|verify|environment = exit code 1|2|3).
     #[arg(long)]
@@ -88,6 +94,7 @@ impl ExportArgs {
             verify: self.verify,
             allow_nonfinite: self.allow_nonfinite,
             decoder_embeds_only: self.decoder_embeds_only,
+            prompt: self.prompt.clone(),
         }
     }
 }

@@ -13,8 +13,7 @@ use std::time::Instant;
 use c3_core::checkpoint::{HealthReport, health};
 use c3_core::manifest::{
     ConfigPair, ExportFlags, ExportManifest, ExporterInfo, FileRef, IoSpec, MANIFEST_FORMAT,
-    ModelInfo, Models, PromptInfo, QuantFlags, SourceInfo, SpecialIds, checkpoint_hash,
-    sha256_file,
+    ModelInfo, Models, PromptInfo, QuantFlags, SourceInfo, checkpoint_hash, sha256_file,
 };
 use c3_core::{
     C3Tokenizer, Checkpoint, DType, DecoderPrompt, GenerationConfig, KvCache, PromptTemplate,
@@ -278,7 +277,12 @@ fn write_all(
     std::fs::copy(tok.path(), &tok_dest)
         .with_context(|| format!("copying {}", tok.path().display()))?;
 
-    let template = PromptTemplate::default();
+    // The reconstruction prompt of the release, or the task the model was trained
+    // to answer after its latents (`--prompt`): the runtime serves what this records.
+    let template = match &args.prompt {
+        Some(task) => PromptTemplate::default().with_task(task)?,
+        None => PromptTemplate::default(),
+    };
     let prompt = DecoderPrompt::build(tok, cfg.n_latents(), &template)?;
     let read_cfg = |p: PathBuf| -> Result<serde_json::Value> {
         let bytes = std::fs::read(&p).with_context(|| p.display().to_string())?;
@@ -305,14 +309,7 @@ fn write_all(
         window_tokens: cfg.c3.window_tokens,
         max_context: dec_cfg.max_position_embeddings,
         pad_id: sp.endoftext,
-        special_tokens: SpecialIds {
-            endoftext: sp.endoftext,
-            im_start: sp.im_start,
-            im_end: sp.im_end,
-            img_start: sp.img_start,
-            img_end: sp.img_end,
-            img_pad: sp.img_pad,
-        },
+        special_tokens: *sp,
         prompt: PromptInfo {
             ids: prompt.ids.clone(),
             latent_start: prompt.latent_start,

@@ -5,6 +5,7 @@
 
 use crate::error::Result;
 use c3_core::C3Config;
+use c3_core::contract::{decoder, embed_tokens, encoder};
 use c3_onnx::{Dim, ElemType, GraphBuilder, Model, Value};
 
 use c3_core::KvCache;
@@ -31,8 +32,8 @@ pub fn encoder(
     let (n, de) = (cfg.n_latents() as i64, enc.hidden_size as i64);
     let mut g = GraphBuilder::new("c3_encoder");
     let text = [Dim::sym("batch"), Dim::sym("text_len")];
-    let ids = g.input("input_ids", ElemType::I64, &text)?;
-    let mask = g.input("attention_mask", ElemType::I64, &text)?;
+    let ids = g.input(encoder::INPUT_IDS, ElemType::I64, &text)?;
+    let mask = g.input(encoder::ATTENTION_MASK, ElemType::I64, &text)?;
     let embed = w.plain(&mut g, Folder::Llm1, "model.embed_tokens.weight")?;
     let q_weight = w.plain(&mut g, Folder::Root, "model.Q.weight")?;
     let (x, full_mask, positions) = g.scoped("model", |g| -> Result<_> {
@@ -103,7 +104,7 @@ pub fn encoder(
     let latents = qwen2::linear(&mut g, w, Folder::Root, "model.mm_projector", &last, true)?;
     let latents = g
         .node("Identity", &[&latents])
-        .output_names(&["latents"])
+        .output_names(&[encoder::LATENTS])
         .output()?;
     let d_dec = cfg.decoder.hidden_size as i64;
     g.output(
@@ -178,12 +179,12 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
     // `--decoder-embeds-only`, embeddings only (`embed_tokens.onnx` makes them).
     let (embeds, table) = if takes_ids {
         let ids = g.input(
-            "input_ids",
+            decoder::INPUT_IDS,
             ElemType::I64,
             &[Dim::sym("batch"), Dim::sym("ids_len")],
         )?;
         let given = g.input(
-            "inputs_embeds",
+            decoder::INPUTS_EMBEDS,
             w.elem(),
             &[Dim::sym("batch"), Dim::sym("embeds_len"), hidden],
         )?;
@@ -195,7 +196,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
         (embeds, Some(table))
     } else {
         let embeds = g.input(
-            "inputs_embeds",
+            decoder::INPUTS_EMBEDS,
             w.elem(),
             &[Dim::sym("batch"), Dim::sym("seq"), hidden],
         )?;
@@ -222,12 +223,12 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
     let attn_inputs = match kv {
         KvCache::Concat => {
             let mask = g.input(
-                "attention_mask",
+                decoder::ATTENTION_MASK,
                 ElemType::I64,
                 &[Dim::sym("batch"), Dim::sym("total_len")],
             )?;
             let positions = g.input(
-                "position_ids",
+                decoder::POSITION_IDS,
                 ElemType::I64,
                 &[Dim::sym("batch"), Dim::sym("seq")],
             )?;
@@ -241,8 +242,8 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
             )?)
         }
         KvCache::SharedBuffer => {
-            let seqlens_k = g.input("seqlens_k", ElemType::I32, &[Dim::sym("batch")])?;
-            let total_len = g.input("total_sequence_length", ElemType::I32, &[])?;
+            let seqlens_k = g.input(decoder::SEQLENS_K, ElemType::I32, &[Dim::sym("batch")])?;
+            let total_len = g.input(decoder::TOTAL_SEQUENCE_LENGTH, ElemType::I32, &[])?;
             let (cos_cache, sin_cache) =
                 g.scoped("model", |g| qwen2::rope_caches(g, dec, w.elem()))?;
             Attn::Gqa(GqaInputs {
@@ -255,16 +256,8 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
     };
     let mut past = Vec::new();
     for i in 0..dec.num_hidden_layers {
-        let k = g.input(
-            &format!("past_key_values.{i}.key"),
-            w.elem(),
-            &cache_dims(past_len),
-        )?;
-        let v = g.input(
-            &format!("past_key_values.{i}.value"),
-            w.elem(),
-            &cache_dims(past_len),
-        )?;
+        let k = g.input(&decoder::past(i, "key"), w.elem(), &cache_dims(past_len))?;
+        let v = g.input(&decoder::past(i, "value"), w.elem(), &cache_dims(past_len))?;
         past.push((k, v));
     }
     // Only the last position's logits are ever used (greedy needs the next token):
@@ -279,7 +272,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
         dec,
         embeds,
         |g, i, h| {
-            let (ok, ov) = (format!("present.{i}.key"), format!("present.{i}.value"));
+            let (ok, ov) = (decoder::present(i, "key"), decoder::present(i, "value"));
             let (pk, pv) = &past[i];
             let cache = LayerCache {
                 past_key: pk,
@@ -340,7 +333,7 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
             g.cast(&y, ElemType::F32)?
         };
         Ok(g.node("Identity", &[&y])
-            .output_names(&["logits"])
+            .output_names(&[decoder::LOGITS])
             .output()?)
     })?;
     g.output(
@@ -353,8 +346,8 @@ pub fn decoder(cfg: &C3Config, w: &Weights, kv: KvCache, takes_ids: bool) -> Res
         ],
     )?;
     for i in 0..dec.num_hidden_layers {
-        for kind in ["key", "value"] {
-            let name = format!("present.{i}.{kind}");
+        for kind in decoder::KINDS {
+            let name = decoder::present(i, kind);
             let present = g
                 .value(&name)
                 .ok_or(c3_onnx::Error::UndefinedOutput(name))?;
@@ -378,7 +371,7 @@ enum Head {
 pub fn embed_tokens(cfg: &C3Config, w: &Weights) -> Result<Model> {
     let mut g = GraphBuilder::new("c3_embed_tokens");
     let ids = g.input(
-        "input_ids",
+        embed_tokens::INPUT_IDS,
         ElemType::I64,
         &[Dim::sym("batch"), Dim::sym("seq")],
     )?;
@@ -386,7 +379,7 @@ pub fn embed_tokens(cfg: &C3Config, w: &Weights) -> Result<Model> {
     let out = g.scoped("model.embed_tokens", |g| -> Result<Value> {
         Ok(g.node("Gather", &[&table, &ids])
             .attr("axis", 0i64)
-            .output_names(&["inputs_embeds"])
+            .output_names(&[embed_tokens::INPUTS_EMBEDS])
             .output()?)
     })?;
     let d = cfg.decoder.hidden_size as i64;

@@ -37,6 +37,9 @@ pub struct ExportOptions {
     /// A decoder without `input_ids` (embeddings only; two runs per decode step), for
     /// engines that refuse the empty `inputs_embeds` of a one-run step.
     pub decoder_embeds_only: bool,
+    /// The task the model was trained to answer after its latents, recorded in the
+    /// manifest's prompt template; `None`: the release's reconstruction prompt.
+    pub prompt: Option<String>,
 }
 
 impl ExportOptions {
@@ -57,6 +60,7 @@ impl ExportOptions {
             verify: false,
             allow_nonfinite: false,
             decoder_embeds_only: false,
+            prompt: None,
         }
     }
 

@@ -112,7 +112,9 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
     let rt = C3Runtime::load(export, RuntimeOptions::default())?;
     let mut ids = rt.tokenizer.encode(SAMPLE_TEXT)?;
     ids.truncate(cfg.max_text_tokens().max(1));
-    let reference = run_reference(ckpt, &ids)?;
+    // The reference decodes after the same prompt the export records.
+    let task = c3_core::Cascade::template(&rt).task.clone();
+    let reference = run_reference(ckpt, &ids, &task)?;
     let lat = rt.compress(std::slice::from_ref(&ids))?.remove(0);
     // Both prefill paths: the whole prompt, and the rest of it after the runtime's
     // prompt-prefix cache (what requests run).
@@ -121,7 +123,7 @@ pub fn verify(ckpt: &Path, export: &Path, cfg: &C3Config) -> Result<VerifyReport
     let mut gen_cfg = rt.reference_generation();
     gen_cfg.max_new_tokens = VERIFY_NEW_TOKENS;
     let got = rt
-        .generate(&[&lat], &gen_cfg, &mut |_, _| {})?
+        .generate(&[&lat], rt.prompt(), &gen_cfg, &mut |_, _| {})?
         .remove(0)
         .ids;
 
@@ -207,7 +209,7 @@ pub fn reference_binary() -> PathBuf {
     PathBuf::from("c3")
 }
 
-fn run_reference(ckpt: &Path, ids: &[u32]) -> Result<Reference> {
+fn run_reference(ckpt: &Path, ids: &[u32], task: &str) -> Result<Reference> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("reference.safetensors");
     let bin = reference_binary();
@@ -221,6 +223,8 @@ fn run_reference(ckpt: &Path, ids: &[u32]) -> Result<Reference> {
             &ids_arg,
             "--max-new-tokens",
             &VERIFY_NEW_TOKENS.to_string(),
+            "--prompt",
+            task,
             "--out",
         ])
         .arg(&out)

@@ -16,11 +16,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock, mpsc};
 use std::time::Duration;
 
-use c3_core::GenerationConfig;
 use c3_core::stream::DocumentStream;
+use c3_core::{Cascade, DecoderPrompt, GenerationConfig};
 use c3_runtime::{
-    C3Runtime, Compressed, Event, Outcome, Provider, RuntimeOptions, Scheduler, SchedulerOptions,
-    Task, latent_file,
+    C3Runtime, CompressTask, Compressed, DecompressTask, Event, Provider, RoundtripTask,
+    RuntimeOptions, Scheduler, SchedulerOptions, Task, latent_file,
 };
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::exceptions::PyTypeError;
@@ -64,7 +64,7 @@ impl Runtime {
     /// Runs `task` on the scheduler and waits for its outcome without the GIL,
     /// handing Python the GIL every [`POLL`] to run signal handlers: Ctrl-C raises
     /// KeyboardInterrupt and the dropped ticket cancels the request.
-    fn run(&self, py: Python<'_>, task: Task) -> PyResult<Outcome> {
+    fn run<T: Task>(&self, py: Python<'_>, task: T) -> PyResult<T::Output> {
         let sched = self.scheduler().raise(py)?;
         let (tx, rx) = mpsc::channel();
         let _ticket = sched
@@ -125,15 +125,20 @@ impl Runtime {
 
     fn compress_docs(&self, py: Python<'_>, texts: &[String]) -> PyResult<Compressed> {
         let docs = py.detach(|| self.tokenize(texts)).raise(py)?;
-        match self.run(py, Task::Compress { docs })? {
-            Outcome::Compressed(c) => Ok(c),
-            _ => Err(wrong_outcome(py)),
-        }
+        self.run(py, CompressTask { docs })
     }
-}
 
-fn wrong_outcome(py: Python<'_>) -> PyErr {
-    Fault::internal("the scheduler answered with the wrong outcome").into_pyerr(py)
+    /// The decoder prompt of a call's `prompt` argument (`None`: the model's own).
+    fn prompt(&self, prompt: Option<&str>) -> Result<Option<Arc<DecoderPrompt>>, Fault> {
+        let Some(task) = prompt else {
+            return Ok(None);
+        };
+        let p = self
+            .rt
+            .prompt_for(Some(task))
+            .map_err(|e| Fault::from(e).context("prompt"))?;
+        Ok(Some(Arc::new(p)))
+    }
 }
 
 /// `texts` as a list of strings; a bare `str` (a sequence of characters to
@@ -177,29 +182,26 @@ impl Runtime {
         let options = SchedulerOptions {
             max_batch,
             max_queue,
-            window,
             ..Default::default()
         };
         let name = provider.name();
-        let loaded = py.detach(|| -> Result<_, Fault> {
-            let rt = C3Runtime::load(
-                &export_dir,
-                RuntimeOptions {
-                    provider,
-                    allow_fallback,
-                    threads,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| load_fault(e, &export_dir))?;
-            let plan = rt.manifest.window_plan(window)?;
-            let rt = Arc::new(rt);
+        let loaded = py.detach(|| -> Result<_, c3_runtime::Error> {
+            let options_rt = RuntimeOptions {
+                provider,
+                allow_fallback,
+                threads,
+                window,
+                ..Default::default()
+            };
+            let rt = Arc::new(C3Runtime::load(&export_dir, options_rt)?);
             let sched = Scheduler::start(rt.clone(), options.clone())?;
-            Ok((rt, sched, plan.window))
+            let window = rt.plan().window;
+            Ok((rt, sched, window))
         });
         let (rt, sched, window) = match loaded {
             Ok(v) => v,
-            Err(f) if f.msg.contains("ONNX Runtime library not found") => {
+            // The machine's fault (no ONNX Runtime library), told apart by kind.
+            Err(e) if e.is_environment() => {
                 return Err(Fault {
                     kind: Kind::Load,
                     msg: format!(
@@ -209,7 +211,7 @@ impl Runtime {
                 }
                 .into_pyerr(py));
             }
-            Err(f) => return Err(f.into_pyerr(py)),
+            Err(e) => return Err(load_fault(e, &export_dir).into_pyerr(py)),
         };
         let n_latents = rt.n_latents();
         Ok(Runtime {
@@ -321,30 +323,32 @@ impl Runtime {
     /// Texts back from a latent file (`compress`'s bytes, or a file `c3 compress`
     /// wrote). The bytes are untrusted: a malformed file, or one made with another
     /// export, raises `c3.InputError`.
-    #[pyo3(signature = (latent_file, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM))]
+    /// `prompt`: the task after the latents, for a model trained to answer it.
+    #[pyo3(signature = (latent_file, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM, prompt=None))]
     fn decompress(
         &self,
         py: Python<'_>,
         latent_file: PyBackedBytes,
         max_new_tokens: Option<usize>,
         no_repeat_ngram_size: usize,
+        prompt: Option<String>,
     ) -> PyResult<Vec<String>> {
         let cfg = self
             .generation(max_new_tokens, no_repeat_ngram_size)
             .raise(py)?;
+        let prompt = self.prompt(prompt.as_deref()).raise(py)?;
         let bytes: &[u8] = &latent_file;
         let file = py
             .detach(|| latent_file::from_bytes(bytes, &self.rt))
             .map_err(|e| Fault::input(format!("latent file: {}", Fault::from(e).msg)))
             .raise(py)?;
-        let task = Task::Decompress {
+        let task = DecompressTask {
             compressed: file.compressed,
+            prompt,
             cfg,
             limit: max_new_tokens,
         };
-        let Outcome::Decompressed { docs, .. } = self.run(py, task)? else {
-            return Err(wrong_outcome(py));
-        };
+        let docs = self.run(py, task)?.docs;
         py.detach(|| -> Result<Vec<String>, Fault> {
             docs.iter()
                 .map(|ids| Ok(self.rt.tokenizer.decode(ids)?.trim().to_string()))
@@ -354,30 +358,32 @@ impl Runtime {
     }
 
     /// Compresses `text` window by window and reconstructs it: a dict with the
-    /// fields of `c3 roundtrip --json`.
-    #[pyo3(signature = (text, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM))]
+    /// fields of `c3 roundtrip --json`. `prompt`: the task after the latents, for a
+    /// model trained to answer it (default: the export's own prompt).
+    #[pyo3(signature = (text, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM, prompt=None))]
     fn roundtrip(
         &self,
         py: Python<'_>,
         text: String,
         max_new_tokens: Option<usize>,
         no_repeat_ngram_size: usize,
+        prompt: Option<String>,
     ) -> PyResult<Py<PyAny>> {
         let cfg = self
             .generation(max_new_tokens, no_repeat_ngram_size)
             .raise(py)?;
+        let prompt = self.prompt(prompt.as_deref()).raise(py)?;
         let text_ids = py
             .detach(|| self.rt.document_ids(&text))
             .map_err(Fault::from)
             .raise(py)?;
-        let task = Task::Roundtrip {
+        let task = RoundtripTask {
             text_ids,
+            prompt,
             cfg,
             limit: max_new_tokens,
         };
-        let Outcome::Roundtrip(r) = self.run(py, task)? else {
-            return Err(wrong_outcome(py));
-        };
+        let r = self.run(py, task)?;
         let summary = py.detach(|| self.summaries.roundtrip(&text, &r));
         to_python(py, &summary)
     }
@@ -385,26 +391,28 @@ impl Runtime {
     /// Like `roundtrip`, but an iterator of text pieces as they are decoded;
     /// joined they are `roundtrip(text)["text"]`. After the last piece its
     /// `summary` holds the roundtrip dict. Dropping it early cancels the request.
-    #[pyo3(signature = (text, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM))]
+    #[pyo3(signature = (text, max_new_tokens=None, no_repeat_ngram_size=NO_REPEAT_NGRAM, prompt=None))]
     fn stream(
         &self,
         py: Python<'_>,
         text: String,
         max_new_tokens: Option<usize>,
         no_repeat_ngram_size: usize,
+        prompt: Option<String>,
     ) -> PyResult<TextStream> {
         let cfg = self
             .generation(max_new_tokens, no_repeat_ngram_size)
             .raise(py)?;
         py.detach(|| -> Result<TextStream, Fault> {
+            let prompt = self.prompt(prompt.as_deref())?;
             let text_ids = self.rt.document_ids(&text)?;
-            let plan = self.rt.manifest.window_plan(self.options.window)?;
-            let windows = plan.split(0, text_ids.len());
+            let windows = self.rt.plan().split(0, text_ids.len());
             let sched = self.scheduler()?;
             let (tx, rx) = mpsc::channel();
             let ticket = sched.submit(
-                Task::Roundtrip {
+                RoundtripTask {
                     text_ids,
+                    prompt,
                     cfg,
                     limit: max_new_tokens,
                 },

@@ -6,8 +6,9 @@
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
+use c3_core::Reconstruction;
 use c3_core::stream::DocumentStream;
-use c3_runtime::{C3Runtime, Event, Outcome, Scheduler, Ticket};
+use c3_runtime::{C3Runtime, Event, Scheduler, Ticket};
 use pyo3::prelude::*;
 
 use crate::errors::{Fault, RaiseExt};
@@ -24,7 +25,7 @@ pub struct TextStream {
 }
 
 struct State {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Event<Reconstruction>>,
     pieces: DocumentStream,
     finished: bool,
     summary: Option<serde_json::Value>,
@@ -49,7 +50,7 @@ impl TextStream {
         summaries: Arc<Summaries>,
         pieces: DocumentStream,
         sched: Arc<Scheduler>,
-        rx: mpsc::Receiver<Event>,
+        rx: mpsc::Receiver<Event<Reconstruction>>,
         ticket: Ticket,
     ) -> Self {
         TextStream {
@@ -88,16 +89,10 @@ impl TextStream {
                 Event::WindowDone { window, generated } => {
                     st.pieces.window_done(tok, window, &generated.ids)
                 }
-                Event::Done(Outcome::Roundtrip(r)) => {
+                Event::Done(r) => {
                     st.finished = true;
                     st.summary = Some(self.summaries.roundtrip(&self.text, &r));
                     st.pieces.finish(tok)
-                }
-                Event::Done(_) => {
-                    st.finished = true;
-                    return Err(Fault::internal(
-                        "the scheduler answered with the wrong outcome",
-                    ));
                 }
                 Event::Failed(e) => {
                     st.finished = true;

@@ -70,7 +70,9 @@ impl Export {
             stop_ids: vec![],
         };
         let mut stamps = Vec::with_capacity(STEPS);
-        rt.generate(&[lat], &steps, &mut |_, _| stamps.push(Instant::now()))?;
+        rt.generate(&[lat], rt.prompt(), &steps, &mut |_, _| {
+            stamps.push(Instant::now())
+        })?;
         let (Some(first), Some(last)) = (stamps.first(), stamps.last()) else {
             anyhow::bail!("{}: generated no tokens", self.name);
         };

@@ -65,7 +65,7 @@ fn main() -> Result<()> {
         let mut best = f64::MAX;
         for _ in 0..20 {
             let mut stamps = Vec::with_capacity(k);
-            rt.generate(&rows, &cfg, &mut |r, _| {
+            rt.generate(&rows, rt.prompt(), &cfg, &mut |r, _| {
                 if r == 0 {
                     stamps.push(Instant::now())
                 }

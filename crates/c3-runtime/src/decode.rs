@@ -12,11 +12,12 @@
 //!   exports use).
 
 use c3_core::KvCache;
+use c3_core::contract::decoder as names;
 use c3_onnx::ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use c3_onnx::ort::value::DynValue;
 
 use crate::error::{Error, Result, ensure};
-use crate::model::{C3Runtime, lock};
+use crate::model::C3Runtime;
 use crate::provider::Provider;
 use crate::values::{Embeds, float_value, i64_value, to_f32};
 
@@ -72,11 +73,15 @@ impl C3Runtime {
     pub fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
         let m = &self.manifest;
         check_cache_shape(m, batch, capacity)?;
-        let names = cache_names(m.layers);
+        let names = names::cache_names(m.layers);
         let cache = match m.kv_cache {
             KvCache::Concat => {
                 let empty = |_| -> Result<DynValue> {
-                    float_value(self.dtype, &[batch, m.kv_heads, 0, m.head_dim], &[])
+                    float_value(
+                        self.sessions.dtype,
+                        &[batch, m.kv_heads, 0, m.head_dim],
+                        &[],
+                    )
                 };
                 let past = names
                     .iter()
@@ -115,20 +120,6 @@ pub(crate) fn check_cache_shape(
         m.max_context
     );
     Ok(())
-}
-
-/// `(past_key_values.{i}.{kind}, present.{i}.{kind})` for every layer and kind.
-fn cache_names(layers: usize) -> Vec<(String, String)> {
-    (0..layers)
-        .flat_map(|i| {
-            ["key", "value"].map(|kind| {
-                (
-                    format!("past_key_values.{i}.{kind}"),
-                    format!("present.{i}.{kind}"),
-                )
-            })
-        })
-        .collect()
 }
 
 fn host_memory() -> Result<MemoryInfo<'static>> {
@@ -232,18 +223,18 @@ impl DecodeState<'_> {
         let b = self.batch;
         Ok(match &mut self.cache {
             Cache::Concat { past, names } => {
-                let values = self.rt.feed_values(feed)?;
-                let mut dec = lock(&self.rt.decoder);
+                let values = self.rt.sessions.feed_values(feed)?;
+                let mut dec = self.rt.sessions.decoder();
                 let mut inputs: Vec<(String, DynValue)> = values
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect();
                 inputs.push((
-                    "attention_mask".into(),
+                    names::ATTENTION_MASK.into(),
                     i64_value(&[b, total], vec![1; b * total])?,
                 ));
                 inputs.push((
-                    "position_ids".into(),
+                    names::POSITION_IDS.into(),
                     i64_value(
                         &[b, seq],
                         (0..b).flat_map(|_| self.len as i64..total as i64).collect(),
@@ -257,7 +248,7 @@ impl DecodeState<'_> {
                         .ok_or_else(|| Error::Internal(format!("decoder returned no {present}")))?;
                     past.push((past_name.clone(), v));
                 }
-                out.remove("logits")
+                out.remove(names::LOGITS)
             }
             Cache::Shared(slots) => {
                 slots.run_all(feed, total)?;
@@ -301,14 +292,14 @@ impl DecodeState<'_> {
             self.len
         );
         if let Cache::Concat { past, .. } = &mut self.cache {
-            let m = &self.rt.manifest;
+            let (m, dtype) = (&self.rt.manifest, self.rt.sessions.dtype);
             for (_, v) in past.iter_mut() {
-                let (shape, data) = to_f32(v, self.rt.dtype)?;
+                let (shape, data) = to_f32(v, dtype)?;
                 let (rows, t, hd) = (shape[0] * shape[1], shape[2], shape[3]);
                 let kept: Vec<f32> = (0..rows)
                     .flat_map(|r| data[r * t * hd..(r * t + len) * hd].iter().copied())
                     .collect();
-                *v = float_value(self.rt.dtype, &[self.batch, m.kv_heads, len, hd], &kept)?;
+                *v = float_value(dtype, &[self.batch, m.kv_heads, len, hd], &kept)?;
             }
         }
         self.len = len;
@@ -330,8 +321,8 @@ pub(crate) fn logits_seq(got: &[i64], b: usize, seq: usize, vocab: usize) -> Res
     }
 }
 
-pub(crate) mod batch;
-mod feed;
+pub(crate) mod cache;
+pub(crate) mod feed;
 mod prefix;
 pub(crate) mod slots;
 

@@ -12,7 +12,6 @@
 //! Every fallible call returns [`Result`] with the typed [`Error`]; no `ort` type
 //! appears in the public API ([`Embeds`] wraps the decoder's input values).
 
-mod contract;
 pub mod cuda_libs;
 mod decode;
 mod encoder_batches;
@@ -25,12 +24,17 @@ pub mod memory;
 mod model;
 mod provider;
 pub mod scheduler;
+mod sessions;
 mod values;
 
+pub use c3_core::{Cascade, Decompressed};
 pub use decode::{DecodeState, Logits};
 pub use error::{Error, Result};
 pub use latents::Latents;
 pub use model::{C3Runtime, Compressed, RuntimeOptions};
 pub use provider::Provider;
-pub use scheduler::{Event, Outcome, Scheduler, SchedulerOptions, Sink, Stats, Task, Ticket};
+pub use scheduler::{
+    CompressTask, DecompressTask, Event, RoundtripTask, Scheduler, SchedulerOptions, Sink, Stats,
+    Task, Ticket,
+};
 pub use values::Embeds;

@@ -1,25 +1,26 @@
-//! A loaded export: three ONNX Runtime sessions, the manifest, the tokenizer.
+//! A loaded export: its sessions (sessions.rs), the manifest, the tokenizer, the
+//! window plan and the prompt, and the cascade's operations on top: compress,
+//! prefill, generate (through a KV cache of decode/cache.rs).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
-    C3Tokenizer, DType, DecoderPrompt, ExportManifest, FileCheck, Generated, GenerationConfig,
-    PromptTemplate, Reconstruction, RowGreedy, Window, WindowReport,
+    C3Tokenizer, Cascade, DecoderPrompt, Decompressed, ExportManifest, FileCheck, Generated,
+    GenerationConfig, PromptTemplate, RowGreedy, Window, WindowPlan, contract,
 };
-use c3_onnx::ort::session::Session;
 
-use crate::contract::check_contract;
 use crate::decode::PromptPrefix;
-use crate::decode::batch::Batch;
+use crate::decode::cache::new_cache;
 use crate::encoder_batches::{EncoderCost, plan};
 use crate::error::{Error, Result, ensure};
-use crate::external::check_external_data;
 use crate::latents::Latents;
-use crate::provider::{Provider, check_export, session};
-use crate::values::{Embeds, float_value, i64_value, to_f32};
+use crate::provider::{Provider, check_export};
+use crate::sessions::Sessions;
+use crate::values::{Embeds, float_value, to_f32};
 
 /// How to run an export.
 #[derive(Debug, Clone)]
@@ -50,6 +51,9 @@ pub struct RuntimeOptions {
     /// (`--cuda-libs`), searched before `$C3_CUDA_LIBS` and the Python packages'
     /// `nvidia/*/lib` folders (cuda_libs.rs).
     pub cuda_libs: Option<PathBuf>,
+    /// Window length in tokens, overriding the export's (`--window`): the one place
+    /// the override lives; [`C3Runtime::plan`] hands the result out.
+    pub window: Option<usize>,
 }
 
 impl Default for RuntimeOptions {
@@ -64,6 +68,7 @@ impl Default for RuntimeOptions {
             reuse_prompt_prefix: true,
             verify_files: false,
             cuda_libs: None,
+            window: None,
         }
     }
 }
@@ -87,36 +92,29 @@ pub struct C3Runtime {
     pub manifest_sha256: String,
     pub tokenizer: C3Tokenizer,
     pub options: RuntimeOptions,
-    pub(crate) dtype: DType,
-    encoder: Mutex<Session>,
-    /// `embed_tokens.onnx`, opened on first use: decoders that take `input_ids`
-    /// never need it.
-    pub(crate) embed: OnceLock<Mutex<Session>>,
-    /// The decoder embeds token ids itself (`input_ids`): one run per decode step.
-    pub(crate) decoder_takes_ids: bool,
-    pub(crate) decoder: Mutex<Session>,
+    /// How documents are windowed: the export's window or `options.window`, fixed
+    /// at load and handed to every front-end ([`C3Runtime::plan`]).
+    plan: WindowPlan,
+    /// The prompt the model was trained with, as the manifest records it.
+    template: PromptTemplate,
+    prompt: DecoderPrompt,
+    generation: GenerationConfig,
+    pub(crate) sessions: Sessions,
     /// The encoder's activation cost per document, from the manifest (read once).
     encoder_cost: Option<EncoderCost>,
     /// The prompt prefix's cache, computed on first use (decode/prefix.rs).
     pub(crate) prefix: OnceLock<Option<Arc<PromptPrefix>>>,
 }
 
-pub(crate) fn lock(m: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
-    // A panic while holding a session leaves it usable: ONNX Runtime keeps no
-    // half-updated state between runs.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl C3Runtime {
     /// Loads `dir` (made by `c3 export`), checking file hashes, the I/O contract and
-    /// that the copied tokenizer rebuilds the manifest's prompt.
+    /// that the copied tokenizer rebuilds the manifest's prompt from its template.
     pub fn load(dir: &Path, options: RuntimeOptions) -> Result<Self> {
         // Untrusted until checked: names (in ExportManifest::load, before anything is
         // opened), the provider fit, hashes, then the ONNX files' external-data names.
         let (manifest, manifest_sha256) = ExportManifest::load(dir)?;
         let options = with_engine(options, &manifest_sha256)?;
-        let dtype = manifest.dtype;
-        check_export(dir, &options.provider, manifest.kv_cache, dtype)?;
+        check_export(dir, &options.provider, manifest.kv_cache, manifest.dtype)?;
         if options.provider != Provider::Cpu {
             if let Err(e) = crate::cuda_libs::preload(options.cuda_libs.as_deref()) {
                 return Err(Error::Ort(format!("CUDA libraries: {e}")));
@@ -127,37 +125,21 @@ impl C3Runtime {
             false => FileCheck::Quick,
         };
         manifest.verify_files(dir, check)?;
-        check_contract(&manifest).map_err(|e| {
+        contract::check(&manifest).map_err(|e| {
             Error::export(dir, format!("manifest does not match this runtime: {e}"))
         })?;
         // The file the manifest names (and hashed), not whichever one the folder has.
         let tokenizer = C3Tokenizer::from_file(&dir.join(&manifest.tokenizer.file))?;
-        let sp = tokenizer.specials();
-        let m = &manifest.special_tokens;
-        let got = [
-            sp.endoftext,
-            sp.im_start,
-            sp.im_end,
-            sp.img_start,
-            sp.img_end,
-            sp.img_pad,
-        ];
-        let want = [
-            m.endoftext,
-            m.im_start,
-            m.im_end,
-            m.img_start,
-            m.img_end,
-            m.img_pad,
-        ];
-        if got != want {
+        let (sp, want) = (*tokenizer.specials(), manifest.special_tokens);
+        if sp != want {
             return Err(Error::export(
                 tokenizer.path(),
-                format!("special token ids {got:?} differ from the manifest's {want:?}"),
+                format!("special token ids {sp:?} differ from the manifest's {want:?}"),
             ));
         }
-        let prompt =
-            DecoderPrompt::build(&tokenizer, manifest.n_latents, &PromptTemplate::default())?;
+        let template = PromptTemplate::parse(&manifest.prompt.template)
+            .map_err(|e| Error::export(dir, format!("c3-export.json: {e}")))?;
+        let prompt = DecoderPrompt::build(&tokenizer, manifest.n_latents, &template)?;
         if prompt.ids != manifest.prompt.ids || prompt.latent_start != manifest.prompt.latent_start
         {
             return Err(Error::export(
@@ -165,48 +147,20 @@ impl C3Runtime {
                 "the tokenizer builds a different decoder prompt than the manifest records",
             ));
         }
-        // Each model's external-data names are checked before ONNX Runtime opens it.
-        let open = |f: &str| {
-            check_external_data(dir, f)?;
-            session(
-                &dir.join(f),
-                &options.provider,
-                options.allow_fallback,
-                options.threads,
-            )
-        };
-        // The encoder and decoder are checked and opened side by side: each spends
-        // seconds in a single thread (parsing the graph, prepacking weights for the
-        // matmul kernels), most of a load's wall time. Errors in model order.
-        let models = &manifest.models;
-        let (encoder, embed, decoder) = std::thread::scope(|s| {
-            let encoder = s.spawn(|| open(&models.encoder.file));
-            // Opened on first use (if ever), but an export is refused at load for
-            // any hostile file it holds.
-            let embed = s.spawn(|| check_external_data(dir, &models.embed_tokens.file));
-            let decoder = open(&models.decoder.file);
-            let panicked = || Error::Internal("loading a model panicked".into());
-            (
-                encoder.join().unwrap_or_else(|_| Err(panicked())),
-                embed.join().unwrap_or_else(|_| Err(panicked())),
-                decoder,
-            )
-        });
-        let (encoder, (), decoder) = (encoder?, embed?, decoder?);
-        let decoder_takes_ids = manifest.decoder_takes_ids();
-        let encoder_cost = EncoderCost::new(&manifest);
+        let plan = manifest.window_plan(options.window)?;
+        let sessions = Sessions::open(dir, &manifest, &options)?;
         Ok(C3Runtime {
             dir: dir.to_path_buf(),
+            encoder_cost: EncoderCost::new(&manifest),
+            generation: manifest.generation.clone(),
             manifest,
             manifest_sha256,
             tokenizer,
             options,
-            dtype,
-            encoder: Mutex::new(encoder),
-            embed: OnceLock::new(),
-            decoder_takes_ids,
-            decoder: Mutex::new(decoder),
-            encoder_cost,
+            plan,
+            template,
+            prompt,
+            sessions,
             prefix: OnceLock::new(),
         })
     }
@@ -216,24 +170,33 @@ impl C3Runtime {
         self.manifest.n_latents
     }
 
+    /// How documents are windowed (the export's window, or `options.window`).
+    pub fn plan(&self) -> &WindowPlan {
+        &self.plan
+    }
+
+    /// The decoder prompt the model was trained with (from the manifest).
+    pub fn prompt(&self) -> &DecoderPrompt {
+        &self.prompt
+    }
+
+    /// The manifest's generation settings.
+    pub fn reference_generation(&self) -> GenerationConfig {
+        self.generation.clone()
+    }
+
     /// Tokenizes a document of any length, refusing empty text.
     pub fn document_ids(&self, text: &str) -> Result<Vec<u32>> {
         Ok(document_ids(&self.tokenizer, text)?)
     }
 
-    /// Compresses tokenized documents of any length window by window (`window`
-    /// overrides the export's length): every window of every document goes through
-    /// [`C3Runtime::compress`]'s length-sorted batches.
-    pub fn compress_documents(
-        &self,
-        docs: &[Vec<u32>],
-        window: Option<usize>,
-    ) -> Result<Compressed> {
-        let plan = self.manifest.window_plan(window)?;
+    /// Compresses tokenized documents of any length window by window: every window
+    /// of every document goes through [`C3Runtime::compress`]'s length-sorted batches.
+    pub fn compress_documents(&self, docs: &[Vec<u32>]) -> Result<Compressed> {
         for (i, d) in docs.iter().enumerate() {
             ensure!(!d.is_empty(), Input, "document {i} is empty");
         }
-        let (windows, inputs) = plan.split_inputs(docs);
+        let (windows, inputs) = self.plan.split_inputs(docs);
         Ok(Compressed {
             latents: self.compress(&inputs)?,
             windows,
@@ -241,23 +204,21 @@ impl C3Runtime {
         })
     }
 
-    /// Decodes every window of every document as batched decodes and joins each
-    /// document's windows; `limit` caps each window's new tokens.
+    /// Decodes every window of every document after `prompt` as batched decodes and
+    /// joins each document's windows; `limit` caps each window's new tokens.
     pub fn decompress(
         &self,
         c: &Compressed,
+        prompt: &DecoderPrompt,
         cfg: &GenerationConfig,
         limit: Option<usize>,
-    ) -> Result<(Vec<Vec<u32>>, Vec<WindowReport>)> {
-        decode_windows(&c.windows, c.doc_tokens.len(), cfg, limit, |range, cfg| {
-            self.generate_rows(&c.latents[range], cfg)
-        })
-    }
-
-    /// [`C3Runtime::generate`] over a slice of latents, without streaming.
-    fn generate_rows(&self, lats: &[Latents], cfg: &GenerationConfig) -> Result<Vec<Generated>> {
-        let rows: Vec<&Latents> = lats.iter().collect();
-        self.generate(&rows, cfg, &mut |_, _| {})
+    ) -> Result<Decompressed> {
+        let rows: Vec<&Latents> = c.latents.iter().collect();
+        let (docs, reports) =
+            decode_windows(&c.windows, c.doc_tokens.len(), cfg, limit, |range, cfg| {
+                self.generate(&rows[range], prompt, cfg, &mut |_, _| {})
+            })?;
+        Ok(Decompressed { docs, reports })
     }
 
     /// Latents of tokenized documents, in input order. Documents are sorted by length
@@ -265,6 +226,7 @@ impl C3Runtime {
     /// (`encoder_memory`, at most `batch_size` documents), left-padded.
     pub fn compress(&self, docs: &[Vec<u32>]) -> Result<Vec<Latents>> {
         let max = self.manifest.max_text_tokens;
+        let vocab = self.tokenizer.vocab_size();
         for (i, d) in docs.iter().enumerate() {
             ensure!(!d.is_empty(), Input, "document {i} is empty");
             ensure!(
@@ -273,6 +235,12 @@ impl C3Runtime {
                 "document {i} has {} tokens, over the encoder's limit of {max}",
                 d.len()
             );
+            // The encoder's embedding lookup would fail on it, and fail the whole run.
+            if let Some(t) = d.iter().find(|&&t| t as usize >= vocab) {
+                return Err(Error::Input(format!(
+                    "document {i} has token id {t}, outside the tokenizer's {vocab} ids"
+                )));
+            }
         }
         let mut order: Vec<usize> = (0..docs.len()).collect();
         order.sort_by_key(|&i| docs[i].len());
@@ -307,13 +275,7 @@ impl C3Runtime {
                 mask[r * l + off + j] = 1;
             }
         }
-        let inputs = vec![
-            ("input_ids", i64_value(&[b, l], ids)?),
-            ("attention_mask", i64_value(&[b, l], mask)?),
-        ];
-        let mut enc = lock(&self.encoder);
-        let outputs = enc.run(inputs)?;
-        let (shape, data) = to_f32(&outputs["latents"], self.dtype)?;
+        let (shape, data) = self.sessions.encode(b, l, ids, mask)?;
         let (n, dim) = (self.manifest.n_latents, self.manifest.hidden);
         ensure!(
             shape == [b, n, dim],
@@ -331,107 +293,66 @@ impl C3Runtime {
             .collect()
     }
 
-    /// `embed_tokens.onnx`'s session, opened on first use (its external data was
-    /// checked at load). Two threads may both open it; one session is kept.
-    fn embed_session(&self) -> Result<&Mutex<Session>> {
-        if let Some(s) = self.embed.get() {
-            return Ok(s);
-        }
-        let info = &self.manifest.models.embed_tokens;
-        let file = &info.file;
-        // Hashed here, when first needed, unless the load hashed everything.
-        if !self.options.verify_files {
-            self.manifest
-                .verify_model(&self.dir, info, FileCheck::Quick)?;
-        }
-        let o = &self.options;
-        let s = session(
-            &self.dir.join(file),
-            &o.provider,
-            o.allow_fallback,
-            o.threads,
-        )?;
-        Ok(self.embed.get_or_init(|| Mutex::new(s)))
-    }
-
-    /// Token embeddings `[rows, ids.len() / rows, hidden]` of decoder ids.
-    pub(crate) fn embed(&self, ids: &[u32], rows: usize) -> Result<Embeds> {
-        let per_row = ids.len() / rows.max(1);
-        let v = i64_value(&[rows, per_row], ids.iter().map(|&t| t as i64).collect())?;
-        let mut s = lock(self.embed_session()?);
-        let mut out = s.run(vec![("input_ids", v)])?;
-        out.remove("inputs_embeds")
-            .map(Embeds)
-            .ok_or_else(|| Error::Internal("embed_tokens.onnx returned no inputs_embeds".into()))
-    }
-
     /// The whole prompt's embeddings `[B, L, hidden]` with each row's latents in the
     /// N slots: one run's input for [`crate::DecodeState::forward`] (requests run the
     /// prompt in two parts, after the prompt-prefix cache).
     pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<Embeds> {
         let m = &self.manifest;
-        let (b, d, plen) = (latents.len(), m.hidden, m.prompt.ids.len());
+        let p = &self.prompt;
+        let (b, d, prompt_len) = (latents.len(), m.hidden, p.ids.len());
         for l in latents {
-            ensure!(
-                l.n() == m.n_latents && l.dim() == d,
-                Input,
-                "latents are [{}, {}], this export takes [{}, {d}]",
-                l.n(),
-                l.dim(),
-                m.n_latents
-            );
+            check_latents(m, l)?;
         }
-        let (_, base) = to_f32(&self.embed(&m.prompt.ids, 1)?.0, self.dtype)?;
-        let mut embeds = Vec::with_capacity(b * plen * d);
+        let dtype = self.sessions.dtype;
+        let (_, base) = to_f32(&self.sessions.embed(&p.ids, 1)?.0, dtype)?;
+        let mut embeds = Vec::with_capacity(b * prompt_len * d);
         for lat in latents {
             let mut row = base.clone();
-            let s = m.prompt.latent_start * d;
+            let s = p.latent_start * d;
             row[s..s + lat.data().len()].copy_from_slice(lat.data());
             embeds.extend(row);
         }
-        float_value(self.dtype, &[b, plen, d], &embeds).map(Embeds)
+        float_value(dtype, &[b, prompt_len, d], &embeds).map(Embeds)
     }
 
     /// The prefill's last-position logits `[vocab]` (f32) for one document's latents:
     /// what verification compares with the reference (the decoder computes no
     /// others). `reuse_prefix`: start from the prompt-prefix cache, as requests do.
     pub fn prefill_logits(&self, latents: &Latents, reuse_prefix: bool) -> Result<Vec<f32>> {
-        let plen = self.manifest.prompt.ids.len();
-        let mut batch = Batch::new(self, 1, plen, reuse_prefix)?;
+        let capacity = self.prompt.ids.len();
+        let mut cache = new_cache(self, 1, capacity, reuse_prefix)?;
         let mut out = Vec::new();
-        batch.prefill(&[(0, latents)], &mut |_, l| out = l.to_vec())?;
+        cache.prefill(&[(0, latents, &self.prompt)], &mut |_, l| out = l.to_vec())?;
         Ok(out)
     }
 
-    /// Greedy decoding of each row's latents with a KV cache, after the manifest's
-    /// prompt. `on_token(row, id)` is called for every generated token as it comes.
-    /// Rows that finish are no longer fed; the rest decode together (a run still
-    /// spans every slot between the first and last live row, or a whole cohort of a
-    /// concat export, so a finished row inside it costs a row of compute).
+    /// Greedy decoding of each row's latents with a KV cache, after `prompt` (the
+    /// model's own: [`C3Runtime::prompt`]). `on_token(row, id)` is called for every
+    /// generated token as it comes. Rows that finish are no longer fed; the rest
+    /// decode together (a run still spans every slot between the first and last live
+    /// row, or a whole cohort of a concat export, so a finished row inside it costs a
+    /// row of compute).
     pub fn generate(
         &self,
         latents: &[&Latents],
+        prompt: &DecoderPrompt,
         cfg: &GenerationConfig,
         on_token: &mut dyn FnMut(usize, u32),
     ) -> Result<Vec<Generated>> {
         let m = &self.manifest;
         let b = latents.len();
         ensure!(b > 0, Input, "no latents to decode");
-        let prompt = &m.prompt.ids;
-        let plen = prompt.len();
-        if plen >= m.max_context {
-            return Err(Error::export(
-                &self.dir,
-                format!(
-                    "the prompt ({plen} tokens) fills the decoder context ({})",
-                    m.max_context
-                ),
-            ));
-        }
+        let prompt_len = prompt.ids.len();
+        ensure!(
+            prompt_len < m.max_context,
+            Input,
+            "the prompt ({prompt_len} tokens) fills the decoder context ({})",
+            m.max_context
+        );
         // Room for the prompt and every token the generation may add, within context.
-        let capacity = (plen + cfg.max_new_tokens).min(m.max_context);
-        let mut batch = Batch::new(self, b, capacity, self.options.reuse_prompt_prefix)?;
-        let mut rows = vec![RowGreedy::new(prompt, m.max_context, cfg); b];
+        let capacity = (prompt_len + cfg.max_new_tokens).min(m.max_context);
+        let mut cache = new_cache(self, b, capacity, self.options.reuse_prompt_prefix)?;
+        let mut rows = vec![RowGreedy::new(&prompt.ids, m.max_context, cfg); b];
         // The token each row feeds next; None once it has ended.
         let mut next: Vec<Option<u32>> = vec![None; b];
         let mut pick = |next: &mut [Option<u32>], s: usize, logits: &[f32]| {
@@ -440,15 +361,19 @@ impl C3Runtime {
                 on_token(s, t);
             }
         };
-        let slots: Vec<(usize, &Latents)> = latents.iter().copied().enumerate().collect();
-        batch.prefill(&slots, &mut |s, l| pick(&mut next, s, l))?;
+        let slots: Vec<(usize, &Latents, &DecoderPrompt)> = latents
+            .iter()
+            .enumerate()
+            .map(|(s, &l)| (s, l, prompt))
+            .collect();
+        cache.prefill(&slots, &mut |s, l| pick(&mut next, s, l))?;
         // RowGreedy ends every row by max_new_tokens, so the steps fit `capacity`.
         loop {
             let feed: Vec<(usize, u32)> = (0..b).filter_map(|s| Some((s, next[s]?))).collect();
             if feed.is_empty() {
                 break;
             }
-            batch.step(self, &feed, &mut |s, l| pick(&mut next, s, l))?;
+            cache.step(&feed, &mut |s, l| pick(&mut next, s, l))?;
         }
         Ok(rows.into_iter().map(RowGreedy::into_result).collect())
     }
@@ -457,7 +382,12 @@ impl C3Runtime {
     /// what benchmarks feed a timed prefill or step (values do not change the work).
     pub fn zero_embeds(&self, rows: usize, seq: usize) -> Result<Embeds> {
         let d = self.manifest.hidden;
-        float_value(self.dtype, &[rows, seq, d], &vec![0.0; rows * seq * d]).map(Embeds)
+        float_value(
+            self.sessions.dtype,
+            &[rows, seq, d],
+            &vec![0.0; rows * seq * d],
+        )
+        .map(Embeds)
     }
 
     /// Embeddings of `shape` `[rows, seq, width]` from row-major f32 `data`, converted
@@ -475,33 +405,62 @@ impl C3Runtime {
             data.len(),
             want.map_or("more than fit in memory".into(), |w| w.to_string())
         );
-        float_value(self.dtype, &shape, data).map(Embeds)
+        float_value(self.sessions.dtype, &shape, data).map(Embeds)
     }
+}
 
-    /// Compresses `text` window by window and reconstructs it (`window` overrides
-    /// the export's length; `limit` caps each window's new tokens).
-    pub fn roundtrip(
+/// Latents must have this export's shape `[n_latents, hidden]`.
+pub(crate) fn check_latents(m: &ExportManifest, l: &Latents) -> Result<()> {
+    ensure!(
+        l.n() == m.n_latents && l.dim() == m.hidden,
+        Input,
+        "latents are [{}, {}], this export takes [{}, {}]",
+        l.n(),
+        l.dim(),
+        m.n_latents,
+        m.hidden
+    );
+    Ok(())
+}
+
+/// The ONNX Runtime cascade: what the CLI, the evaluation and the round trip run.
+impl Cascade for C3Runtime {
+    type Latents = Vec<Latents>;
+    type Error = Error;
+
+    fn backend(&self) -> &'static str {
+        "onnxruntime"
+    }
+    fn tokenizer(&self) -> &C3Tokenizer {
+        &self.tokenizer
+    }
+    fn n_latents(&self) -> usize {
+        self.manifest.n_latents
+    }
+    fn plan(&self) -> &WindowPlan {
+        &self.plan
+    }
+    fn generation(&self) -> &GenerationConfig {
+        &self.generation
+    }
+    fn template(&self) -> &PromptTemplate {
+        &self.template
+    }
+    fn prompt(&self) -> &DecoderPrompt {
+        &self.prompt
+    }
+    fn encode(&self, windows: &[Vec<u32>]) -> Result<Vec<Latents>> {
+        self.compress(windows)
+    }
+    fn decode(
         &self,
-        text: &str,
+        latents: &Vec<Latents>,
+        rows: Range<usize>,
+        prompt: &DecoderPrompt,
         cfg: &GenerationConfig,
-        window: Option<usize>,
-        limit: Option<usize>,
-    ) -> Result<Reconstruction> {
-        let plan = self.manifest.window_plan(window)?;
-        Reconstruction::windowed(
-            &self.tokenizer,
-            self.document_ids(text)?,
-            &plan,
-            cfg,
-            limit,
-            |inputs| self.compress(inputs),
-            |lats, range, cfg| self.generate_rows(&lats[range], cfg),
-        )
-    }
-
-    /// The manifest's generation settings.
-    pub fn reference_generation(&self) -> GenerationConfig {
-        self.manifest.generation.clone()
+    ) -> Result<Vec<Generated>> {
+        let refs: Vec<&Latents> = latents[rows].iter().collect();
+        self.generate(&refs, prompt, cfg, &mut |_, _| {})
     }
 }
 

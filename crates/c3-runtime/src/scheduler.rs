@@ -10,6 +10,7 @@
 //! quick; returning `false` (the client went away) cancels the request, as does
 //! dropping its [`Ticket`]. Cancelled rows free their slots at the next step.
 
+mod job;
 mod worker;
 
 use std::sync::Arc;
@@ -17,12 +18,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use c3_core::{Generated, GenerationConfig, Reconstruction, WindowReport};
+use c3_core::{DecoderPrompt, Decompressed, Generated, GenerationConfig, Reconstruction};
 
 use crate::error::{Error, Result};
-use crate::model::{C3Runtime, Compressed};
 
-/// Limits of a scheduler.
+use crate::model::{C3Runtime, Compressed};
+use job::Job;
+
+/// Limits of a scheduler. The window length is the runtime's
+/// ([`crate::RuntimeOptions::window`]): one plan for every request.
 #[derive(Debug, Clone)]
 pub struct SchedulerOptions {
     /// Rows (windows) decoded together at most: the KV cache is allocated for this
@@ -31,14 +35,16 @@ pub struct SchedulerOptions {
     /// Requests accepted but not yet decoding (waiting for the encoder or a row);
     /// one more is refused with [`Error::QueueFull`].
     pub max_queue: usize,
-    /// Window length in tokens, overriding the export's (as `c3 roundtrip --window`).
-    pub window: Option<usize>,
     /// Windows encoded, and new rows prefilled, per step at most. Prefill is
     /// compute-bound, so a burst of arrivals handled at once would stall every running
     /// row and give every arrival the whole burst's time to first token; in groups of
     /// this size the first arrivals start decoding early and running rows keep
     /// stepping between groups. Higher favours throughput on bursts, lower latency.
     pub admit_per_step: usize,
+    /// Positions each row has beyond the model's own prompt and a full window's
+    /// tokens: room for a request's own, longer prompt. A request whose prompt does
+    /// not fit is refused at submit.
+    pub prompt_room: usize,
 }
 
 impl Default for SchedulerOptions {
@@ -46,48 +52,73 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             max_batch: 16,
             max_queue: 64,
-            window: None,
             admit_per_step: 4,
+            prompt_room: 64,
         }
     }
 }
 
-/// What a request asks for.
+/// Compress one tokenized document window by window and reconstruct it: a
+/// [`Reconstruction`].
 #[derive(Debug, Clone)]
-pub enum Task {
-    /// Compress one tokenized document window by window and reconstruct it
-    /// (`limit` caps each window's new tokens).
-    Roundtrip {
-        text_ids: Vec<u32>,
-        cfg: GenerationConfig,
-        limit: Option<usize>,
-    },
-    /// Latents of tokenized documents, window by window.
-    Compress { docs: Vec<Vec<u32>> },
-    /// Text back from compressed documents.
-    Decompress {
-        compressed: Compressed,
-        cfg: GenerationConfig,
-        limit: Option<usize>,
-    },
+pub struct RoundtripTask {
+    pub text_ids: Vec<u32>,
+    /// The decoder prompt; `None`: the model's own ([`C3Runtime::prompt`]).
+    pub prompt: Option<Arc<DecoderPrompt>>,
+    pub cfg: GenerationConfig,
+    /// Caps each window's new tokens.
+    pub limit: Option<usize>,
 }
 
-/// What a request produced.
+/// Latents of tokenized documents, window by window: a [`Compressed`].
 #[derive(Debug, Clone)]
-pub enum Outcome {
-    Roundtrip(Reconstruction),
-    Compressed(Compressed),
-    /// Each document's ids and every window's report, as [`C3Runtime::decompress`].
-    Decompressed {
-        docs: Vec<Vec<u32>>,
-        reports: Vec<WindowReport>,
-    },
+pub struct CompressTask {
+    pub docs: Vec<Vec<u32>>,
+}
+
+/// Text back from compressed documents: a [`Decompressed`].
+#[derive(Debug, Clone)]
+pub struct DecompressTask {
+    pub compressed: Compressed,
+    /// The decoder prompt; `None`: the model's own.
+    pub prompt: Option<Arc<DecoderPrompt>>,
+    pub cfg: GenerationConfig,
+    pub limit: Option<usize>,
+}
+
+/// What a request asks for, and the type of its result: a front-end receives
+/// exactly that type ([`Event::Done`]), never a value of another task's.
+pub trait Task: Send + 'static {
+    type Output: Send + 'static;
+    #[doc(hidden)]
+    fn into_job(self, sink: Sink<Self::Output>) -> Job;
+}
+
+impl Task for RoundtripTask {
+    type Output = Reconstruction;
+    fn into_job(self, sink: Sink<Reconstruction>) -> Job {
+        Job::Roundtrip(self, sink)
+    }
+}
+
+impl Task for CompressTask {
+    type Output = Compressed;
+    fn into_job(self, sink: Sink<Compressed>) -> Job {
+        Job::Compress(self, sink)
+    }
+}
+
+impl Task for DecompressTask {
+    type Output = Decompressed;
+    fn into_job(self, sink: Sink<Decompressed>) -> Job {
+        Job::Decompress(self, sink)
+    }
 }
 
 /// Progress of a request, in order: tokens as they are chosen, each window's end,
-/// then exactly one `Done` or `Failed`.
+/// then exactly one `Done` (the task's own result type) or `Failed`.
 #[derive(Debug)]
-pub enum Event {
+pub enum Event<T> {
     /// A token generated for window `window` (an index into the request's windows,
     /// which are in document order).
     Token {
@@ -99,12 +130,13 @@ pub enum Event {
         window: usize,
         generated: Generated,
     },
-    Done(Outcome),
+    Done(T),
+    /// The request's own error, of its own kind (a bad input is [`Error::Input`]).
     Failed(Error),
 }
 
 /// Receives a request's events on the scheduler thread; `false` cancels it.
-pub type Sink = Box<dyn FnMut(Event) -> bool + Send>;
+pub type Sink<T> = Box<dyn FnMut(Event<T>) -> bool + Send>;
 
 /// Keeps a submitted request alive: dropping it cancels the request.
 #[derive(Debug)]
@@ -150,9 +182,8 @@ struct Shared {
 }
 
 /// A submitted request, as the worker receives it.
-struct Job {
-    task: Task,
-    sink: Sink,
+struct Submission {
+    job: Job,
     cancel: Arc<AtomicBool>,
 }
 
@@ -160,7 +191,7 @@ struct Job {
 pub struct Scheduler {
     rt: Arc<C3Runtime>,
     options: SchedulerOptions,
-    tx: Option<mpsc::Sender<Job>>,
+    tx: Option<mpsc::Sender<Submission>>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -207,8 +238,9 @@ impl Scheduler {
     /// Queues `task`; its events go to `sink`. Refused at once (nothing queued) when
     /// the task is malformed ([`Error::Input`]), the queue is full
     /// ([`Error::QueueFull`]) or the scheduler is shutting down ([`Error::Stopped`]).
-    pub fn submit(&self, task: Task, sink: Sink) -> Result<Ticket> {
-        worker::check_task(&self.rt, &self.options, &task)?;
+    pub fn submit<T: Task>(&self, task: T, sink: Sink<T::Output>) -> Result<Ticket> {
+        let job = task.into_job(sink);
+        job.check(&self.rt, worker::capacity(&self.rt, &self.options)?)?;
         if !self.shared.accepting.load(Ordering::Relaxed) {
             return Err(Error::Stopped);
         }
@@ -220,12 +252,11 @@ impl Scheduler {
             })
             .map_err(|_| Error::QueueFull { max_queue })?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let job = Job {
-            task,
-            sink,
+        let sub = Submission {
+            job,
             cancel: cancel.clone(),
         };
-        let sent = self.tx.as_ref().map(|tx| tx.send(job).is_ok());
+        let sent = self.tx.as_ref().map(|tx| tx.send(sub).is_ok());
         if sent != Some(true) {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::Stopped);
@@ -233,8 +264,8 @@ impl Scheduler {
         Ok(Ticket { cancel })
     }
 
-    /// Submits `task` and waits for its outcome (tokens are not streamed).
-    pub fn run(&self, task: Task) -> Result<Outcome> {
+    /// Submits `task` and waits for its result (tokens are not streamed).
+    pub fn run<T: Task>(&self, task: T) -> Result<T::Output> {
         let (tx, rx) = mpsc::channel();
         let _ticket = self.submit(
             task,

@@ -72,7 +72,8 @@ fn fused_encoder_equals_standard_ops() {
     }
     let cfg = fused.reference_generation();
     let text = &page[..400];
-    let r1 = fused.roundtrip(text, &cfg, None, Some(48)).unwrap();
-    let r2 = standard.roundtrip(text, &cfg, None, Some(48)).unwrap();
+    let r1 = c3_core::Cascade::roundtrip(&fused, text, fused.prompt(), &cfg, Some(48)).unwrap();
+    let r2 =
+        c3_core::Cascade::roundtrip(&standard, text, standard.prompt(), &cfg, Some(48)).unwrap();
     assert_eq!(r1.text, r2.text);
 }

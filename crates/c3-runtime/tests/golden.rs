@@ -169,7 +169,9 @@ fn fp32_exports_match_hf_goldens() {
                 let want = g.ids(&format!("doc{i}.greedy_ngram{n}"));
                 let mut streamed = Vec::new();
                 let got = rt
-                    .generate(&[&lats[i]], &gen_cfg(rt, n), &mut |_, t| streamed.push(t))
+                    .generate(&[&lats[i]], rt.prompt(), &gen_cfg(rt, n), &mut |_, t| {
+                        streamed.push(t)
+                    })
                     .unwrap()
                     .remove(0);
                 assert_eq!(got.ids, want, "{target:?} doc{i} ngram{n} greedy tokens");
@@ -178,7 +180,7 @@ fn fp32_exports_match_hf_goldens() {
             // Three rows decoded together (they stop at different steps) = one by one.
             let rows: Vec<&Latents> = lats.iter().collect();
             let batched = rt
-                .generate(&rows, &gen_cfg(rt, 20), &mut |_, _| {})
+                .generate(&rows, rt.prompt(), &gen_cfg(rt, 20), &mut |_, _| {})
                 .unwrap();
             for (i, b) in batched.iter().enumerate() {
                 assert_eq!(

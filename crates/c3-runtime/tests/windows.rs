@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use c3_core::GenerationConfig;
+use c3_core::{Cascade, GenerationConfig};
 use c3_export::ExportOptions;
 use c3_runtime::{C3Runtime, RuntimeOptions, latent_file};
 use safetensors::{Dtype, SafeTensors, serialize, tensor::TensorView};
@@ -18,7 +18,11 @@ fn export(out: &Path) -> C3Runtime {
         out.to_path_buf(),
     );
     c3_export::run(&args).unwrap();
-    C3Runtime::load(out, RuntimeOptions::default()).unwrap()
+    let options = RuntimeOptions {
+        window: Some(WINDOW),
+        ..RuntimeOptions::default()
+    };
+    C3Runtime::load(out, options).unwrap()
 }
 
 fn cfg(rt: &C3Runtime) -> GenerationConfig {
@@ -42,23 +46,20 @@ fn a_long_document_decodes_the_same_every_way() {
         "the document must span several windows"
     );
 
-    let r = rt
-        .roundtrip(DOC, &cfg(&rt), Some(WINDOW), Some(30))
-        .unwrap();
+    let r = rt.roundtrip(DOC, rt.prompt(), &cfg(&rt), Some(30)).unwrap();
     assert_eq!(r.windows.len(), ids.len().div_ceil(WINDOW));
     assert_eq!(r.text_ids, ids);
 
     // Alone, through a latent file.
-    let c = rt
-        .compress_documents(std::slice::from_ref(&ids), Some(WINDOW))
-        .unwrap();
+    let c = rt.compress_documents(std::slice::from_ref(&ids)).unwrap();
     let path = dir.path().join("doc.latents");
     latent_file::save(&path, &rt, &c, &["doc".into()]).unwrap();
     let back = latent_file::load(&path, &rt).unwrap();
     assert_eq!(back.compressed, c);
-    let (docs, reports) = rt
-        .decompress(&back.compressed, &cfg(&rt), Some(30))
+    let back = rt
+        .decompress(&back.compressed, rt.prompt(), &cfg(&rt), Some(30))
         .unwrap();
+    let (docs, reports) = (back.docs, back.reports);
     assert_eq!(docs[0], r.generation.ids);
     assert_eq!(reports, r.windows);
 
@@ -66,8 +67,11 @@ fn a_long_document_decodes_the_same_every_way() {
     let short = rt.document_ids("short one").unwrap();
     let long = rt.document_ids(&DOC.repeat(2)).unwrap();
     let batch = [short, ids.clone(), long];
-    let c = rt.compress_documents(&batch, Some(WINDOW)).unwrap();
-    let (docs, _) = rt.decompress(&c, &cfg(&rt), Some(30)).unwrap();
+    let c = rt.compress_documents(&batch).unwrap();
+    let docs = rt
+        .decompress(&c, rt.prompt(), &cfg(&rt), Some(30))
+        .unwrap()
+        .docs;
     assert_eq!(docs[1], r.generation.ids);
 }
 
@@ -102,7 +106,7 @@ fn a_latent_file_whose_index_lies_is_refused() {
         rt.document_ids(DOC).unwrap(),
         rt.document_ids("second document").unwrap(),
     ];
-    let c = rt.compress_documents(&docs, Some(WINDOW)).unwrap();
+    let c = rt.compress_documents(&docs).unwrap();
     let good = latent_file::to_bytes(&rt, &c, &["a".into(), "b".into()]).unwrap();
     let back = latent_file::from_bytes(&good, &rt).unwrap();
     assert_eq!(back.compressed, c);

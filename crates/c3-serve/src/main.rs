@@ -18,8 +18,13 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(name = "c3-serve", version)]
 struct Args {
-    /// Export folder (made by `c3 export`).
-    export: PathBuf,
+    /// Export folder (made by `c3 export`); or give it as `--model EXPORT`, as the
+    /// `c3` commands take it.
+    #[arg(required_unless_present = "model", conflicts_with = "model")]
+    export: Option<PathBuf>,
+    /// Export folder (the same as the positional argument).
+    #[arg(long, value_name = "EXPORT")]
+    model: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the listening line names it).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
@@ -161,20 +166,27 @@ fn main() -> ExitCode {
         encoder_memory: args.encoder_memory as u64,
         verify_files: args.verify_files,
         cuda_libs: args.cuda_libs.clone(),
+        window: args.window,
         ..RuntimeOptions::default()
     };
-    let rt = match C3Runtime::load(&args.export, options) {
+    // clap requires one of the two.
+    let export = args
+        .export
+        .clone()
+        .or(args.model.clone())
+        .unwrap_or_default();
+    let rt = match C3Runtime::load(&export, options) {
         Ok(rt) => Arc::new(rt),
         Err(e) => {
             let code = load_exit_code(&e);
-            return fail(code, format_args!("{}: {e:#}", args.export.display()));
+            return fail(code, format_args!("{}: {e:#}", export.display()));
         }
     };
     let scheduler = SchedulerOptions {
         max_batch: args.max_batch,
         max_queue: args.max_queue,
-        window: args.window,
         admit_per_step: args.admit_per_step,
+        ..SchedulerOptions::default()
     };
     let serve = ServeOptions {
         max_body: args.max_body,
@@ -200,7 +212,7 @@ fn main() -> ExitCode {
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!(
             "c3-serve: listening on http://{local} (model {}, max batch {})",
-            args.export.display(),
+            export.display(),
             args.max_batch
         );
         c3_serve::serve(listener, state.clone(), shutdown_signal())

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use c3_core::report::{RoundtripInfo, roundtrip_json};
-use c3_runtime::{Outcome, Task, latent_file};
+use c3_core::{Cascade, DecoderPrompt};
+use c3_runtime::{CompressTask, DecompressTask, RoundtripTask, latent_file};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -48,6 +49,24 @@ fn core_error(e: c3_core::Error) -> ApiError {
     }
 }
 
+/// The decoder prompt of a request's `prompt` field: the model's own when absent.
+fn request_prompt(
+    st: &AppState,
+    prompt: Option<&str>,
+) -> Result<Option<Arc<DecoderPrompt>>, ApiError> {
+    let Some(task) = prompt else {
+        return Ok(None);
+    };
+    let p = st
+        .rt
+        .prompt_for(Some(task))
+        .map_err(|e| match e.is_client_error() {
+            true => ApiError::bad_request(format!("`prompt`: {e}")),
+            false => ApiError::from(e),
+        })?;
+    Ok(Some(Arc::new(p)))
+}
+
 fn check_limit(max_new_tokens: Option<usize>) -> Result<(), ApiError> {
     if max_new_tokens == Some(0) {
         return Err(ApiError::bad_request("`max_new_tokens` must be at least 1"));
@@ -64,6 +83,10 @@ pub struct RoundtripRequest {
     pub max_new_tokens: Option<usize>,
     #[serde(default)]
     pub stream: bool,
+    /// The task after the latents in the decoder prompt, for a model trained to
+    /// answer it; default: the prompt the model was exported with.
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 pub(crate) async fn roundtrip(
@@ -77,6 +100,7 @@ pub(crate) async fn roundtrip(
     if req.text.trim().is_empty() {
         return Err(ApiError::bad_request("`text` is empty"));
     }
+    let prompt = request_prompt(&st, req.prompt.as_deref())?;
     let (text, ids) = {
         let st = st.clone();
         blocking(move || {
@@ -94,8 +118,9 @@ pub(crate) async fn roundtrip(
         )));
     }
     let windows = st.plan.split(0, ids.len());
-    let task = Task::Roundtrip {
+    let task = RoundtripTask {
         text_ids: ids,
+        prompt,
         cfg: st.generation.clone(),
         limit: req.max_new_tokens,
     };
@@ -103,11 +128,7 @@ pub(crate) async fn roundtrip(
     if req.stream {
         return Ok(sse::roundtrip(st, text, windows, job, arrived, deadline));
     }
-    let Outcome::Roundtrip(r) = job.outcome(&st, arrived, deadline).await? else {
-        return Err(ApiError::internal(
-            "the scheduler answered a round trip with another outcome",
-        ));
-    };
+    let r = job.outcome(&st, arrived, deadline).await?;
     let summary = blocking(move || summary(&st, &r, &text)).await?;
     Ok(Json(summary).into_response())
 }
@@ -172,12 +193,8 @@ pub(crate) async fn compress(
         .await?
         .map_err(core_error)?
     };
-    let job = st.submit(Task::Compress { docs })?;
-    let Outcome::Compressed(c) = job.outcome(&st, arrived, deadline).await? else {
-        return Err(ApiError::internal(
-            "the scheduler answered a compress with another outcome",
-        ));
-    };
+    let job = st.submit(CompressTask { docs })?;
+    let c = job.outcome(&st, arrived, deadline).await?;
     let body = blocking(move || {
         let bytes = latent_file::to_bytes(&st.rt, &c, &sources)
             .map_err(|e| ApiError::internal(format!("writing the latent file: {e:#}")))?;
@@ -202,6 +219,9 @@ pub struct DecompressRequest {
     pub latent_file: String,
     #[serde(default)]
     pub max_new_tokens: Option<usize>,
+    /// As in [`RoundtripRequest::prompt`].
+    #[serde(default)]
+    pub prompt: Option<String>,
 }
 
 pub(crate) async fn decompress(
@@ -212,6 +232,7 @@ pub(crate) async fn decompress(
     let deadline = tokio::time::Instant::now() + st.options.request_timeout;
     st.check_open()?;
     check_limit(req.max_new_tokens)?;
+    let prompt = request_prompt(&st, req.prompt.as_deref())?;
     // The upload is untrusted: latent_file::from_bytes checks the header, shapes,
     // dtype, values, the window index and that this export made it.
     let file = {
@@ -225,17 +246,14 @@ pub(crate) async fn decompress(
         })
         .await??
     };
-    let task = Task::Decompress {
+    let task = DecompressTask {
         compressed: file.compressed,
+        prompt,
         cfg: st.generation.clone(),
         limit: req.max_new_tokens,
     };
     let job = st.submit(task)?;
-    let Outcome::Decompressed { docs, .. } = job.outcome(&st, arrived, deadline).await? else {
-        return Err(ApiError::internal(
-            "the scheduler answered a decompress with another outcome",
-        ));
-    };
+    let docs = job.outcome(&st, arrived, deadline).await?.docs;
     let texts = (docs.iter())
         .map(|ids| st.rt.tokenizer.decode(ids).map(|t| t.trim().to_string()))
         .collect::<Result<Vec<_>, _>>()

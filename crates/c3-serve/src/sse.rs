@@ -14,9 +14,9 @@ use std::time::Instant;
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use c3_core::Window;
 use c3_core::stream::DocumentStream;
-use c3_runtime::{Event, Outcome, Ticket};
+use c3_core::{Reconstruction, Window};
+use c3_runtime::{Event, Ticket};
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -32,7 +32,7 @@ struct RoundtripStream {
     st: Arc<AppState>,
     /// `None` once the request ended (dropping it earlier cancels the request).
     ticket: Option<Ticket>,
-    events: UnboundedReceiver<Event>,
+    events: UnboundedReceiver<Event<Reconstruction>>,
     text: String,
     doc: DocumentStream,
     timer: TokenTimer,
@@ -46,7 +46,7 @@ pub(crate) fn roundtrip(
     st: Arc<AppState>,
     text: String,
     windows: Vec<Window>,
-    job: Submitted,
+    job: Submitted<Reconstruction>,
     arrived: Instant,
     deadline: tokio::time::Instant,
 ) -> Response {
@@ -116,7 +116,7 @@ impl RoundtripStream {
                 .doc
                 .window_done(tok, window, &generated.ids)
                 .map_err(stream_err)?,
-            Some(Event::Done(Outcome::Roundtrip(r))) => {
+            Some(Event::Done(r)) => {
                 self.ticket = None;
                 if let Some(p) = self.doc.finish(tok).map_err(stream_err)? {
                     self.ready.push_back(piece(p));
@@ -131,11 +131,6 @@ impl RoundtripStream {
                 self.ready
                     .push_back(SseEvent::default().event("done").data(v.to_string()));
                 return Ok(());
-            }
-            Some(Event::Done(_)) => {
-                return Err(ApiError::internal(
-                    "the scheduler answered a round trip with another outcome",
-                ));
             }
             Some(Event::Failed(e)) => return Err(e.into()),
             None => return Err(c3_runtime::Error::Stopped.into()),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use c3_core::{GenerationConfig, WindowPlan};
-use c3_runtime::{C3Runtime, Event, Outcome, Scheduler, SchedulerOptions, Task, Ticket};
+use c3_runtime::{C3Runtime, Event, Scheduler, SchedulerOptions, Task, Ticket};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::error::ApiError;
@@ -43,7 +43,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The export's generation settings, used for every request.
     pub generation: GenerationConfig,
-    /// How documents are windowed (the export's, or `--window`).
+    /// How documents are windowed: the runtime's one plan (the export's window, or
+    /// `--window`), copied here for the handlers.
     pub plan: WindowPlan,
     shutting_down: AtomicBool,
 }
@@ -55,7 +56,7 @@ impl AppState {
         scheduler_options: SchedulerOptions,
         options: ServeOptions,
     ) -> Result<Self, c3_runtime::Error> {
-        let plan = rt.manifest.window_plan(scheduler_options.window)?;
+        let plan = *rt.plan();
         let scheduler = Scheduler::start(rt.clone(), scheduler_options.clone())?;
         Ok(AppState {
             generation: rt.reference_generation(),
@@ -89,7 +90,7 @@ impl AppState {
     /// Queues `task`; its events arrive on the returned channel. The sink runs on
     /// the scheduler thread, so it only sends (never blocks); a closed channel (the
     /// handler is gone) cancels the request, as does dropping the ticket.
-    pub(crate) fn submit(&self, task: Task) -> Result<Submitted, ApiError> {
+    pub(crate) fn submit<T: Task>(&self, task: T) -> Result<Submitted<T::Output>, ApiError> {
         self.check_open()?;
         let (tx, rx) = unbounded_channel();
         let ticket = self
@@ -100,20 +101,20 @@ impl AppState {
 }
 
 /// A queued request: keep `ticket` alive while waiting for `events`.
-pub(crate) struct Submitted {
+pub(crate) struct Submitted<T> {
     pub ticket: Ticket,
-    pub events: UnboundedReceiver<Event>,
+    pub events: UnboundedReceiver<Event<T>>,
 }
 
-impl Submitted {
-    /// Waits for the outcome until `deadline`, timing tokens on the way. On any
+impl<T> Submitted<T> {
+    /// Waits for the result until `deadline`, timing tokens on the way. On any
     /// error the ticket is dropped here, which cancels the request and frees its rows.
     pub async fn outcome(
         mut self,
         state: &AppState,
         arrived: Instant,
         deadline: tokio::time::Instant,
-    ) -> Result<Outcome, ApiError> {
+    ) -> Result<T, ApiError> {
         let mut timer = TokenTimer::new(arrived);
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())

@@ -11,7 +11,8 @@ mod common;
 
 use std::time::Duration;
 
-use c3_runtime::{Event, Sink, Task, Ticket};
+use c3_core::Cascade;
+use c3_runtime::{CompressTask, Event, RoundtripTask, Sink, Task, Ticket};
 use common::*;
 use serde_json::json;
 
@@ -28,11 +29,11 @@ struct Hold {
     release: Option<std::sync::mpsc::Sender<()>>,
 }
 
-fn holding_sink(stop_at: fn(&Event) -> bool) -> (Sink, Hold) {
+fn holding_sink<T: 'static>(stop_at: fn(&Event<T>) -> bool) -> (Sink<T>, Hold) {
     let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let mut reached_tx = Some(reached_tx);
-    let sink: Sink = Box::new(move |e| {
+    let sink: Sink<T> = Box::new(move |e| {
         if stop_at(&e)
             && let Some(tx) = reached_tx.take()
         {
@@ -63,7 +64,7 @@ impl Hold {
     }
 }
 
-fn submit(server: &Server, task: Task, sink: Sink) -> Ticket {
+fn submit<T: Task>(server: &Server, task: T, sink: Sink<T::Output>) -> Ticket {
     server.state.scheduler.submit(task, sink).unwrap()
 }
 
@@ -72,7 +73,8 @@ async fn a_full_queue_answers_429() {
     // One row, one queued request: a long document held at its first token fills both.
     let server = Server::start(1, 1, Default::default()).await;
     let rt = runtime();
-    let task = Task::Roundtrip {
+    let task = RoundtripTask {
+        prompt: None,
         text_ids: rt.document_ids(&long_document()).unwrap(),
         cfg: rt.reference_generation(),
         limit: None,
@@ -125,7 +127,7 @@ async fn a_dropped_stream_frees_its_row() {
     assert_eq!(stream.next().await.unwrap().event, "piece");
     // Hold the scheduler mid-stream: a compress queued behind the stream's windows
     // stops it when its latents are done, a few steps into the stream's thousands.
-    let task = Task::Compress {
+    let task = CompressTask {
         docs: vec![rt.document_ids("hold the scheduler here").unwrap()],
     };
     let (sink, mut hold) = holding_sink(|e| matches!(e, Event::Done(_)));
@@ -155,8 +157,8 @@ async fn a_dropped_stream_frees_its_row() {
     let whole = rt
         .roundtrip(
             &long_document(),
+            rt.prompt(),
             &rt.reference_generation(),
-            Some(WINDOW),
             None,
         )
         .unwrap();

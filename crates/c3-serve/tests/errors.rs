@@ -113,6 +113,31 @@ async fn bad_requests_get_400_and_the_server_stays_healthy() {
         "over this server's limit of 200",
     )
     .await;
+    // A request's own prompt: empty, of the wrong type, or too long for the rows.
+    expect(
+        &server,
+        rt,
+        r#"{"text": "x", "prompt": "  "}"#,
+        400,
+        "`prompt`: the prompt is empty",
+    )
+    .await;
+    expect(
+        &server,
+        rt,
+        r#"{"text": "x", "prompt": 7}"#,
+        400,
+        "invalid type",
+    )
+    .await;
+    expect(
+        &server,
+        rt,
+        json!({ "text": "x", "prompt": "ask ".repeat(300) }).to_string(),
+        400,
+        "positions per row",
+    )
+    .await;
 
     let c = "/v1/compress";
     expect(
@@ -151,6 +176,22 @@ async fn bad_requests_get_400_and_the_server_stays_healthy() {
         json!({"latent_file": good, "max_new_tokens": 0}).to_string(),
         400,
         "at least 1",
+    )
+    .await;
+    expect(
+        &server,
+        d,
+        json!({"latent_file": good, "prompt": ""}).to_string(),
+        400,
+        "`prompt`: the prompt is empty",
+    )
+    .await;
+    expect(
+        &server,
+        d,
+        json!({"latent_file": good, "prompt": "ask ".repeat(300)}).to_string(),
+        400,
+        "positions per row",
     )
     .await;
     for (what, bytes, needle) in bad_latent_files(&BASE64.decode(&good).unwrap()) {

@@ -7,13 +7,14 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use c3_core::Cascade;
 use c3_runtime::latent_file;
 use common::*;
 use serde_json::{Value, json};
 
 fn serial(doc: &str, limit: Option<usize>) -> c3_core::Reconstruction {
     let rt = runtime();
-    rt.roundtrip(doc, &rt.reference_generation(), Some(WINDOW), limit)
+    rt.roundtrip(doc, rt.prompt(), &rt.reference_generation(), limit)
         .unwrap()
 }
 
@@ -169,7 +170,7 @@ async fn compressed_latents_decompress_to_the_round_trip_text() {
     assert_eq!(v["text_tokens"], json!(lens));
     // The file is the one `c3 compress` writes for these documents (sources 0, 1, ..).
     let bytes = BASE64.decode(v["latent_file"].as_str().unwrap()).unwrap();
-    let c = rt.compress_documents(&doc_ids, Some(WINDOW)).unwrap();
+    let c = rt.compress_documents(&doc_ids).unwrap();
     let sources: Vec<String> = (0..docs.len()).map(|i| i.to_string()).collect();
     let want = latent_file::to_bytes(&rt, &c, &sources).unwrap();
     assert_same_latent_file(&bytes, &want);
@@ -198,4 +199,43 @@ fn assert_same_latent_file(got: &[u8], want: &[u8]) {
         got.len(),
         want.len()
     );
+}
+
+/// A request's own `prompt` reaches the decoder: the service answers what the runtime
+/// gives after exactly that prompt, streamed or not, round trip or decompress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_prompt_is_decoded_after() {
+    let server = Server::default().await;
+    let rt = runtime();
+    let ask = "Summarize the text: ";
+    let prompt = rt.prompt_for(Some(ask)).unwrap();
+    let doc = &documents()[2];
+    let want = rt
+        .roundtrip(doc, &prompt, &rt.reference_generation(), Some(10))
+        .unwrap();
+    let (status, v) = server
+        .post_json(
+            "/v1/roundtrip",
+            &json!({"text": doc, "prompt": ask, "max_new_tokens": 10}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(ids(&v), want.generation.ids);
+    assert_ne!(
+        ids(&v),
+        serial(doc, Some(10)).generation.ids,
+        "the prompt changed nothing"
+    );
+    let (status, c) = server
+        .post_json("/v1/compress", &json!({"documents": [doc]}))
+        .await;
+    assert_eq!(status, 200, "{c}");
+    let (status, out) = server
+        .post_json(
+            "/v1/decompress",
+            &json!({"latent_file": c["latent_file"], "prompt": ask, "max_new_tokens": 10}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["texts"][0], json!(want.text));
 }

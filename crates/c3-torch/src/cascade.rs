@@ -2,17 +2,19 @@
 //! generation rules bundled, as `c3 roundtrip --checkpoint` and training's
 //! evaluation use them.
 
+use std::ops::Range;
 use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
 
 use crate::c3::{C3Model, EncoderBatch};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::generate::generate;
 use crate::load::load_model;
-use c3_core::prompt::{document_ids, encoder_input};
+use c3_core::prompt::encoder_input;
 use c3_core::{
-    C3Tokenizer, Checkpoint, DecoderPrompt, GenerationConfig, PromptTemplate, Reconstruction,
+    C3Tokenizer, Cascade, Checkpoint, DecoderPrompt, Generated, GenerationConfig, PromptTemplate,
+    WindowPlan,
 };
 
 /// A loaded checkpoint ready to compress and reconstruct.
@@ -20,6 +22,9 @@ pub struct TorchCascade {
     pub model: C3Model,
     pub tokenizer: C3Tokenizer,
     pub prompt: DecoderPrompt,
+    template: PromptTemplate,
+    plan: WindowPlan,
+    generation: GenerationConfig,
     _vs: tch::nn::VarStore,
 }
 
@@ -41,17 +46,27 @@ impl TorchCascade {
         model: C3Model,
         tokenizer: C3Tokenizer,
     ) -> Result<Self> {
-        let prompt = DecoderPrompt::build(
-            &tokenizer,
-            model.config.n_latents(),
-            &PromptTemplate::default(),
-        )?;
+        let template = PromptTemplate::default();
+        let prompt = DecoderPrompt::build(&tokenizer, model.config.n_latents(), &template)?;
+        let endoftext = tokenizer.specials().endoftext;
+        let plan = model.config.window_plan(None, endoftext)?;
+        let generation = GenerationConfig::reference(tokenizer.specials().stop_ids());
         Ok(TorchCascade {
             model,
             tokenizer,
             prompt,
+            template,
+            plan,
+            generation,
             _vs: vs,
         })
+    }
+
+    /// Windows of `window` tokens instead of the model's own length.
+    pub fn with_window(mut self, window: Option<usize>) -> Result<Self> {
+        let endoftext = self.tokenizer.specials().endoftext;
+        self.plan = self.model.config.window_plan(window, endoftext)?;
+        Ok(self)
     }
 
     /// Projected latents `[B, N, D_dec]` for already tokenized documents.
@@ -66,36 +81,50 @@ impl TorchCascade {
         }))
     }
 
-    /// Tokenizes (refusing empty text), compresses window by window (`window`
-    /// overrides the model's length) and reconstructs; `limit` caps each window's
-    /// new tokens (`cfg.max_new_tokens` is set per batch of windows).
-    pub fn roundtrip(
-        &self,
-        text: &str,
-        cfg: &GenerationConfig,
-        window: Option<usize>,
-        limit: Option<usize>,
-    ) -> Result<Reconstruction> {
-        let plan = self
-            .model
-            .config
-            .window_plan(window, self.tokenizer.specials().endoftext)?;
-        Reconstruction::windowed(
-            &self.tokenizer,
-            document_ids(&self.tokenizer, text)?,
-            &plan,
-            cfg,
-            limit,
-            |inputs| self.compress_ids(inputs),
-            |latents, range, cfg| {
-                let rows = latents.narrow(0, range.start as i64, range.len() as i64);
-                generate(&self.model, &self.prompt, &rows, cfg)
-            },
-        )
-    }
-
     /// The reference generation settings with this tokenizer's stop ids.
     pub fn reference_generation(&self) -> GenerationConfig {
-        GenerationConfig::reference(self.tokenizer.specials().stop_ids())
+        self.generation.clone()
+    }
+}
+
+/// The tch reference cascade: what `--checkpoint` runs and training evaluates.
+impl Cascade for TorchCascade {
+    /// `[windows, N, D_dec]`.
+    type Latents = Tensor;
+    type Error = Error;
+
+    fn backend(&self) -> &'static str {
+        "tch"
+    }
+    fn tokenizer(&self) -> &C3Tokenizer {
+        &self.tokenizer
+    }
+    fn n_latents(&self) -> usize {
+        self.model.config.n_latents()
+    }
+    fn plan(&self) -> &WindowPlan {
+        &self.plan
+    }
+    fn generation(&self) -> &GenerationConfig {
+        &self.generation
+    }
+    fn template(&self) -> &PromptTemplate {
+        &self.template
+    }
+    fn prompt(&self) -> &DecoderPrompt {
+        &self.prompt
+    }
+    fn encode(&self, windows: &[Vec<u32>]) -> Result<Tensor> {
+        self.compress_ids(windows)
+    }
+    fn decode(
+        &self,
+        latents: &Tensor,
+        rows: Range<usize>,
+        prompt: &DecoderPrompt,
+        cfg: &GenerationConfig,
+    ) -> Result<Vec<Generated>> {
+        let rows = latents.narrow(0, rows.start as i64, rows.len() as i64);
+        generate(&self.model, prompt, &rows, cfg)
     }
 }

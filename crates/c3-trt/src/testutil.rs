@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use c3_core::ExportManifest;
-use c3_core::manifest::{
-    ConfigPair, FileRef, IoSpec, ModelInfo, Models, PromptInfo, SourceInfo, SpecialIds,
-};
+use c3_core::manifest::{ConfigPair, FileRef, IoSpec, ModelInfo, Models, PromptInfo, SourceInfo};
 use c3_onnx::{Dim, ElemType, GraphBuilder, MS_DOMAIN};
 use serde_json::json;
 
@@ -74,7 +72,7 @@ pub fn manifest(dtype: &str, target: &str) -> ExportManifest {
         window_tokens: None,
         max_context: 256,
         pad_id: 0,
-        special_tokens: SpecialIds {
+        special_tokens: c3_core::SpecialTokens {
             endoftext: 0,
             im_start: 1,
             im_end: 2,

@@ -114,7 +114,7 @@ pub fn run(a: Args) -> Result<()> {
         cuda_libs: a.cuda_libs.clone(),
         device: "cpu".into(),
     }
-    .runtime_options()?;
+    .runtime_options(None)?;
     let _ = reset_peak_rss();
     // What a service start costs: the load, then the first document's first token
     // (its first run also touches the weights ONNX Runtime mapped at load).
@@ -123,7 +123,7 @@ pub fn run(a: Args) -> Result<()> {
     let load_s = t0.elapsed().as_secs_f64();
     let sample_ids = rt.tokenizer.encode(SAMPLE)?;
     let first = rt.compress(std::slice::from_ref(&sample_ids))?;
-    rt.generate(&[&first[0]], &fixed(1), &mut |_, _| {})?;
+    rt.generate(&[&first[0]], rt.prompt(), &fixed(1), &mut |_, _| {})?;
     let load_to_first_token_s = t0.elapsed().as_secs_f64();
     let m = &rt.manifest;
     let len = a.doc_tokens.unwrap_or(64).min(m.max_text_tokens);
@@ -157,7 +157,9 @@ pub fn run(a: Args) -> Result<()> {
         let lat: Vec<Latents> = rt.compress(one)?;
         let ttft = median_secs(r, || {
             let l = rt.compress(one)?;
-            Ok(rt.generate(&[&l[0]], &fixed(1), &mut |_, _| {}).map(drop)?)
+            Ok(rt
+                .generate(&[&l[0]], rt.prompt(), &fixed(1), &mut |_, _| {})
+                .map(drop)?)
         })?;
         // Per-step time from the streamed tokens' timestamps (row 0): the prefills are
         // excluded, everything a step does (embedding, decoder, greedy) is included.
@@ -170,7 +172,7 @@ pub fn run(a: Args) -> Result<()> {
             let rows: Vec<&Latents> = (0..b).map(|_| &lat[0]).collect();
             let mut first: Vec<Option<Instant>> = vec![None; b];
             let mut stamps = Vec::with_capacity(k);
-            rt.generate(&rows, &fixed(k), &mut |row, _| {
+            rt.generate(&rows, rt.prompt(), &fixed(k), &mut |row, _| {
                 let now = Instant::now();
                 first[row].get_or_insert(now);
                 if row == 0 {

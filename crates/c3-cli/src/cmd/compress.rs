@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
+use c3_core::Cascade;
 use c3_core::window::WindowEnd;
-use c3_runtime::{C3Runtime, latent_file};
+use c3_runtime::{C3Runtime, Decompressed, RuntimeOptions, latent_file};
 use serde_json::json;
 
 use crate::input::read_text;
@@ -41,7 +42,11 @@ pub fn compress(a: CompressArgs) -> Result<()> {
             a.out.display()
         );
     }
-    let rt = C3Runtime::load(&a.model, Default::default())?;
+    let options = RuntimeOptions {
+        window: a.window,
+        ..Default::default()
+    };
+    let rt = C3Runtime::load(&a.model, options)?;
     let mut docs = Vec::new();
     for f in &a.files {
         let text = read_text(f)?;
@@ -51,7 +56,7 @@ pub fn compress(a: CompressArgs) -> Result<()> {
         docs.push(ids);
     }
     let t0 = std::time::Instant::now();
-    let c = rt.compress_documents(&docs, a.window)?;
+    let c = rt.compress_documents(&docs)?;
     let secs = t0.elapsed().as_secs_f64();
     let sources: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
     latent_file::save(&a.out, &rt, &c, &sources)?;
@@ -91,6 +96,10 @@ pub struct DecompressArgs {
     /// `no_repeat_ngram_size` (spec default 20; 0 disables).
     #[arg(long, default_value_t = 20)]
     no_repeat_ngram_size: usize,
+    /// The task after the latents in the decoder prompt, for a model trained to
+    /// answer it (default: the prompt the model was exported with).
+    #[arg(long, value_name = "TEXT")]
+    prompt: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -103,7 +112,9 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
     let file = latent_file::load(&a.latents, &rt)?;
     let mut cfg = rt.reference_generation();
     cfg.no_repeat_ngram_size = a.no_repeat_ngram_size;
-    let (docs, reports) = rt.decompress(&file.compressed, &cfg, a.max_new_tokens)?;
+    let prompt = rt.prompt_for(a.prompt.as_deref())?;
+    let Decompressed { docs, reports } =
+        rt.decompress(&file.compressed, &prompt, &cfg, a.max_new_tokens)?;
     let mut out = Vec::new();
     for (d, (ids, source)) in docs.iter().zip(&file.sources).enumerate() {
         let text = rt.tokenizer.decode(ids)?.trim().to_string();

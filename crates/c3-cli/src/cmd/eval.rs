@@ -55,21 +55,6 @@ pub struct Args {
     json: bool,
 }
 
-/// What a results file belongs to: the model (export manifest hash or checkpoint
-/// hash) and the exact passages.
-fn model_identity(
-    cascade: &crate::backend::Backend,
-    model: &crate::backend::ModelArgs,
-) -> Result<String> {
-    Ok(match cascade {
-        crate::backend::Backend::Ort(rt) => format!("export {}", rt.manifest_sha256),
-        crate::backend::Backend::Torch(_) => format!(
-            "checkpoint {}",
-            c3_core::manifest::checkpoint_hash(model.path())?
-        ),
-    })
-}
-
 /// Resuming is only right for the same model on the same passages: `OUT/results.meta.json`
 /// records both, and a results file from another model or corpus is refused instead
 /// of being silently reported as this one's.
@@ -138,7 +123,7 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--max-new-tokens must be at least 1");
     }
     let buckets = parse_buckets(&a.buckets).map_err(anyhow::Error::msg)?;
-    let cascade = a.model.open()?;
+    let cascade = a.model.open(a.window)?;
     let tok = cascade.tokenizer();
     let passages = match &a.recipe {
         Some(r) => {
@@ -167,12 +152,7 @@ pub fn run(a: Args) -> Result<()> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    check_resume(
-        &a.out,
-        &model_identity(&cascade, &a.model)?,
-        &passages,
-        !results.is_empty(),
-    )?;
+    check_resume(&a.out, &a.model.identity()?, &passages, !results.is_empty())?;
     let done: HashSet<usize> = results.iter().map(|r| r.id).collect();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -192,11 +172,12 @@ pub fn run(a: Args) -> Result<()> {
         .enumerate()
         .filter(|(i, _)| !done.contains(i))
         .collect();
-    let plan = cascade.window_plan(a.window)?;
-    let cfg = cascade.reference_generation();
+    let cfg = cascade.generation().clone();
     for chunk in todo.chunks(16) {
         let ids: Vec<Vec<u32>> = chunk.iter().map(|(_, p)| p.ids.clone()).collect();
-        let (outs, windows) = cascade.reconstruct_documents(&ids, &plan, &cfg, a.max_new_tokens)?;
+        let back = (cascade.reconstruct_documents(&ids, &cfg, a.max_new_tokens))
+            .map_err(crate::backend::cascade_error)?;
+        let (outs, windows) = (back.docs, back.reports);
         for (k, ((i, p), out_ids)) in chunk.iter().zip(outs).enumerate() {
             let out = tok.decode(&out_ids)?;
             let mine: Vec<_> = windows.iter().filter(|w| w.window.doc == k).collect();

@@ -19,6 +19,9 @@ pub struct Args {
     /// Greedy tokens to generate.
     #[arg(long, default_value_t = 32)]
     max_new_tokens: usize,
+    /// The task after the latents in the decoder prompt (the export's template).
+    #[arg(long, default_value = c3_core::prompt::REPEAT_TASK)]
+    prompt: String,
     /// Output file: `latents` [N, D_dec] (projected), `prefill_logits` [L, vocab],
     /// `greedy` [k] (int64).
     #[arg(long)]
@@ -27,6 +30,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let c = TorchCascade::load(&a.checkpoint, Device::Cpu)?;
+    let prompt = c3_core::Cascade::prompt_for(&c, Some(&a.prompt))?;
     let max = c.model.config.max_text_tokens();
     ensure!(
         a.ids.len() <= max,
@@ -40,13 +44,13 @@ pub fn run(a: Args) -> Result<()> {
     );
     let latents = c.compress_ids(std::slice::from_ref(&a.ids))?;
     let logits = c3_torch::tch::no_grad(|| {
-        let embeds = c.model.prompt_embeds(&c.prompt, &latents);
+        let embeds = c.model.prompt_embeds(&prompt, &latents);
         let mut cache = KvCache::new(c.model.model.layers.len());
         c.model.logits(&c.model.decode_hidden(&embeds, &mut cache))
     });
     let mut cfg = c.reference_generation();
     cfg.max_new_tokens = a.max_new_tokens;
-    let g = generate(&c.model, &c.prompt, &latents, &cfg)?.remove(0);
+    let g = generate(&c.model, &prompt, &latents, &cfg)?.remove(0);
     let greedy = Tensor::from_slice(&g.ids.iter().map(|&i| i as i64).collect::<Vec<_>>());
     let tensors = [
         (

@@ -9,7 +9,7 @@ use c3_core::report::{RoundtripInfo, roundtrip_json};
 use c3_core::window::WindowEnd;
 use c3_core::{C3Tokenizer, WindowReport, deps};
 
-use crate::backend::ModelArgs;
+use crate::backend::{ModelArgs, cascade_error};
 use crate::input::read_text;
 
 #[derive(clap::Args)]
@@ -29,6 +29,10 @@ pub struct Args {
     /// `no_repeat_ngram_size` (spec default 20; 0 disables).
     #[arg(long, default_value_t = 20)]
     no_repeat_ngram_size: usize,
+    /// The task after the latents in the decoder prompt, for a model trained to
+    /// answer it (default: the prompt the model was exported with).
+    #[arg(long, value_name = "TEXT")]
+    prompt: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -56,11 +60,13 @@ pub fn run(a: Args) -> Result<()> {
         bail!("--max-new-tokens must be at least 1");
     }
     let text = read_text(&a.file)?;
-    let cascade = a.model.open()?;
-    let mut gen_cfg = cascade.reference_generation();
+    let cascade = a.model.open(a.window)?;
+    let mut gen_cfg = cascade.generation().clone();
     gen_cfg.no_repeat_ngram_size = a.no_repeat_ngram_size;
-    let plan = cascade.window_plan(a.window)?;
-    let r = cascade.roundtrip(&text, &gen_cfg, a.window, a.max_new_tokens)?;
+    let plan = *cascade.plan();
+    let prompt = (cascade.prompt_for(a.prompt.as_deref())).map_err(cascade_error)?;
+    let r =
+        (cascade.roundtrip(&text, &prompt, &gen_cfg, a.max_new_tokens)).map_err(cascade_error)?;
     let n = cascade.n_latents();
     let latents = n * r.windows.len();
     let qwen_tokens = qwen_token_count(&text);
@@ -73,7 +79,7 @@ pub fn run(a: Args) -> Result<()> {
             window: plan.window,
             n_latents: n,
             qwen_text_tokens: qwen_tokens,
-            backend: cascade.name(),
+            backend: cascade.backend(),
         },
     );
     if a.json {

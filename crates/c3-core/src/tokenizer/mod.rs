@@ -33,8 +33,9 @@ pub const IMG_PAD: &str = "<imgpad>";
 pub const TOKENIZER_JSON: &str = "tokenizer.json";
 pub const QWEN_TIKTOKEN: &str = "qwen.tiktoken";
 
-/// Ids of the special tokens the cascade uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ids of the special tokens the cascade uses (also the export manifest's
+/// `special_tokens`, which the runtime checks against its tokenizer's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpecialTokens {
     pub endoftext: u32,
     pub im_start: u32,

@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use c3_core::DType;
+use c3_core::{DType, DecoderPrompt};
 use half::{bf16, f16};
 
+use super::feed::prefix_feed;
 use super::{Cache, DecodeState};
 use crate::error::Result;
 use crate::model::C3Runtime;
@@ -20,9 +21,17 @@ use crate::values::{is_host, to_f32};
 pub(crate) struct PromptPrefix {
     pub(crate) len: usize,
     pub(crate) kv: Vec<Vec<f32>>,
+    /// The prefix's ids: a request's own prompt reuses the cache only if it starts
+    /// with them (the same system part).
+    ids: Vec<u32>,
 }
 
 impl PromptPrefix {
+    /// Whether `prompt`'s constant prefix is this one.
+    pub(crate) fn fits(&self, prompt: &DecoderPrompt) -> bool {
+        prompt.latent_start == self.len && prompt.ids[..self.len] == self.ids[..]
+    }
+
     /// Tensor `i` in the export dtype's little-endian bytes, as a shared buffer holds it.
     pub(crate) fn bytes(&self, i: usize, dtype: DType) -> Vec<u8> {
         let v = &self.kv[i];
@@ -54,16 +63,18 @@ impl C3Runtime {
     }
 
     fn compute_prefix(&self) -> Result<Option<PromptPrefix>> {
-        let len = self.manifest.prompt.latent_start;
+        let prompt = self.prompt();
+        let len = prompt.latent_start;
         if len < 2 || len > self.manifest.max_context {
             return Ok(None);
         }
+        let dtype = self.sessions.dtype;
         let mut state = self.decode_state(1, len)?;
-        state.forward_feed(self.prefix_feed(1))?;
+        state.forward_feed(prefix_feed(prompt, 1))?;
         let kv = match &state.cache {
             Cache::Concat { past, .. } => past
                 .iter()
-                .map(|(_, v)| Ok(to_f32(v, self.dtype)?.1))
+                .map(|(_, v)| Ok(to_f32(v, dtype)?.1))
                 .collect::<Result<Vec<_>>>()?,
             Cache::Shared(sh) => {
                 // Capacity `len`: each buffer is exactly `[1, kv_heads, len, head_dim]`.
@@ -72,12 +83,13 @@ impl C3Runtime {
                     if !is_host(b) {
                         return Ok(None);
                     }
-                    kv.push(to_f32(b, self.dtype)?.1);
+                    kv.push(to_f32(b, dtype)?.1);
                 }
                 kv
             }
         };
-        Ok(Some(PromptPrefix { len, kv }))
+        let ids = prompt.ids[..len].to_vec();
+        Ok(Some(PromptPrefix { len, kv, ids }))
     }
 }
 
@@ -96,7 +108,7 @@ impl DecodeState<'_> {
                 for ((_, v), rows) in past.iter_mut().zip(&prefix.kv) {
                     let data: Vec<f32> = (0..b).flat_map(|_| rows.iter().copied()).collect();
                     *v = crate::values::float_value(
-                        self.rt.dtype,
+                        self.rt.sessions.dtype,
                         &[b, m.kv_heads, len, m.head_dim],
                         &data,
                     )?;

@@ -18,10 +18,15 @@ use c3_onnx::ort::memory::Allocator;
 use c3_onnx::ort::session::IoBinding;
 use c3_onnx::ort::value::{DynTensor, DynValue, Tensor, ValueType};
 
-use super::{Feed, cache_allocator, cache_names, check_cache_shape, host_memory, logits_seq};
+use c3_core::DecoderPrompt;
+use c3_core::contract::decoder as names;
+
+use super::cache::{KvCache, NewRow, Pick};
+use super::feed::{prefix_feed, rest_feed};
+use super::{Feed, cache_allocator, check_cache_shape, host_memory, logits_seq};
 use crate::Latents;
 use crate::error::{Error, Result, ensure};
-use crate::model::{C3Runtime, lock};
+use crate::model::C3Runtime;
 use crate::values::{alloc_tensor, is_host};
 
 /// The slots' buffers and the binding that runs them.
@@ -54,10 +59,12 @@ pub(crate) struct SlotCache<'m> {
 }
 
 /// The prompt prefix's cache rows: per buffer, `kv_heads` runs of `len x head_dim`
-/// values (export dtype bytes), as they sit at the start of a slot.
+/// values (export dtype bytes), as they sit at the start of a slot; and the prefix
+/// itself, which a row's prompt must start with to use them.
 struct Prefix {
     len: usize,
     rows: Vec<Vec<u8>>,
+    of: std::sync::Arc<super::PromptPrefix>,
 }
 
 impl<'m> SlotCache<'m> {
@@ -71,15 +78,15 @@ impl<'m> SlotCache<'m> {
     ) -> Result<Self> {
         let m = &rt.manifest;
         check_cache_shape(m, slots, capacity)?;
-        let names = cache_names(m.layers);
-        let dec = lock(&rt.decoder);
+        let names = names::cache_names(m.layers);
+        let dec = rt.sessions.decoder();
         let alloc = cache_allocator(&dec, &rt.options.provider);
         let binding = dec.create_binding()?;
         drop(dec);
         let shape = [slots, m.kv_heads, capacity, m.head_dim];
         let buffers = names
             .iter()
-            .map(|_| alloc_tensor(&alloc, rt.dtype, &shape))
+            .map(|_| alloc_tensor(&alloc, rt.sessions.dtype, &shape))
             .collect::<Result<Vec<_>>>()?;
         let mut cache = SlotCache {
             rt,
@@ -115,16 +122,20 @@ impl<'m> SlotCache<'m> {
             return Ok(None);
         }
         let rows = (0..self.buffers.len())
-            .map(|i| p.bytes(i, self.rt.dtype))
+            .map(|i| p.bytes(i, self.rt.sessions.dtype))
             .collect();
-        Ok(Some(Prefix { len: p.len, rows }))
+        Ok(Some(Prefix {
+            len: p.len,
+            rows,
+            of: p,
+        }))
     }
 
     /// Byte offset and length of positions `0..len` of head `h` of slot `s` in a
     /// buffer `[slots, kv_heads, capacity, head_dim]`.
     fn span(&self, s: usize, h: usize, len: usize) -> (usize, usize) {
         let m = &self.rt.manifest;
-        let elem = self.rt.dtype.size();
+        let elem = self.rt.sessions.dtype.size();
         let row = (s * m.kv_heads + h) * self.capacity * m.head_dim * elem;
         (row, len * m.head_dim * elem)
     }
@@ -151,58 +162,55 @@ impl<'m> SlotCache<'m> {
         self.lens.len()
     }
 
-    /// Marks slot `s` free (its buffer rows are simply reused).
-    pub(crate) fn release(&mut self, s: usize) {
-        self.lens[s] = 0;
-    }
-
-    /// Runs the prompt for a new row in the free slot `s`; `pick(s, logits)` sees its
+    /// Runs `prompt` for a new row in the free slot `s`; `pick(s, logits)` sees its
     /// last-position logits. In two parts: the constant prefix (copied from the
-    /// runtime's cache, or run), then the latents and the suffix. One row per call:
-    /// GroupQueryAttention takes several new positions after a past at batch 1 only.
-    pub(crate) fn prefill(
+    /// runtime's cache when the prompt starts with it, or run), then the latents and
+    /// the suffix. One row per call: GroupQueryAttention takes several new positions
+    /// after a past at batch 1 only.
+    fn prefill_row(
         &mut self,
         s: usize,
         lat: &Latents,
-        pick: &mut dyn FnMut(usize, &[f32]),
+        prompt: &DecoderPrompt,
+        pick: &mut Pick<'_>,
     ) -> Result<()> {
         ensure!(
             s < self.lens.len() && self.lens[s] == 0,
             Internal,
             "prefill into busy or missing slot {s}"
         );
-        let p = &self.rt.manifest.prompt;
-        let (plen, from) = (p.ids.len(), p.latent_start);
+        let (prompt_len, from) = (prompt.ids.len(), prompt.latent_start);
         ensure!(
-            plen <= self.capacity,
+            prompt_len <= self.capacity,
             Input,
-            "the prompt is longer than the cache"
+            "the prompt ({prompt_len} tokens) is longer than the cache ({} positions)",
+            self.capacity
         );
         let vocab = self.rt.manifest.vocab;
-        if self.prefix.is_some() {
+        if self.prefix.as_ref().is_some_and(|p| p.of.fits(prompt)) {
             self.load_prefix(s);
         } else if from > 0 {
-            let feed = self.rt.prefix_feed(1);
+            let feed = prefix_feed(prompt, 1);
             self.run(s..s + 1, feed, &[from as i32 - 1], from as i32)?;
         }
-        let feed = self.rt.rest_feed(&[lat])?;
-        let total = plen as i32;
+        let feed = rest_feed(self.rt, &[lat], prompt)?;
+        let total = prompt_len as i32;
         self.run(s..s + 1, feed, &[total - 1], total)?;
         let (l, _) = self.logits()?;
         pick(s, &l[l.len() - vocab..]);
-        self.lens[s] = plen;
+        self.lens[s] = prompt_len;
         Ok(())
     }
 
     /// One step: `fed` holds every busy slot that advances; `tokens` has one token
     /// per slot of `range` (free slots inside it get any token). `pick(slot,
     /// logits)` sees each fed row's logits.
-    pub(crate) fn step(
+    fn step_range(
         &mut self,
         range: Range<usize>,
         fed: &[usize],
         tokens: Vec<u32>,
-        pick: &mut dyn FnMut(usize, &[f32]),
+        pick: &mut Pick<'_>,
     ) -> Result<()> {
         let mut seqlens = vec![0i32; range.len()];
         let mut total = 1usize;
@@ -242,7 +250,7 @@ impl<'m> SlotCache<'m> {
     fn run(&mut self, range: Range<usize>, feed: Feed, seqlens: &[i32], total: i32) -> Result<()> {
         let rows = range.len();
         let seq = feed.seq();
-        let values = self.rt.feed_values(feed)?;
+        let values = self.rt.sessions.feed_values(feed)?;
         if self.bound.as_ref() != Some(&range) {
             self.bind_views(range.clone())?;
         }
@@ -252,8 +260,9 @@ impl<'m> SlotCache<'m> {
         // GPU kernel.
         let seq_t = Tensor::from_array(([rows], seqlens.to_vec()))?;
         let total_t = Tensor::from_array(([0usize; 0], vec![total]))?;
-        self.binding.bind_input("seqlens_k", &seq_t)?;
-        self.binding.bind_input("total_sequence_length", &total_t)?;
+        self.binding.bind_input(names::SEQLENS_K, &seq_t)?;
+        self.binding
+            .bind_input(names::TOTAL_SEQUENCE_LENGTH, &total_t)?;
         #[cfg(test)]
         self.bound_lengths.push((seqlens.to_vec(), total));
         for (name, v) in &values {
@@ -262,21 +271,21 @@ impl<'m> SlotCache<'m> {
         if seq == 1 {
             if self.step_logits.is_none() {
                 let mut t = Tensor::<f32>::new(&host, [rows, 1, self.rt.manifest.vocab])?;
-                self.binding.bind_output("logits", &mut t)?;
+                self.binding.bind_output(names::LOGITS, &mut t)?;
                 self.step_logits = Some(t);
             }
         } else {
             self.binding
-                .bind_output_to_device("logits", &host_memory()?)?;
+                .bind_output_to_device(names::LOGITS, &host_memory()?)?;
             self.step_logits = None;
         }
         self.last = None;
         self.last_shape = (0, 0);
-        let mut dec = lock(&self.rt.decoder);
+        let mut dec = self.rt.sessions.decoder();
         let mut out = dec.run_binding(&self.binding)?;
         if self.step_logits.is_none() {
             let v = out
-                .remove("logits")
+                .remove(names::LOGITS)
                 .ok_or_else(|| Error::Internal("the decoder returned no logits".into()))?;
             self.last = Some(v);
         }
@@ -335,6 +344,40 @@ impl<'m> SlotCache<'m> {
         self._views = views;
         self.bound = Some(range);
         Ok(())
+    }
+}
+
+impl KvCache for SlotCache<'_> {
+    fn prefill(&mut self, rows: &[NewRow<'_>], pick: &mut Pick<'_>) -> Result<()> {
+        for &(slot, lat, prompt) in rows {
+            self.prefill_row(slot, lat, prompt, pick)?;
+        }
+        Ok(())
+    }
+
+    /// One run over the slots from the lowest fed to the highest.
+    fn step(&mut self, feed: &[(usize, u32)], pick: &mut Pick<'_>) -> Result<()> {
+        let (Some(lo), Some(hi)) = (
+            feed.iter().map(|f| f.0).min(),
+            feed.iter().map(|f| f.0).max(),
+        ) else {
+            return Ok(());
+        };
+        let mut tokens = vec![self.rt.manifest.pad_id; hi + 1 - lo];
+        for &(s, t) in feed {
+            tokens[s - lo] = t;
+        }
+        let fed: Vec<usize> = feed.iter().map(|f| f.0).collect();
+        self.step_range(lo..hi + 1, &fed, tokens, pick)
+    }
+
+    /// Marks the slot free (its buffer rows are simply reused).
+    fn release(&mut self, slot: usize) {
+        self.lens[slot] = 0;
+    }
+
+    fn reset(&mut self) {
+        self.lens.iter_mut().for_each(|l| *l = 0);
     }
 }
 

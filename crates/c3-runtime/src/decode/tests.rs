@@ -44,14 +44,18 @@ fn every_shared_buffer_run_binds_the_current_lengths() {
     let mut want = vec![(vec![plen as i32 - 1; 2], plen as i32)];
     assert_eq!(bound(&state), want);
     for step in 1..=3 {
-        state.forward(rt.embed(&[1, 2], 2).unwrap(), 1).unwrap();
+        state
+            .forward(rt.sessions.embed(&[1, 2], 2).unwrap(), 1)
+            .unwrap();
         let total = (plen + step) as i32;
         want.push((vec![total - 1; 2], total));
         assert_eq!(bound(&state), want, "after step {step}");
     }
     // Back to an earlier position (what benchmarks do): the next run binds that one.
     state.truncate(plen).unwrap();
-    state.forward(rt.embed(&[1, 2], 2).unwrap(), 1).unwrap();
+    state
+        .forward(rt.sessions.embed(&[1, 2], 2).unwrap(), 1)
+        .unwrap();
     assert_eq!(
         bound(&state).last(),
         Some(&(vec![plen as i32; 2], plen as i32 + 1))
@@ -77,25 +81,26 @@ fn decoders_taking_ids_never_run_the_embedding_model() {
         };
         c3_export::run(&args).unwrap();
         let rt = std::sync::Arc::new(C3Runtime::load(&out, RuntimeOptions::default()).unwrap());
-        assert_eq!(rt.decoder_takes_ids, !embeds_only);
-        let r = rt
-            .roundtrip(
-                "one run per step",
-                &rt.reference_generation(),
-                None,
-                Some(6),
-            )
-            .unwrap();
+        assert_eq!(rt.sessions.takes_ids(), !embeds_only);
+        let r = c3_core::Cascade::roundtrip(
+            &*rt,
+            "one run per step",
+            rt.prompt(),
+            &rt.reference_generation(),
+            Some(6),
+        )
+        .unwrap();
         assert!(r.generation.ids.len() > 1);
         let sched = crate::Scheduler::start(rt.clone(), Default::default()).unwrap();
         let ids = rt.document_ids("and through the scheduler").unwrap();
-        let task = crate::Task::Roundtrip {
+        let task = crate::RoundtripTask {
             text_ids: ids,
+            prompt: None,
             cfg: rt.reference_generation(),
             limit: Some(6),
         };
         sched.run(task).unwrap();
         drop(sched);
-        assert_eq!(rt.embed.get().is_some(), embeds_only, "{kv_cache:?}");
+        assert_eq!(rt.sessions.embed_opened(), embeds_only, "{kv_cache:?}");
     }
 }

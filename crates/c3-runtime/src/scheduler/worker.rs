@@ -4,178 +4,90 @@
 //! ones leave (freeing their rows); one encoder batch of waiting windows runs (so a
 //! long document's encoding interleaves with others' decoding); waiting rows fill
 //! free slots (their prefill runs); then every running row advances one token.
+//!
+//! Each window of each request is in exactly one [`WindowState`]; requests live in a
+//! map by id, running rows in their slots. A failed encoder batch or prefill is
+//! retried request by request (row by row), so only the request at fault fails; a
+//! failed step (the cache may be half written) fails the requests running in it.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use c3_core::window::{document_finish, join};
-use c3_core::{Generated, GenerationConfig, Reconstruction, RowGreedy, Window};
+use c3_core::{DecoderPrompt, Decompressed, Generated, Reconstruction, RowGreedy, Window};
 
-use super::{Event, Job, Outcome, SchedulerOptions, Shared, Task};
+use super::job::{Decoding, Progress, Reply};
+use super::{SchedulerOptions, Shared, Submission};
 use crate::Latents;
-use crate::decode::batch::Batch;
+use crate::decode::cache::{KvCache, NewRow, new_cache};
 use crate::error::{Error, Result};
+
 use crate::model::{C3Runtime, Compressed};
 
-/// Positions a row may need: the prompt and the largest window's new tokens.
-fn capacity(rt: &C3Runtime, options: &SchedulerOptions) -> Result<usize> {
+/// Positions a row holds: the model's prompt, the room for longer request prompts,
+/// and the largest window's new tokens; at most the decoder context.
+pub(super) fn capacity(rt: &C3Runtime, options: &SchedulerOptions) -> Result<usize> {
     let m = &rt.manifest;
-    let plan = m.window_plan(options.window)?;
     let full = Window {
         doc: 0,
         start: 0,
-        tokens: plan.window,
+        tokens: rt.plan().window,
         skip: 0,
         pad: 0,
     };
-    Ok((m.prompt.ids.len() + full.max_new_tokens(None)).min(m.max_context))
+    let want = rt.prompt().ids.len() + options.prompt_room + full.max_new_tokens(None);
+    Ok(want.min(m.max_context))
 }
 
-/// Refuses a task the scheduler could not run, before it is queued.
-pub(super) fn check_task(rt: &C3Runtime, options: &SchedulerOptions, task: &Task) -> Result<()> {
-    let m = &rt.manifest;
-    let cap = capacity(rt, options)?;
-    let room = cap - m.prompt.ids.len().min(cap);
-    let check_docs = |docs: &[Vec<u32>]| -> Result<()> {
-        if docs.is_empty() {
-            return Err(Error::Input("no documents".into()));
-        }
-        for (i, d) in docs.iter().enumerate() {
-            if d.is_empty() {
-                return Err(Error::Input(format!("document {i} is empty")));
-            }
-        }
-        Ok(())
-    };
-    match task {
-        Task::Roundtrip { text_ids, .. } => check_docs(std::slice::from_ref(text_ids)),
-        Task::Compress { docs } => check_docs(docs),
-        Task::Decompress {
-            compressed, limit, ..
-        } => {
-            let c = compressed;
-            if c.windows.is_empty() || c.windows.len() != c.latents.len() {
-                return Err(Error::Input(format!(
-                    "{} windows but {} latent sets",
-                    c.windows.len(),
-                    c.latents.len()
-                )));
-            }
-            for (i, (w, l)) in c.windows.iter().zip(&c.latents).enumerate() {
-                if l.n() != m.n_latents || l.dim() != m.hidden {
-                    return Err(Error::Input(format!(
-                        "window {i} has latents [{}, {}], this export takes [{}, {}]",
-                        l.n(),
-                        l.dim(),
-                        m.n_latents,
-                        m.hidden
-                    )));
-                }
-                if w.doc >= c.doc_tokens.len() {
-                    return Err(Error::Input(format!(
-                        "window {i} belongs to document {} of {}",
-                        w.doc,
-                        c.doc_tokens.len()
-                    )));
-                }
-                if w.max_new_tokens(*limit) > room {
-                    return Err(Error::Input(format!(
-                        "window {i} may generate {} tokens, over this server's {room} per window",
-                        w.max_new_tokens(*limit)
-                    )));
-                }
-            }
-            Ok(())
-        }
-    }
+/// Where one window of a request is.
+enum WindowState {
+    /// Waiting for the encoder, with its input ids.
+    ToEncode(Vec<u32>),
+    /// Encoded (or given, for a decompress), waiting for a slot; a compress
+    /// request's windows end here.
+    Ready(Latents),
+    /// A running row in this slot.
+    Decoding {
+        slot: usize,
+    },
+    Done(Generated),
 }
 
 /// A request in the worker.
-struct Req {
-    job: Job,
+struct Request {
+    reply: Reply,
+    cancel: Arc<AtomicBool>,
     windows: Vec<Window>,
-    /// Encoder inputs not encoded yet (taken when encoded).
-    inputs: Vec<Option<Vec<u32>>>,
-    latents: Vec<Option<Latents>>,
-    gens: Vec<Option<Generated>>,
+    states: Vec<WindowState>,
     doc_tokens: Vec<usize>,
-    /// Windows not yet admitted to the batch; at 0 the request leaves the queue.
-    unadmitted: usize,
-    /// Windows not yet decoded (or encoded, for a compress request).
-    left: usize,
+    /// `None`: a compress request (it ends once every window is encoded).
+    decoding: Option<Decoding>,
+    /// Counted in the scheduler's queue until its last window is admitted.
     in_queue: bool,
     started: Instant,
     encode_seconds: Option<f64>,
     decode_started: Option<Instant>,
 }
 
-impl Req {
-    fn new(rt: &C3Runtime, options: &SchedulerOptions, job: Job) -> Result<Req, Box<(Job, Error)>> {
-        let plan = match rt.manifest.window_plan(options.window) {
-            Ok(p) => p,
-            Err(e) => return Err(Box::new((job, e.into()))),
-        };
-        let (windows, inputs, latents, doc_tokens) = match &job.task {
-            Task::Roundtrip { text_ids, .. } => {
-                let (w, i) = plan.split_inputs(std::slice::from_ref(text_ids));
-                (w, i, Vec::new(), vec![text_ids.len()])
-            }
-            Task::Compress { docs } => {
-                let (w, i) = plan.split_inputs(docs);
-                (w, i, Vec::new(), docs.iter().map(Vec::len).collect())
-            }
-            Task::Decompress { compressed, .. } => (
-                compressed.windows.clone(),
-                Vec::new(),
-                compressed.latents.clone(),
-                compressed.doc_tokens.clone(),
-            ),
-        };
-        let n = windows.len();
-        let decodes = !matches!(job.task, Task::Compress { .. });
-        Ok(Req {
-            windows,
-            inputs: if latents.is_empty() {
-                inputs.into_iter().map(Some).collect()
-            } else {
-                vec![None; n]
-            },
-            latents: if latents.is_empty() {
-                vec![None; n]
-            } else {
-                latents.into_iter().map(Some).collect()
-            },
-            gens: vec![None; n],
-            doc_tokens,
-            unadmitted: if decodes { n } else { 0 },
-            left: n,
-            in_queue: true,
-            started: Instant::now(),
-            encode_seconds: None,
-            decode_started: None,
-            job,
-        })
-    }
-
-    fn generation(&self) -> Option<(&GenerationConfig, Option<usize>)> {
-        match &self.job.task {
-            Task::Roundtrip { cfg, limit, .. } | Task::Decompress { cfg, limit, .. } => {
-                Some((cfg, *limit))
-            }
-            Task::Compress { .. } => None,
+impl Request {
+    fn progress(&mut self, p: Progress) {
+        if !self.reply.progress(p) {
+            self.cancel.store(true, Ordering::Relaxed);
         }
     }
 
-    fn emit(&mut self, e: Event) {
-        if !(self.job.sink)(e) {
-            self.job.cancel.store(true, Ordering::Relaxed);
-        }
+    /// Windows not yet running or done.
+    fn waiting(&self) -> usize {
+        (self.states.iter())
+            .filter(|s| matches!(s, WindowState::ToEncode(_) | WindowState::Ready(_)))
+            .count()
     }
 }
 
-/// A running row: window `window` of request `req` (an id).
+/// A running row: window `window` of request `req`.
 struct Row {
     req: u64,
     window: usize,
@@ -187,8 +99,8 @@ struct Worker<'m> {
     rt: &'m C3Runtime,
     options: &'m SchedulerOptions,
     shared: &'m Shared,
-    batch: Batch<'m>,
-    reqs: Vec<(u64, Req)>,
+    cache: Box<dyn KvCache + 'm>,
+    reqs: BTreeMap<u64, Request>,
     next_id: u64,
     /// Windows waiting for the encoder, then for a slot, as (window index, request
     /// id): every request's first window before anyone's second, each in arrival
@@ -198,22 +110,22 @@ struct Worker<'m> {
     /// request stays in the bounded queue until its last window is admitted.
     to_encode: BTreeSet<(usize, u64)>,
     to_admit: BTreeSet<(usize, u64)>,
-    rows: Vec<Option<Row>>,
+    slots: Vec<Option<Row>>,
 }
 
 pub(super) fn run(
     rt: &C3Runtime,
     options: &SchedulerOptions,
     shared: &Shared,
-    rx: Receiver<Job>,
+    rx: Receiver<Submission>,
     ready: Sender<Result<()>>,
 ) {
     let start = capacity(rt, options)
-        .and_then(|cap| Batch::new(rt, options.max_batch, cap, rt.options.reuse_prompt_prefix));
-    let batch = match start {
-        Ok(b) => {
+        .and_then(|cap| new_cache(rt, options.max_batch, cap, rt.options.reuse_prompt_prefix));
+    let cache = match start {
+        Ok(c) => {
             let _ = ready.send(Ok(()));
-            b
+            c
         }
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -224,12 +136,12 @@ pub(super) fn run(
         rt,
         options,
         shared,
-        batch,
-        reqs: Vec::new(),
+        cache,
+        reqs: BTreeMap::new(),
         next_id: 0,
         to_encode: BTreeSet::new(),
         to_admit: BTreeSet::new(),
-        rows: (0..options.max_batch).map(|_| None).collect(),
+        slots: (0..options.max_batch).map(|_| None).collect(),
     };
     let mut open = true;
     while open || !w.reqs.is_empty() {
@@ -238,333 +150,440 @@ pub(super) fn run(
         w.encode_some();
         w.admit();
         w.step();
-        let running = w.rows.iter().filter(|r| r.is_some()).count();
-        shared.running.store(running, Ordering::Relaxed);
+        w.publish_running();
     }
 }
 
-impl<'m> Worker<'m> {
+impl Worker<'_> {
     /// Takes new jobs; blocks when there is nothing to do. Returns whether the
     /// channel is still open.
-    fn receive(&mut self, rx: &Receiver<Job>, open: bool) -> bool {
+    fn receive(&mut self, rx: &Receiver<Submission>, open: bool) -> bool {
         if !open {
             return false;
         }
-        let mut first = if self.reqs.is_empty() {
+        if self.reqs.is_empty() {
             // Idle: wait, waking now and then so cancellation flags are seen.
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(j) => Some(j),
+                Ok(s) => self.add(s),
                 Err(RecvTimeoutError::Timeout) => return true,
                 Err(RecvTimeoutError::Disconnected) => return false,
             }
-        } else {
-            None
-        };
+        }
         loop {
-            let job = match first.take() {
-                Some(j) => j,
-                None => match rx.try_recv() {
-                    Ok(j) => j,
-                    Err(std::sync::mpsc::TryRecvError::Empty) => return true,
-                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
-                },
-            };
-            self.add(job);
+            match rx.try_recv() {
+                Ok(s) => self.add(s),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
         }
     }
 
-    fn add(&mut self, job: Job) {
+    fn add(&mut self, sub: Submission) {
         let id = self.next_id;
         self.next_id += 1;
-        // Req::new fails only where check_task (at submit) would have.
-        let req = match Req::new(self.rt, self.options, job) {
-            Ok(r) => r,
-            Err(failed) => {
-                let (mut job, e) = *failed;
-                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                self.shared.finished.fetch_add(1, Ordering::Relaxed);
-                let _ = (job.sink)(Event::Failed(e));
-                return;
-            }
+        let split = sub.job.split(self.rt);
+        let states: Vec<WindowState> = match split.latents.is_empty() {
+            true => split
+                .inputs
+                .into_iter()
+                .map(WindowState::ToEncode)
+                .collect(),
+            false => split.latents.into_iter().map(WindowState::Ready).collect(),
         };
-        for (i, input) in req.inputs.iter().enumerate() {
-            if input.is_some() {
-                self.to_encode.insert((i, id));
-            } else if req.unadmitted > 0 {
-                self.to_admit.insert((i, id));
-            }
+        for (i, s) in states.iter().enumerate() {
+            match s {
+                WindowState::ToEncode(_) => self.to_encode.insert((i, id)),
+                _ => self.to_admit.insert((i, id)),
+            };
         }
-        self.reqs.push((id, req));
+        let req = Request {
+            reply: split.reply,
+            cancel: sub.cancel,
+            windows: split.windows,
+            states,
+            doc_tokens: split.doc_tokens,
+            decoding: split.decoding,
+            in_queue: true,
+            started: Instant::now(),
+            encode_seconds: None,
+            decode_started: None,
+        };
+        self.reqs.insert(id, req);
     }
 
-    fn req(&mut self, id: u64) -> Option<&mut Req> {
-        self.reqs.iter_mut().find(|r| r.0 == id).map(|r| &mut r.1)
-    }
-
-    /// Ends request `id`: frees its rows, leaves the queue, sends `last`.
-    fn finish(&mut self, id: u64, last: Option<Event>) {
-        for s in 0..self.rows.len() {
-            if self.rows[s].as_ref().is_some_and(|r| r.req == id) {
-                self.rows[s] = None;
-                self.batch.release(s);
+    /// Ends request `id`: frees its rows, leaves the queue, and answers it (`None`:
+    /// it was cancelled, nobody listens).
+    fn finish(&mut self, id: u64, answer: Option<Result<(), Error>>) {
+        let running: Vec<usize> = (self.reqs.get(&id).into_iter())
+            .flat_map(|r| r.states.iter())
+            .filter_map(|s| match s {
+                WindowState::Decoding { slot } => Some(*slot),
+                _ => None,
+            })
+            .collect();
+        for slot in running {
+            if self.slots[slot].as_ref().is_some_and(|r| r.req == id) {
+                self.slots[slot] = None;
+                self.cache.release(slot);
             }
         }
         self.to_encode.retain(|e| e.1 != id);
         self.to_admit.retain(|e| e.1 != id);
         // Gauges are current before the caller hears the request ended.
         self.publish_running();
-        let Some(pos) = self.reqs.iter().position(|r| r.0 == id) else {
+        let Some(req) = self.reqs.remove(&id) else {
             return;
         };
-        let (_, mut req) = self.reqs.swap_remove(pos);
         if req.in_queue {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         }
         self.shared.finished.fetch_add(1, Ordering::Relaxed);
-        if let Some(e) = last {
-            req.emit(e);
+        match answer {
+            Some(Ok(())) => deliver(self.rt, req),
+            Some(Err(e)) => req.reply.fail(e),
+            None => {}
         }
     }
 
     fn publish_running(&self) {
-        let running = self.rows.iter().flatten().count();
+        let running = self.slots.iter().flatten().count();
         self.shared.running.store(running, Ordering::Relaxed);
     }
 
     fn sweep_cancelled(&mut self) {
-        let gone: Vec<u64> = self
-            .reqs
-            .iter()
-            .filter(|r| r.1.job.cancel.load(Ordering::Relaxed))
-            .map(|r| r.0)
+        let gone: Vec<u64> = (self.reqs.iter())
+            .filter(|(_, r)| r.cancel.load(Ordering::Relaxed))
+            .map(|(&id, _)| id)
             .collect();
         for id in gone {
             self.finish(id, None);
         }
     }
 
-    /// One encoder batch of waiting windows, in arrival order.
+    /// One encoder batch of waiting windows, in arrival order. If it fails and
+    /// holds several requests' windows, each request's windows are encoded again on
+    /// their own: only the request at fault fails, with the batch's error kind.
     fn encode_some(&mut self) {
         let budget = self.rt.options.batch_size.min(self.options.admit_per_step);
         let n = budget.max(1).min(self.to_encode.len());
-        if n == 0 {
-            return;
-        }
         let picked: Vec<(u64, usize)> = (0..n)
             .filter_map(|_| self.to_encode.pop_first())
             .map(|(i, id)| (id, i))
             .collect();
-        let inputs: Vec<Vec<u32>> = picked
-            .iter()
-            .map(|&(id, i)| {
-                self.req(id)
-                    .and_then(|r| r.inputs[i].take())
-                    .unwrap_or_default()
-            })
-            .collect();
-        match self.rt.compress(&inputs) {
-            Ok(latents) => {
-                for ((id, i), lat) in picked.into_iter().zip(latents) {
-                    self.encoded(id, i, lat);
-                }
+        if picked.is_empty() {
+            return;
+        }
+        let mut by_req: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for &(id, i) in &picked {
+            by_req.entry(id).or_default().push(i);
+        }
+        let groups: Vec<(u64, Vec<usize>)> = match self.encode(&picked) {
+            Ok(()) => return,
+            Err(e) if by_req.len() == 1 => {
+                let id = picked[0].0;
+                return self.finish(id, Some(Err(e)));
             }
-            Err(e) => {
-                let msg = e.to_string();
-                let mut ids: Vec<u64> = picked.iter().map(|p| p.0).collect();
-                ids.dedup();
-                for id in ids {
-                    self.finish(id, Some(Event::Failed(Error::Internal(msg.clone()))));
-                }
+            Err(_) => by_req.into_iter().collect(),
+        };
+        for (id, windows) in groups {
+            let alone: Vec<(u64, usize)> = windows.into_iter().map(|i| (id, i)).collect();
+            if let Err(e) = self.encode(&alone) {
+                self.finish(id, Some(Err(e)));
             }
         }
+    }
+
+    /// Encodes windows `(request, window)` in one batch; on success each becomes
+    /// ready (or its compress request ends).
+    fn encode(&mut self, picked: &[(u64, usize)]) -> Result<()> {
+        let inputs: Vec<Vec<u32>> = (picked.iter())
+            .map(|&(id, i)| match self.reqs.get(&id).map(|r| &r.states[i]) {
+                Some(WindowState::ToEncode(ids)) => ids.clone(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let latents = self.rt.compress(&inputs)?;
+        for (&(id, i), lat) in picked.iter().zip(latents) {
+            self.encoded(id, i, lat);
+        }
+        Ok(())
     }
 
     fn encoded(&mut self, id: u64, i: usize, lat: Latents) {
-        let Some(req) = self.req(id) else { return };
-        req.latents[i] = Some(lat);
-        let all = req.latents.iter().all(Option::is_some);
+        let Some(req) = self.reqs.get_mut(&id) else {
+            return;
+        };
+        req.states[i] = WindowState::Ready(lat);
+        let all = !(req.states.iter()).any(|s| matches!(s, WindowState::ToEncode(_)));
         if all {
             req.encode_seconds = Some(req.started.elapsed().as_secs_f64());
         }
-        if req.unadmitted > 0 {
-            self.to_admit.insert((i, id));
-            return;
-        }
-        // A compress request ends when its last window is encoded.
-        req.left -= 1;
-        if req.left == 0 {
-            let compressed = Compressed {
-                windows: req.windows.clone(),
-                latents: req.latents.iter_mut().filter_map(Option::take).collect(),
-                doc_tokens: req.doc_tokens.clone(),
-            };
-            self.finish(id, Some(Event::Done(Outcome::Compressed(compressed))));
+        match req.decoding {
+            Some(_) => {
+                self.to_admit.insert((i, id));
+            }
+            // A compress request ends when its last window is encoded.
+            None if all => self.finish(id, Some(Ok(()))),
+            None => {}
         }
     }
 
-    /// Fills free slots with waiting rows and runs their prefill.
+    /// Fills free slots with waiting rows and runs their prefill. If a prefill of
+    /// several rows fails, each row is prefilled again on its own: only the rows at
+    /// fault fail their requests.
     fn admit(&mut self) {
-        let free: Vec<usize> = (0..self.rows.len())
-            .filter(|&s| self.rows[s].is_none())
+        let free: Vec<usize> = (0..self.slots.len())
+            .filter(|&s| self.slots[s].is_none())
             .collect();
-        let take = free
-            .len()
+        let take = (free.len())
             .min(self.to_admit.len())
             .min(self.options.admit_per_step);
-        if take == 0 {
+        let mut admitted: Vec<(usize, u64, usize)> = Vec::with_capacity(take);
+        for &slot in free.iter().take(take) {
+            let Some((i, id)) = self.to_admit.pop_first() else {
+                break;
+            };
+            admitted.push((slot, id, i));
+        }
+        if admitted.is_empty() {
             return;
         }
-        let waiting: Vec<(u64, usize)> = (0..take)
-            .filter_map(|_| self.to_admit.pop_first())
-            .map(|(i, id)| (id, i))
+        let rows: Vec<(usize, Latents, Arc<DecoderPrompt>)> = (admitted.iter())
+            .filter_map(|&(slot, id, i)| self.start_row(slot, id, i))
             .collect();
-        let plen = &self.rt.manifest.prompt.ids;
-        let context = self.rt.manifest.max_context;
-        let mut lats: Vec<(usize, Latents)> = Vec::with_capacity(take);
-        for (&slot, &(id, i)) in free.iter().zip(&waiting) {
-            let shared = self.shared;
-            let Some(req) = self.reqs.iter_mut().find(|r| r.0 == id).map(|r| &mut r.1) else {
-                continue;
-            };
-            // Windows wait for a slot only once encoded (or given, for decompress).
-            let (Some((cfg, limit)), Some(lat)) = (req.generation(), req.latents[i].clone()) else {
-                continue;
-            };
-            let mut cfg = cfg.clone();
-            cfg.max_new_tokens = req.windows[i].max_new_tokens(limit);
-            let greedy = RowGreedy::new(plen, context, &cfg);
-            req.unadmitted -= 1;
-            if req.unadmitted == 0 && req.in_queue {
-                req.in_queue = false;
-                shared.queued.fetch_sub(1, Ordering::AcqRel);
-            }
-            req.decode_started.get_or_insert_with(Instant::now);
-            self.rows[slot] = Some(Row {
-                req: id,
-                window: i,
-                greedy,
-                next: None,
-            });
-            lats.push((slot, lat));
-        }
-        let refs: Vec<(usize, &Latents)> = lats.iter().map(|(s, l)| (*s, l)).collect();
-        let (rows, mut picked) = (&mut self.rows, Vec::new());
-        let res = self
-            .batch
-            .prefill(&refs, &mut |s, l| picked.push(choose(rows, s, l)));
         self.publish_running();
-        self.after_run(res, picked);
+        if rows.is_empty() {
+            return;
+        }
+        let res = self.prefill(&rows);
+        if res.is_err() && rows.len() > 1 {
+            for (slot, ..) in &rows {
+                self.cache.release(*slot);
+            }
+            for row in &rows {
+                if let Err(e) = self.prefill(std::slice::from_ref(row)) {
+                    self.row_failed(row.0, e);
+                }
+            }
+        } else if let Err(e) = res {
+            self.row_failed(rows[0].0, e);
+        }
+    }
+
+    /// Puts window `i` of request `id` in `slot`: its latents and prompt, for the
+    /// prefill; `None` if it is not ready (cancelled meanwhile).
+    fn start_row(
+        &mut self,
+        slot: usize,
+        id: u64,
+        i: usize,
+    ) -> Option<(usize, Latents, Arc<DecoderPrompt>)> {
+        let context = self.rt.manifest.max_context;
+        let req = self.reqs.get_mut(&id)?;
+        let d = req.decoding.clone()?;
+        let WindowState::Ready(lat) =
+            std::mem::replace(&mut req.states[i], WindowState::Decoding { slot })
+        else {
+            return None;
+        };
+        let mut cfg = d.cfg.clone();
+        cfg.max_new_tokens = req.windows[i].max_new_tokens(d.limit);
+        let greedy = RowGreedy::new(&d.prompt.ids, context, &cfg);
+        if req.in_queue && req.waiting() == 0 {
+            req.in_queue = false;
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        req.decode_started.get_or_insert_with(Instant::now);
+        self.slots[slot] = Some(Row {
+            req: id,
+            window: i,
+            greedy,
+            next: None,
+        });
+        Some((slot, lat, d.prompt))
+    }
+
+    /// Runs the prefill of `rows`; on success each row gets its first token.
+    fn prefill(&mut self, rows: &[(usize, Latents, Arc<DecoderPrompt>)]) -> Result<()> {
+        let new: Vec<NewRow<'_>> = rows.iter().map(|(s, l, p)| (*s, l, &**p)).collect();
+        // Logits are copied (one row each, once per prefill), and the greedy choice
+        // made only once the whole run succeeded: a prefill retried row by row must
+        // not have advanced any row's greedy state.
+        let mut got: Vec<(usize, Vec<f32>)> = Vec::with_capacity(rows.len());
+        self.cache
+            .prefill(&new, &mut |s, l| got.push((s, l.to_vec())))?;
+        let picked = (got.iter())
+            .map(|(s, l)| choose(&mut self.slots, *s, l))
+            .collect();
+        self.apply(picked);
+        Ok(())
+    }
+
+    /// A row's own run failed: its request fails with that error.
+    fn row_failed(&mut self, slot: usize, e: Error) {
+        self.cache.release(slot);
+        if let Some(row) = self.slots[slot].take() {
+            self.finish(row.req, Some(Err(e)));
+        }
     }
 
     /// Advances every running row by one token.
     fn step(&mut self) {
-        let feed: Vec<(usize, u32)> = self
-            .rows
-            .iter()
-            .enumerate()
+        let feed: Vec<(usize, u32)> = (self.slots.iter().enumerate())
             .filter_map(|(s, r)| r.as_ref().and_then(|r| r.next).map(|t| (s, t)))
             .collect();
         if feed.is_empty() {
             return;
         }
-        let (rows, mut picked) = (&mut self.rows, Vec::new());
+        let (slots, mut picked) = (&mut self.slots, Vec::new());
         let res = self
-            .batch
-            .step(self.rt, &feed, &mut |s, l| picked.push(choose(rows, s, l)));
-        self.after_run(res, picked);
+            .cache
+            .step(&feed, &mut |s, l| picked.push(choose(slots, s, l)));
+        match res {
+            Ok(()) => self.apply(picked),
+            Err(e) => {
+                // The cache may be half written: every request running in it fails,
+                // each with the step's error (its kind kept).
+                self.cache.reset();
+                let ids: BTreeSet<u64> = self.slots.iter().flatten().map(|r| r.req).collect();
+                for id in ids {
+                    self.finish(id, Some(Err(clone_error(&e))));
+                }
+            }
+        }
     }
 
-    /// Applies the logits a run gave each slot: greedy choice, events, finished rows.
-    fn after_run(&mut self, res: Result<()>, picked: Vec<(usize, Option<u32>)>) {
-        if let Err(e) = res {
-            // The cache may be half written: every request with a row in it fails.
-            let msg = e.to_string();
-            let ids: Vec<u64> = self.rows.iter().flatten().map(|r| r.req).collect();
-            self.batch.reset();
-            for id in ids {
-                self.finish(id, Some(Event::Failed(Error::Internal(msg.clone()))));
-            }
-            return;
-        }
+    /// Applies the tokens a run chose for each slot: events, finished rows.
+    fn apply(&mut self, picked: Vec<(usize, Option<u32>)>) {
         for (s, tok) in picked {
-            let Some(row) = self.rows[s].as_mut() else {
+            let Some(row) = self.slots[s].as_mut() else {
                 continue;
             };
             row.next = tok;
-            let (id, window) = (row.req, row.window);
+            let (id, window, done) = (row.req, row.window, row.greedy.is_done());
             if let Some(t) = tok {
                 self.shared.generated_tokens.fetch_add(1, Ordering::Relaxed);
-                if let Some(req) = self.req(id) {
-                    req.emit(Event::Token { window, id: t });
+                if let Some(req) = self.reqs.get_mut(&id) {
+                    req.progress(Progress::Token { window, id: t });
                 }
             }
-            if self.rows[s].as_ref().is_some_and(|r| r.greedy.is_done()) {
+            if done {
                 self.row_done(s);
             }
         }
     }
 
     fn row_done(&mut self, s: usize) {
-        let Some(row) = self.rows[s].take() else {
+        let Some(row) = self.slots[s].take() else {
             return;
         };
-        self.batch.release(s);
+        self.cache.release(s);
         let generated = row.greedy.into_result();
-        let Some(req) = self.req(row.req) else { return };
-        req.emit(Event::WindowDone {
+        let Some(req) = self.reqs.get_mut(&row.req) else {
+            return;
+        };
+        req.progress(Progress::WindowDone {
             window: row.window,
             generated: generated.clone(),
         });
-        req.gens[row.window] = Some(generated);
-        req.left -= 1;
-        if req.left == 0 {
-            let last = self.outcome(row.req);
-            self.finish(row.req, Some(last));
+        req.states[row.window] = WindowState::Done(generated);
+        if req.states.iter().all(|s| matches!(s, WindowState::Done(_))) {
+            self.finish(row.req, Some(Ok(())));
         }
     }
+}
 
-    /// The finished request's result.
-    fn outcome(&mut self, id: u64) -> Event {
-        let tokenizer = &self.rt.tokenizer;
-        let Some(req) = self.req(id) else {
-            return Event::Failed(Error::Internal("request vanished".into()));
-        };
-        let gens: Vec<Generated> = req.gens.iter_mut().filter_map(Option::take).collect();
-        let res = join(&req.windows, &gens, req.doc_tokens.len()).map_err(Error::from);
-        let (mut docs, reports) = match res {
-            Ok(v) => v,
-            Err(e) => return Event::Failed(e),
-        };
-        match &req.job.task {
-            Task::Roundtrip { text_ids, .. } => {
-                let ids = docs.pop().unwrap_or_default();
-                let text = match tokenizer.decode(&ids) {
-                    Ok(t) => t.trim().to_string(),
-                    Err(e) => return Event::Failed(e.into()),
-                };
-                let encode_seconds = req.encode_seconds.unwrap_or(0.0);
-                let decode_seconds = req
-                    .decode_started
-                    .map_or(0.0, |t| t.elapsed().as_secs_f64());
-                Event::Done(Outcome::Roundtrip(Reconstruction {
-                    text_ids: text_ids.clone(),
-                    generation: Generated {
-                        ids,
-                        finish: document_finish(&reports),
-                    },
-                    text,
-                    encode_seconds,
-                    decode_seconds,
-                    windows: reports,
-                }))
-            }
-            _ => Event::Done(Outcome::Decompressed { docs, reports }),
+/// Answers a finished request with its result type.
+fn deliver(rt: &C3Runtime, req: Request) {
+    let Request {
+        reply,
+        windows,
+        states,
+        doc_tokens,
+        encode_seconds,
+        decode_started,
+        ..
+    } = req;
+    let mut latents = Vec::new();
+    let mut gens = Vec::new();
+    for s in states {
+        match s {
+            WindowState::Ready(l) => latents.push(l),
+            WindowState::Done(g) => gens.push(g),
+            _ => {}
         }
+    }
+    match reply {
+        Reply::Compress(mut sink) => {
+            sink(super::Event::Done(Compressed {
+                windows,
+                latents,
+                doc_tokens,
+            }));
+        }
+        Reply::Decompress(mut sink) => {
+            let event = match join(&windows, &gens, doc_tokens.len()) {
+                Ok((docs, reports)) => super::Event::Done(Decompressed { docs, reports }),
+                Err(e) => super::Event::Failed(e.into()),
+            };
+            sink(event);
+        }
+        Reply::Roundtrip { text_ids, mut sink } => {
+            let decode_seconds = decode_started.map_or(0.0, |t| t.elapsed().as_secs_f64());
+            let event = match reconstruction(rt, &windows, &gens, text_ids) {
+                Ok(mut r) => {
+                    r.encode_seconds = encode_seconds.unwrap_or(0.0);
+                    r.decode_seconds = decode_seconds;
+                    super::Event::Done(r)
+                }
+                Err(e) => super::Event::Failed(e),
+            };
+            sink(event);
+        }
+    }
+}
+
+/// A round trip's windows joined and detokenized (timings filled by the caller).
+fn reconstruction(
+    rt: &C3Runtime,
+    windows: &[Window],
+    gens: &[Generated],
+    text_ids: Vec<u32>,
+) -> Result<Reconstruction> {
+    let (mut docs, reports) = join(windows, gens, 1)?;
+    let ids = docs.pop().unwrap_or_default();
+    let text = rt.tokenizer.decode(&ids)?.trim().to_string();
+    Ok(Reconstruction {
+        text_ids,
+        generation: Generated {
+            ids,
+            finish: document_finish(&reports),
+        },
+        text,
+        encode_seconds: 0.0,
+        decode_seconds: 0.0,
+        windows: reports,
+    })
+}
+
+/// The same error for another request of a failed step (errors are not `Clone`:
+/// the kinds front-ends tell apart are kept, the rest keep their message).
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Input(m) => Error::Input(m.clone()),
+        Error::Core(c3_core::Error::Input(m)) => Error::Input(m.clone()),
+        Error::Ort(m) => Error::Ort(m.clone()),
+        Error::QueueFull { max_queue } => Error::QueueFull {
+            max_queue: *max_queue,
+        },
+        Error::Stopped => Error::Stopped,
+        Error::Cancelled => Error::Cancelled,
+        other => Error::Internal(other.to_string()),
     }
 }
 
 /// Greedy choice for slot `s` from its logits, inside the run's callback (the
 /// logits are borrowed from the run's output: nothing is copied per row).
-fn choose(rows: &mut [Option<Row>], s: usize, logits: &[f32]) -> (usize, Option<u32>) {
-    (s, rows[s].as_mut().and_then(|r| r.greedy.pick(logits)))
+fn choose(slots: &mut [Option<Row>], s: usize, logits: &[f32]) -> (usize, Option<u32>) {
+    (s, slots[s].as_mut().and_then(|r| r.greedy.pick(logits)))
 }

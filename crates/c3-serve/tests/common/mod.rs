@@ -38,8 +38,14 @@ pub fn export_dir() -> &'static Path {
 /// The export loaded once; every server of the binary shares it.
 pub fn runtime() -> Arc<C3Runtime> {
     static RT: OnceLock<Arc<C3Runtime>> = OnceLock::new();
-    RT.get_or_init(|| Arc::new(C3Runtime::load(export_dir(), RuntimeOptions::default()).unwrap()))
-        .clone()
+    RT.get_or_init(|| {
+        let options = RuntimeOptions {
+            window: Some(WINDOW),
+            ..RuntimeOptions::default()
+        };
+        Arc::new(C3Runtime::load(export_dir(), options).unwrap())
+    })
+    .clone()
 }
 
 /// Documents of 1 to 5 windows of 24 tokens (the fixture is byte-level), some with
@@ -72,7 +78,6 @@ impl Server {
         let sched = SchedulerOptions {
             max_batch,
             max_queue,
-            window: Some(WINDOW),
             ..Default::default()
         };
         let state = Arc::new(AppState::new(runtime(), sched, options).unwrap());
