@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/install-deps.sh
+# The lean c3 (no libtorch): crate graphs, no libtorch linked, the demo round trip
+# against an export. First: the workspace tests below rebuild the default c3.
+scripts/lean-check.sh
 cargo test --workspace --locked "$@"
 # The GPU kit (docs/gpu.md), with the binaries the tests just built: the pack/unpack
 # round trip (part sizes, sums, a flipped byte refused) and scripts/gpu-check.sh's

@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 use c3_core::manifest::checkpoint_hash;
 use c3_core::{BoxError, DynCascade, ExportManifest};
 use c3_runtime::{C3Runtime, Provider, RuntimeOptions};
+#[cfg(feature = "torch")]
 use c3_torch::TorchCascade;
 
 /// `--checkpoint CKPT` or `--model EXPORT` (with its execution provider).
@@ -52,7 +53,7 @@ impl ModelArgs {
         Ok(RuntimeOptions {
             provider: Provider::parse(&self.provider)?,
             allow_fallback: self.allow_fallback,
-            engine: self.engine.clone(),
+            engine: self.engine.clone().map(c3_trt::TrtPlanCheck::plan),
             verify_files: self.verify_files,
             cuda_libs: self.cuda_libs.clone(),
             window,
@@ -64,6 +65,11 @@ impl ModelArgs {
     /// the model's own length).
     pub fn open(&self, window: Option<usize>) -> Result<Box<dyn DynCascade>> {
         match (&self.checkpoint, &self.model) {
+            #[cfg(not(feature = "torch"))]
+            (Some(_), None) => bail!(
+                "--checkpoint runs the tch reference, and this c3 was built without libtorch (--no-default-features); give --model EXPORT"
+            ),
+            #[cfg(feature = "torch")]
             (Some(c), None) => {
                 let device = c3_torch::parse_device(&self.device)?;
                 Ok(Box::new(

@@ -43,12 +43,20 @@ enum Command {
     Build(c3_trt::BuildArgs),
     /// The tch reference's latents, prefill logits and greedy tokens for given ids
     /// (used by `export --verify`).
+    #[cfg(feature = "torch")]
     #[command(hide = true)]
     Reference(cmd::reference::Args),
+    #[cfg(not(feature = "torch"))]
+    #[command(hide = true)]
+    Reference(cmd::without_torch::Args),
     /// Reconstruct many passages; precision by length and compression, error positions.
     Eval(cmd::eval::Args),
     /// Train or fine-tune a C3 model from a recipe (resumes the run if it has checkpoints).
+    #[cfg(feature = "torch")]
     Train(cmd::train::Args),
+    /// Train or fine-tune a C3 model (needs the default build, with libtorch).
+    #[cfg(not(feature = "torch"))]
+    Train(cmd::without_torch::Args),
     /// Write a Triton Inference Server model repository serving an export (docs/triton.md).
     Triton(cmd::triton::Args),
     /// Tokenizer utilities.
@@ -86,8 +94,14 @@ fn main() {
         Command::Decompress(a) => cmd::compress::decompress(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Build(a) => cmd::build::run(a),
+        #[cfg(feature = "torch")]
         Command::Reference(a) => cmd::reference::run(a),
+        #[cfg(feature = "torch")]
         Command::Train(a) => cmd::train::run(a),
+        #[cfg(not(feature = "torch"))]
+        Command::Reference(a) => cmd::without_torch::run("reference", a),
+        #[cfg(not(feature = "torch"))]
+        Command::Train(a) => cmd::without_torch::run("train", a),
         Command::Eval(a) => cmd::eval::run(a),
         Command::Triton(a) => cmd::triton::run(a),
         Command::Tokenizer(c) => cmd::tokenizer::run(c),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod contract;
 pub mod corpus;
 pub mod deps;
+pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod generation;

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use c3_core::engine::EnginePlan;
 use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
@@ -35,10 +36,11 @@ pub struct RuntimeOptions {
     /// Bytes an encoder run's activations may take: a run holds as many documents
     /// as fit (estimated from the encoder's shapes, encoder_batches.rs), at least one.
     pub encoder_memory: u64,
-    /// A TensorRT plan folder made by `c3 build` for this export: checked against the
-    /// export and this machine's GPU, TensorRT and CUDA before anything is loaded,
-    /// then run by TensorRT with the plan's engines (`provider` is then TensorRT).
-    pub engine: Option<PathBuf>,
+    /// A TensorRT plan folder made by `c3 build` for this export, with its check
+    /// (`c3_trt::TrtPlanCheck`): run against the export and this machine's GPU,
+    /// TensorRT and CUDA before anything is loaded, then TensorRT runs the plan's
+    /// engines (`provider` is then TensorRT).
+    pub engine: Option<EnginePlan>,
     /// Hash every file at load, the weights included (`--verify-files`); by default
     /// the graphs and tokenizer are hashed and the weight files' sizes checked, as
     /// their hashes were taken once at export.
@@ -472,10 +474,11 @@ fn with_engine(options: RuntimeOptions, manifest_sha256: &str) -> Result<Runtime
     let Some(plan) = &options.engine else {
         return Ok(options);
     };
-    c3_trt::check_engine_dir(plan, manifest_sha256).map_err(|e| Error::Engine(e.to_string()))?;
-    // `c3 build` (ONNX Runtime's TensorRT EP back-end) keeps its engines in `<plan>/engines`.
+    let engines = (plan.check)
+        .check(&plan.dir, manifest_sha256)
+        .map_err(Error::Engine)?;
     let provider = Provider::TensorRt {
-        cache_dir: Some(plan.join("engines")),
+        cache_dir: Some(engines),
     };
     Ok(RuntimeOptions {
         provider,

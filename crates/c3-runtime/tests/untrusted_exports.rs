@@ -231,7 +231,7 @@ fn a_foreign_or_missing_tensorrt_plan_is_refused_by_the_library() {
     let plans = tmp.path().join("trt-plans");
     std::fs::create_dir_all(&plans).unwrap();
     let with_engine = || RuntimeOptions {
-        engine: Some(plans.clone()),
+        engine: Some(c3_trt::TrtPlanCheck::plan(&plans)),
         ..Default::default()
     };
     let err = C3Runtime::load(&dir, with_engine()).err().expect("refused");

@@ -7,8 +7,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error(transparent)]
     Core(#[from] c3_core::Error),
+    #[cfg(feature = "torch")]
     #[error(transparent)]
     Model(#[from] c3_torch::Error),
+    #[cfg(feature = "torch")]
     #[error("libtorch: {0}")]
     Torch(#[from] c3_torch::tch::TchError),
     #[error("recipe {path}: {msg}")]

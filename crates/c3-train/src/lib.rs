@@ -5,16 +5,22 @@
 //! resume: everything random is a function of (seed, step), and the optimizer
 //! state travels inside each checkpoint.
 
+#[cfg(feature = "torch")]
 mod batch;
 mod data;
 mod error;
+#[cfg(feature = "torch")]
 mod optim;
 mod recipe;
+#[cfg(feature = "torch")]
 mod state;
+#[cfg(feature = "torch")]
 mod trainer;
 
+#[cfg(feature = "torch")]
 pub use batch::{Batch, IGNORE, make_batch};
 pub use data::{Passage, PassageSet, permutation};
 pub use error::{Error, Result};
 pub use recipe::Recipe;
+#[cfg(feature = "torch")]
 pub use trainer::{Event, Outcome, Trainer};

@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::profiles::{Bound, EngineProfile, ModelKind, Phase};
 
 /// `--backend`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendChoice {
     /// `ort-trt` when built with the `gpu` feature, else `trtexec`.

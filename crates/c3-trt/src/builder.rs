@@ -27,46 +27,47 @@ const PLAN: Artifact = Artifact {
 };
 
 /// Compile an export's ONNX models into TensorRT engines.
-#[derive(Clone, Debug, clap::Args)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
 pub struct BuildArgs {
     /// Export folder made by `c3 export` (holds c3-export.json).
-    #[arg(value_name = "EXPORT")]
+    #[cfg_attr(feature = "cli", arg(value_name = "EXPORT"))]
     pub export: PathBuf,
     /// Output root; engines go to OUT/<model-id>/<gpu-arch>-trt<version>/.
-    #[arg(long, default_value = "trt-plans")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "trt-plans"))]
     pub out: PathBuf,
     /// Device: `auto` (first), an index, an arch (`sm_90`) or part of its name. In a
     /// dry run without a GPU, an arch names the target folder.
-    #[arg(long, default_value = "auto")]
+    #[cfg_attr(feature = "cli", arg(long, default_value = "auto"))]
     pub gpu: String,
     /// Which phase's engines to build.
-    #[arg(long, value_enum, default_value_t = ProfileSet::Both)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = ProfileSet::Both))]
     pub profile: ProfileSet,
     /// Largest batch the engines accept.
-    #[arg(long, default_value_t = 1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub max_batch: usize,
     /// Batch TensorRT tunes kernels for (default 1).
-    #[arg(long, default_value_t = 1)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 1))]
     pub opt_batch: usize,
     /// Document length the encoder is tuned for (default: the encoder limit).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub opt_text_len: Option<usize>,
     /// KV length decode steps are tuned for (default: prompt + half the encoder limit).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub opt_past_len: Option<usize>,
     /// Validate the export for TensorRT and print the profiles and build configuration;
     /// writes nothing. Works without a GPU.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub dry_run: bool,
     /// Replace an existing plan folder (refused otherwise). The new one is built
     /// beside it and swapped in only when complete.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub force: bool,
     /// Build back-end.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    #[cfg_attr(feature = "cli", arg(long, value_enum, default_value_t = BackendChoice::Auto))]
     pub backend: BackendChoice,
     /// Print the report as JSON.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub json: bool,
 }
 

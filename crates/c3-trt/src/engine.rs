@@ -98,3 +98,27 @@ pub fn check_engine_dir_with(
         gpu,
     })
 }
+
+/// [`check_engine_dir`] as the runtime takes it (`c3_core::engine::PlanCheck`): the
+/// plan's `engines/` folder (where `c3 build`, through ONNX Runtime's TensorRT EP,
+/// keeps its engines) once the plan fits the export and this machine.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrtPlanCheck;
+
+impl c3_core::engine::PlanCheck for TrtPlanCheck {
+    fn check(
+        &self,
+        plan: &Path,
+        export_manifest_sha256: &str,
+    ) -> std::result::Result<PathBuf, String> {
+        check_engine_dir(plan, export_manifest_sha256).map_err(|e| e.to_string())?;
+        Ok(plan.join("engines"))
+    }
+}
+
+impl TrtPlanCheck {
+    /// An engine plan for the runtime: `dir` with this check.
+    pub fn plan(dir: impl Into<PathBuf>) -> c3_core::engine::EnginePlan {
+        c3_core::engine::EnginePlan::new(dir, std::sync::Arc::new(TrtPlanCheck))
+    }
+}

@@ -41,7 +41,7 @@ mod testutil;
 
 pub use backend::{Backend, BackendChoice, EngineJob};
 pub use builder::{BuildArgs, BuildEvent, BuildReport, build, build_reporting, build_with};
-pub use engine::{EngineSpec, check_engine_dir, check_engine_dir_with};
+pub use engine::{EngineSpec, TrtPlanCheck, check_engine_dir, check_engine_dir_with};
 pub use error::{Error, Mismatch, PlanMismatch, Result};
 pub use gpu::{GpuInfo, LibFound, Probe};
 pub use plan::{PLAN_FILE, PlanManifest, check_plan};

@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// Which phase of the cascade an engine serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Encoder on the documents, then the decoder over the whole prompt (past 0).
@@ -37,7 +38,8 @@ impl Phase {
 }
 
 /// `--profile`: which phases to build.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileSet {
     Prefill,

@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use c3_core::GenerationConfig;
-use c3_core::generation::greedy_pick;
 use c3_runtime::memory::{self, reset_peak_rss};
 use c3_runtime::{C3Runtime, Latents};
-use c3_torch::tch::{Device, Tensor};
-use c3_torch::{KvCache, TorchCascade};
 use serde_json::{Value, json};
+
+#[cfg(feature = "torch")]
+mod tch;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -61,7 +61,7 @@ const SAMPLE: &str = include_str!("../../../../models/sample.txt");
 
 /// Median wall time of `f` over `n` runs, after one untimed warm-up run (first
 /// runs of a new shape pay for ONNX Runtime's memory planning and allocations).
-fn median_secs(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+pub(crate) fn median_secs(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     let mut t = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
@@ -76,19 +76,14 @@ fn median_secs(n: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 /// Whether to run another timed decode run: at least `r`, and more until two seconds
 /// have been spent (at most 1000), so a small model's millisecond runs are not at the
 /// mercy of one scheduler hiccup. The median over runs is reported.
-fn enough_runs(done: usize, r: usize, start: Instant) -> bool {
+pub(crate) fn enough_runs(done: usize, r: usize, start: Instant) -> bool {
     done < r.max(1) || (done < 1000 && start.elapsed().as_secs_f64() < 2.0)
 }
 
 const MIB: f64 = (1u64 << 20) as f64;
 
-/// Peak resident set size in MiB since the last reset.
-fn peak_rss_mib() -> Option<f64> {
-    memory::peak_rss().map(|b| b as f64 / MIB)
-}
-
 /// Generation that runs exactly `k` tokens: no stop ids, no n-gram ban.
-fn fixed(k: usize) -> GenerationConfig {
+pub(crate) fn fixed(k: usize) -> GenerationConfig {
     GenerationConfig {
         max_new_tokens: k,
         no_repeat_ngram_size: 0,
@@ -312,11 +307,17 @@ pub fn run(a: Args) -> Result<()> {
             .or_else(|| m_source(&a.model).map(PathBuf::from))?;
         p.is_dir().then_some(p)
     });
-    let tch = match (&ckpt, a.no_reference) {
+    let tch: Option<Value> = match (&ckpt, a.no_reference) {
+        #[cfg(feature = "torch")]
         (Some(c), false) => Some(
-            bench_tch(c, &docs, k, r)
+            tch::bench_tch(c, &docs, k, r)
                 .with_context(|| format!("tch reference on {}", c.display()))?,
         ),
+        #[cfg(not(feature = "torch"))]
+        (Some(_), false) => {
+            eprintln!("note: this c3 was built without libtorch; the tch reference is skipped");
+            None
+        }
         _ => None,
     };
     let ratio = tch.as_ref().map(|t| {
@@ -409,54 +410,6 @@ fn rt_n(export: &std::path::Path) -> Option<usize> {
     c3_core::ExportManifest::load(export)
         .ok()
         .map(|(m, _)| m.n_latents)
-}
-
-fn bench_tch(ckpt: &std::path::Path, docs: &[Vec<u32>], k: usize, r: usize) -> Result<Value> {
-    let _ = reset_peak_rss();
-    let c = TorchCascade::load(ckpt, Device::Cpu)?;
-    let compress = median_secs(r, || c.compress_ids(docs).map(drop).map_err(Into::into))?;
-    let lat = c.compress_ids(&docs[..1])?;
-    let ttft = median_secs(r, || {
-        let l = c.compress_ids(&docs[..1])?;
-        c3_torch::generate(&c.model, &c.prompt, &l, &fixed(1))?;
-        Ok(())
-    })?;
-    // The same per-step work as the runtime's: embed the token, one cached decoder
-    // step, logits to the host, greedy pick.
-    let step1 = {
-        let mut per = Vec::new();
-        let t_start = Instant::now();
-        while enough_runs(per.len(), r, t_start) {
-            let t = c3_torch::tch::no_grad(|| -> Result<f64> {
-                let mut cache = KvCache::new(c.model.model.layers.len());
-                // Prefill fills the cache; its output is not needed here.
-                let _ = c
-                    .model
-                    .decode_hidden(&c.model.prompt_embeds(&c.prompt, &lat), &mut cache);
-                let mut tok = Tensor::from_slice(&[0i64]).view([1, 1]);
-                let t0 = Instant::now();
-                for _ in 0..k - 1 {
-                    let h = c
-                        .model
-                        .decode_hidden(&c.model.embed_decoder(&tok), &mut cache);
-                    let logits = Vec::<f32>::try_from(c.model.logits(&h).view([-1]))?;
-                    let next = greedy_pick(&logits, &[]);
-                    tok = Tensor::from_slice(&[next as i64]).view([1, 1]);
-                }
-                Ok(t0.elapsed().as_secs_f64() / (k - 1) as f64)
-            })?;
-            per.push(t);
-        }
-        per.sort_by(f64::total_cmp);
-        per[per.len() / 2]
-    };
-    Ok(json!({
-        "backend": "tch",
-        "docs_per_second": docs.len() as f64 / compress,
-        "time_to_first_token_ms": ttft * 1e3,
-        "decode_tokens_per_second_b1": 1.0 / step1,
-        "peak_rss_mib": peak_rss_mib(),
-    }))
 }
 
 fn machine() -> Value {

@@ -7,8 +7,12 @@ pub mod eval;
 pub mod export;
 pub mod init;
 pub mod inspect;
+#[cfg(feature = "torch")]
 pub mod reference;
 pub mod roundtrip;
 pub mod tokenizer;
+#[cfg(feature = "torch")]
 pub mod train;
 pub mod triton;
+#[cfg(not(feature = "torch"))]
+pub mod without_torch;
