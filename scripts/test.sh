@@ -7,6 +7,8 @@ scripts/install-deps.sh
 # The lean c3 (no libtorch): crate graphs, no libtorch linked, the demo round trip
 # against an export. First: the workspace tests below rebuild the default c3.
 scripts/lean-check.sh
+# The runtime's layers: no two of its files import each other, even through others.
+python3 tools/import_loops.py crates/c3-runtime/src
 cargo test --workspace --locked "$@"
 # The GPU kit (docs/gpu.md), with the binaries the tests just built: the pack/unpack
 # round trip (part sizes, sums, a flipped byte refused) and scripts/gpu-check.sh's

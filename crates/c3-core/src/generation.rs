@@ -248,18 +248,33 @@ impl Reconstruction {
         let latents = encode(&inputs)?;
         let encode_seconds = t0.elapsed().as_secs_f64();
         let t1 = std::time::Instant::now();
-        let (mut docs, reports) =
+        let (docs, reports) =
             crate::window::decode_windows(&windows, 1, cfg, limit, |r, c| decode(&latents, r, c))?;
         let decode_seconds = t1.elapsed().as_secs_f64();
+        let mut r = Self::assemble(tokenizer, text_ids, docs, reports)?;
+        (r.encode_seconds, r.decode_seconds) = (encode_seconds, decode_seconds);
+        Ok(r)
+    }
+
+    /// One document's round trip from its joined windows (`docs`, `reports`: what
+    /// `window::join` gives for one document): the output ids, how it finished, the
+    /// text. The one assembly of a round trip, shared by [`Self::windowed`] and the
+    /// scheduler; timings are zero for the caller to fill.
+    pub fn assemble(
+        tokenizer: &crate::C3Tokenizer,
+        text_ids: Vec<u32>,
+        mut docs: Vec<Vec<u32>>,
+        reports: Vec<crate::WindowReport>,
+    ) -> crate::Result<Self> {
         let ids = docs.pop().unwrap_or_default();
         let finish = crate::window::document_finish(&reports);
-        let text = tokenizer.decode(&ids)?.trim().to_string();
+        let text = tokenizer.decode_text(&ids)?;
         Ok(Reconstruction {
             text_ids,
             generation: Generated { ids, finish },
             text,
-            encode_seconds,
-            decode_seconds,
+            encode_seconds: 0.0,
+            decode_seconds: 0.0,
             windows: reports,
         })
     }

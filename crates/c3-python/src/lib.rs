@@ -351,7 +351,7 @@ impl Runtime {
         let docs = self.run(py, task)?.docs;
         py.detach(|| -> Result<Vec<String>, Fault> {
             docs.iter()
-                .map(|ids| Ok(self.rt.tokenizer.decode(ids)?.trim().to_string()))
+                .map(|ids| Ok(self.rt.tokenizer.decode_text(ids)?))
                 .collect()
         })
         .raise(py)

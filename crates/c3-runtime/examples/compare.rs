@@ -54,10 +54,12 @@ impl Export {
 
     fn round(&mut self) -> Result<()> {
         let (rt, lat) = (&self.rt, &self.latents);
-        let plen = rt.manifest.prompt.ids.len();
+        let prompt_len = rt.manifest.prompt.ids.len();
         let t = Instant::now();
-        rt.decode_state(1, plen)?
-            .forward(rt.zero_embeds(1, plen)?, plen)?;
+        rt.decode_state(1, prompt_len)?.forward(
+            c3_runtime::bench::zero_embeds(&rt, 1, prompt_len)?,
+            prompt_len,
+        )?;
         self.times[0].push(t.elapsed().as_secs_f64());
         for (i, reuse) in [(1, false), (2, true)] {
             let t = Instant::now();
@@ -121,7 +123,7 @@ fn main() -> Result<()> {
     // a share of: the machine's streaming read rate (best of a second) before and
     // after, so the run's state is on record beside its ratios.
     let bandwidth =
-        || c3_runtime::limits::read_bandwidth(512 << 20, 2, Duration::from_secs(1)) / 1e9;
+        || c3_runtime::bench::limits::read_bandwidth(512 << 20, 2, Duration::from_secs(1)) / 1e9;
     let before = bandwidth();
     for _ in 0..rounds {
         for e in exports.iter_mut() {

@@ -5,7 +5,7 @@
 //! touches for the first time are paged in, which `max RSS` counts but which are
 //! neither activations nor private to the process).
 //!
-//! Linux only (`c3_runtime::memory`: the kernel's own high-water mark, reset before
+//! Linux only (`c3_runtime::bench::memory`: the kernel's own high-water mark, reset before
 //! the run, so no short-lived allocation is missed). `c3 bench --doc-tokens N`
 //! reports the same figure for one export.
 //! Run: `cargo run --release -p c3-runtime --example encoder_memory EXPORT_DIR... TEXT_FILE`
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use c3_runtime::memory::{PeakGrowth, peak_growth};
+use c3_runtime::bench::memory::{PeakGrowth, peak_growth};
 use c3_runtime::{C3Runtime, RuntimeOptions};
 
 fn main() -> Result<()> {

@@ -29,12 +29,12 @@ fn main() -> Result<()> {
     let pos = 60.min(rt.manifest.max_context - 1);
     for b in [1usize, 8] {
         let mut st = rt.decode_state(b, pos + 1)?;
-        st.forward(rt.zero_embeds(b, pos)?, pos)?;
+        st.forward(c3_runtime::bench::zero_embeds(&rt, b, pos)?, pos)?;
         let n = 2000;
         let (mut fwd, mut pick) = (0.0, 0.0);
         for _ in 0..n {
             st.truncate(pos)?;
-            let e = rt.zero_embeds(b, 1)?;
+            let e = c3_runtime::bench::zero_embeds(&rt, b, 1)?;
             let t = Instant::now();
             st.forward(e, 1)?;
             fwd += t.elapsed().as_secs_f64();

@@ -16,10 +16,88 @@ use c3_core::contract::decoder as names;
 use c3_onnx::ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use c3_onnx::ort::value::DynValue;
 
+use std::sync::{Arc, OnceLock};
+
+use c3_core::{DecoderPrompt, ExportManifest};
+
 use crate::error::{Error, Result, ensure};
-use crate::model::C3Runtime;
 use crate::provider::Provider;
+use crate::sessions::{Feed, Sessions};
 use crate::values::{Embeds, float_value, i64_value, to_f32};
+
+/// The decoder's shapes, from the manifest: what the caches are sized by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    pub kv_cache: KvCache,
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+    pub hidden: usize,
+    pub n_latents: usize,
+    pub max_context: usize,
+    pub pad_id: u32,
+}
+
+impl Geometry {
+    pub(crate) fn of(m: &ExportManifest) -> Self {
+        Geometry {
+            kv_cache: m.kv_cache,
+            layers: m.layers,
+            kv_heads: m.kv_heads,
+            head_dim: m.head_dim,
+            vocab: m.vocab,
+            hidden: m.hidden,
+            n_latents: m.n_latents,
+            max_context: m.max_context,
+            pad_id: m.pad_id,
+        }
+    }
+}
+
+/// The decoding layer of a loaded export: its sessions, the decoder's shapes, where
+/// caches live (the provider), the model's prompt and its prefix's cache. What every
+/// KV cache and [`DecodeState`] runs on; `C3Runtime` (model.rs) holds one.
+pub(crate) struct Decoder {
+    pub(crate) sessions: Sessions,
+    pub(crate) geo: Geometry,
+    pub(crate) provider: Provider,
+    /// The model's own prompt: its constant prefix is the one cached.
+    pub(crate) prompt: DecoderPrompt,
+    /// The prompt prefix's cache, computed on first use (decode/prefix.rs).
+    prefix: OnceLock<Option<Arc<PromptPrefix>>>,
+}
+
+impl Decoder {
+    pub(crate) fn new(
+        sessions: Sessions,
+        m: &ExportManifest,
+        provider: Provider,
+        prompt: DecoderPrompt,
+    ) -> Self {
+        Decoder {
+            sessions,
+            geo: Geometry::of(m),
+            provider,
+            prompt,
+            prefix: OnceLock::new(),
+        }
+    }
+}
+
+/// The cache for the export's contract: room for `slots` rows of `capacity`
+/// positions; `reuse_prefix` as in [`crate::RuntimeOptions::reuse_prompt_prefix`].
+pub(crate) fn new_cache(
+    dec: &Decoder,
+    slots: usize,
+    capacity: usize,
+    reuse_prefix: bool,
+) -> Result<Box<dyn cache::KvCache + '_>> {
+    Ok(match dec.geo.kv_cache {
+        KvCache::SharedBuffer => Box::new(SlotCache::new(dec, slots, capacity, reuse_prefix)?),
+        KvCache::Concat => Box::new(cohorts::Cohorts::new(dec, capacity, reuse_prefix)?),
+    })
+}
 
 /// Logits of the last decoder run, `[batch, seq, vocab]` row-major f32, borrowed from
 /// the output tensor (no copy per step).
@@ -53,7 +131,7 @@ enum Cache<'m> {
 
 /// The decoder cache of one request: `batch` rows that advance together.
 pub struct DecodeState<'m> {
-    rt: &'m C3Runtime,
+    dec: &'m Decoder,
     batch: usize,
     len: usize,
     capacity: usize,
@@ -66,12 +144,12 @@ pub struct DecodeState<'m> {
     broken: bool,
 }
 
-impl C3Runtime {
+impl Decoder {
     /// An empty cache for `batch` rows that will hold at most `capacity` positions
     /// (prompt + generated; at most the decoder context). A shared-buffer export
     /// allocates its buffers here, once.
-    pub fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
-        let m = &self.manifest;
+    pub(crate) fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
+        let m = &self.geo;
         check_cache_shape(m, batch, capacity)?;
         let names = names::cache_names(m.layers);
         let cache = match m.kv_cache {
@@ -94,7 +172,7 @@ impl C3Runtime {
             }
         };
         Ok(DecodeState {
-            rt: self,
+            dec: self,
             batch,
             len: 0,
             capacity,
@@ -107,11 +185,7 @@ impl C3Runtime {
 }
 
 /// A cache of `rows` rows x `capacity` positions must have a row and fit the decoder.
-pub(crate) fn check_cache_shape(
-    m: &c3_core::ExportManifest,
-    rows: usize,
-    capacity: usize,
-) -> Result<()> {
+pub(crate) fn check_cache_shape(m: &Geometry, rows: usize, capacity: usize) -> Result<()> {
     ensure!(rows > 0, Input, "a decoder cache needs at least one row");
     ensure!(
         capacity > 0 && capacity <= m.max_context,
@@ -223,8 +297,8 @@ impl DecodeState<'_> {
         let b = self.batch;
         Ok(match &mut self.cache {
             Cache::Concat { past, names } => {
-                let values = self.rt.sessions.feed_values(feed)?;
-                let mut dec = self.rt.sessions.decoder();
+                let values = self.dec.sessions.feed_values(feed)?;
+                let mut dec = self.dec.sessions.decoder();
                 let mut inputs: Vec<(String, DynValue)> = values
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
@@ -259,7 +333,7 @@ impl DecodeState<'_> {
 
     /// The logits of the last [`Self::forward`].
     pub fn logits(&self) -> Result<Logits<'_>> {
-        let (b, seq, vocab) = (self.batch, self.last_seq, self.rt.manifest.vocab);
+        let (b, seq, vocab) = (self.batch, self.last_seq, self.dec.geo.vocab);
         ensure!(seq > 0, Input, "no decoder run yet");
         // Last position only (exports since the last-position slice), or every
         // position the run fed (older exports); `Logits::last` reads either.
@@ -292,7 +366,7 @@ impl DecodeState<'_> {
             self.len
         );
         if let Cache::Concat { past, .. } = &mut self.cache {
-            let (m, dtype) = (&self.rt.manifest, self.rt.sessions.dtype);
+            let (m, dtype) = (&self.dec.geo, self.dec.sessions.dtype);
             for (_, v) in past.iter_mut() {
                 let (shape, data) = to_f32(v, dtype)?;
                 let (rows, t, hd) = (shape[0] * shape[1], shape[2], shape[3]);
@@ -322,13 +396,13 @@ pub(crate) fn logits_seq(got: &[i64], b: usize, seq: usize, vocab: usize) -> Res
 }
 
 pub(crate) mod cache;
+mod cohorts;
 pub(crate) mod feed;
 mod prefix;
 pub(crate) mod slots;
 
 use slots::SlotCache;
 
-pub(crate) use feed::Feed;
 use feed::empty_feed;
 pub(crate) use prefix::PromptPrefix;
 

@@ -101,3 +101,18 @@ mod tests {
         assert!(Latents::new(usize::MAX, 2, vec![0.0], 1).is_err());
     }
 }
+
+impl Latents {
+    /// Refuses latents of another shape than an export's `[n, dim]` (the caller's
+    /// input: latents of another export).
+    pub(crate) fn check_shape(&self, n: usize, dim: usize) -> Result<()> {
+        ensure!(
+            self.n() == n && self.dim() == dim,
+            Input,
+            "latents are [{}, {}], this export takes [{n}, {dim}]",
+            self.n(),
+            self.dim()
+        );
+        Ok(())
+    }
+}

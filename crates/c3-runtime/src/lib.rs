@@ -12,6 +12,8 @@
 //! Every fallible call returns [`Result`] with the typed [`Error`]; no `ort` type
 //! appears in the public API ([`Embeds`] wraps the decoder's input values).
 
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod cuda_libs;
 mod decode;
 mod encoder_batches;
@@ -19,9 +21,8 @@ mod error;
 mod external;
 pub mod latent_file;
 mod latents;
-pub mod limits;
-pub mod memory;
 mod model;
+mod options;
 mod provider;
 pub mod scheduler;
 mod sessions;
@@ -31,7 +32,8 @@ pub use c3_core::{Cascade, Decompressed};
 pub use decode::{DecodeState, Logits};
 pub use error::{Error, Result};
 pub use latents::Latents;
-pub use model::{C3Runtime, Compressed, RuntimeOptions};
+pub use model::{C3Runtime, Compressed};
+pub use options::RuntimeOptions;
 pub use provider::Provider;
 pub use scheduler::{
     CompressTask, DecompressTask, Event, RoundtripTask, Scheduler, SchedulerOptions, Sink, Stats,

@@ -4,9 +4,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
 
-use c3_core::engine::EnginePlan;
 use c3_core::prompt::document_ids;
 use c3_core::window::decode_windows;
 use c3_core::{
@@ -14,66 +12,15 @@ use c3_core::{
     GenerationConfig, PromptTemplate, RowGreedy, Window, WindowPlan, contract,
 };
 
-use crate::decode::PromptPrefix;
-use crate::decode::cache::new_cache;
+use crate::decode::cache::KvCache;
+use crate::decode::{DecodeState, Decoder, new_cache};
 use crate::encoder_batches::{EncoderCost, plan};
 use crate::error::{Error, Result, ensure};
 use crate::latents::Latents;
+use crate::options::RuntimeOptions;
 use crate::provider::{Provider, check_export};
 use crate::sessions::Sessions;
 use crate::values::{Embeds, float_value, to_f32};
-
-/// How to run an export.
-#[derive(Debug, Clone)]
-pub struct RuntimeOptions {
-    pub provider: Provider,
-    /// Run on the CPU if the requested provider cannot be used (off by default).
-    pub allow_fallback: bool,
-    /// Intra-op threads per session; 0 lets ONNX Runtime choose.
-    pub threads: usize,
-    /// Most documents per encoder run.
-    pub batch_size: usize,
-    /// Bytes an encoder run's activations may take: a run holds as many documents
-    /// as fit (estimated from the encoder's shapes, encoder_batches.rs), at least one.
-    pub encoder_memory: u64,
-    /// A TensorRT plan folder made by `c3 build` for this export, with its check
-    /// (`c3_trt::TrtPlanCheck`): run against the export and this machine's GPU,
-    /// TensorRT and CUDA before anything is loaded, then TensorRT runs the plan's
-    /// engines (`provider` is then TensorRT).
-    pub engine: Option<EnginePlan>,
-    /// Hash every file at load, the weights included (`--verify-files`); by default
-    /// the graphs and tokenizer are hashed and the weight files' sizes checked, as
-    /// their hashes were taken once at export.
-    pub verify_files: bool,
-    /// Compute the KV cache of the prompt's constant prefix once per loaded model and
-    /// start every request from a copy (on by default; outputs are the same either
-    /// way; off is for measuring what it saves).
-    pub reuse_prompt_prefix: bool,
-    /// A folder holding the CUDA libraries for the CUDA/TensorRT providers
-    /// (`--cuda-libs`), searched before `$C3_CUDA_LIBS` and the Python packages'
-    /// `nvidia/*/lib` folders (cuda_libs.rs).
-    pub cuda_libs: Option<PathBuf>,
-    /// Window length in tokens, overriding the export's (`--window`): the one place
-    /// the override lives; [`C3Runtime::plan`] hands the result out.
-    pub window: Option<usize>,
-}
-
-impl Default for RuntimeOptions {
-    fn default() -> Self {
-        RuntimeOptions {
-            provider: Provider::Cpu,
-            allow_fallback: false,
-            threads: 0,
-            batch_size: 16,
-            encoder_memory: 1 << 30,
-            engine: None,
-            reuse_prompt_prefix: true,
-            verify_files: false,
-            cuda_libs: None,
-            window: None,
-        }
-    }
-}
 
 /// Documents compressed window by window (c3_core::window).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,15 +44,14 @@ pub struct C3Runtime {
     /// How documents are windowed: the export's window or `options.window`, fixed
     /// at load and handed to every front-end ([`C3Runtime::plan`]).
     plan: WindowPlan,
-    /// The prompt the model was trained with, as the manifest records it.
+    /// The prompt the model was trained with, as the manifest records it (the
+    /// decoder keeps the prompt built from it).
     template: PromptTemplate,
-    prompt: DecoderPrompt,
     generation: GenerationConfig,
-    pub(crate) sessions: Sessions,
+    /// The sessions and the decoding layer on them (decode.rs).
+    pub(crate) decoder: Decoder,
     /// The encoder's activation cost per document, from the manifest (read once).
     encoder_cost: Option<EncoderCost>,
-    /// The prompt prefix's cache, computed on first use (decode/prefix.rs).
-    pub(crate) prefix: OnceLock<Option<Arc<PromptPrefix>>>,
 }
 
 impl C3Runtime {
@@ -151,6 +97,7 @@ impl C3Runtime {
         }
         let plan = manifest.window_plan(options.window)?;
         let sessions = Sessions::open(dir, &manifest, &options)?;
+        let decoder = Decoder::new(sessions, &manifest, options.provider.clone(), prompt);
         Ok(C3Runtime {
             dir: dir.to_path_buf(),
             encoder_cost: EncoderCost::new(&manifest),
@@ -161,9 +108,7 @@ impl C3Runtime {
             options,
             plan,
             template,
-            prompt,
-            sessions,
-            prefix: OnceLock::new(),
+            decoder,
         })
     }
 
@@ -179,7 +124,26 @@ impl C3Runtime {
 
     /// The decoder prompt the model was trained with (from the manifest).
     pub fn prompt(&self) -> &DecoderPrompt {
-        &self.prompt
+        &self.decoder.prompt
+    }
+
+    /// An empty cache for `batch` rows that will hold at most `capacity` positions
+    /// (prompt + generated; at most the decoder context): what benchmarks and tools
+    /// drive with [`DecodeState::forward`]. A shared-buffer export allocates its
+    /// buffers here, once.
+    pub fn decode_state(&self, batch: usize, capacity: usize) -> Result<DecodeState<'_>> {
+        self.decoder.decode_state(batch, capacity)
+    }
+
+    /// A KV cache of `slots` rows of `capacity` positions for this export's contract
+    /// (what [`C3Runtime::generate`] and the scheduler decode with).
+    pub(crate) fn new_cache(
+        &self,
+        slots: usize,
+        capacity: usize,
+        reuse_prefix: bool,
+    ) -> Result<Box<dyn KvCache + '_>> {
+        new_cache(&self.decoder, slots, capacity, reuse_prefix)
     }
 
     /// The manifest's generation settings.
@@ -277,7 +241,7 @@ impl C3Runtime {
                 mask[r * l + off + j] = 1;
             }
         }
-        let (shape, data) = self.sessions.encode(b, l, ids, mask)?;
+        let (shape, data) = self.decoder.sessions.encode(b, l, ids, mask)?;
         let (n, dim) = (self.manifest.n_latents, self.manifest.hidden);
         ensure!(
             shape == [b, n, dim],
@@ -300,13 +264,13 @@ impl C3Runtime {
     /// prompt in two parts, after the prompt-prefix cache).
     pub fn prefill_embeds(&self, latents: &[&Latents]) -> Result<Embeds> {
         let m = &self.manifest;
-        let p = &self.prompt;
+        let p = self.prompt();
         let (b, d, prompt_len) = (latents.len(), m.hidden, p.ids.len());
         for l in latents {
-            check_latents(m, l)?;
+            l.check_shape(m.n_latents, d)?;
         }
-        let dtype = self.sessions.dtype;
-        let (_, base) = to_f32(&self.sessions.embed(&p.ids, 1)?.0, dtype)?;
+        let dtype = self.decoder.sessions.dtype;
+        let (_, base) = to_f32(&self.decoder.sessions.embed(&p.ids, 1)?.0, dtype)?;
         let mut embeds = Vec::with_capacity(b * prompt_len * d);
         for lat in latents {
             let mut row = base.clone();
@@ -321,10 +285,10 @@ impl C3Runtime {
     /// what verification compares with the reference (the decoder computes no
     /// others). `reuse_prefix`: start from the prompt-prefix cache, as requests do.
     pub fn prefill_logits(&self, latents: &Latents, reuse_prefix: bool) -> Result<Vec<f32>> {
-        let capacity = self.prompt.ids.len();
-        let mut cache = new_cache(self, 1, capacity, reuse_prefix)?;
+        let prompt = self.prompt();
+        let mut cache = self.new_cache(1, prompt.ids.len(), reuse_prefix)?;
         let mut out = Vec::new();
-        cache.prefill(&[(0, latents, &self.prompt)], &mut |_, l| out = l.to_vec())?;
+        cache.prefill(&[(0, latents, prompt)], &mut |_, l| out = l.to_vec())?;
         Ok(out)
     }
 
@@ -353,7 +317,7 @@ impl C3Runtime {
         );
         // Room for the prompt and every token the generation may add, within context.
         let capacity = (prompt_len + cfg.max_new_tokens).min(m.max_context);
-        let mut cache = new_cache(self, b, capacity, self.options.reuse_prompt_prefix)?;
+        let mut cache = self.new_cache(b, capacity, self.options.reuse_prompt_prefix)?;
         let mut rows = vec![RowGreedy::new(&prompt.ids, m.max_context, cfg); b];
         // The token each row feeds next; None once it has ended.
         let mut next: Vec<Option<u32>> = vec![None; b];
@@ -380,16 +344,9 @@ impl C3Runtime {
         Ok(rows.into_iter().map(RowGreedy::into_result).collect())
     }
 
-    /// Token embeddings `[rows, ids.len() / rows, hidden]` in the export dtype, zeros:
-    /// what benchmarks feed a timed prefill or step (values do not change the work).
-    pub fn zero_embeds(&self, rows: usize, seq: usize) -> Result<Embeds> {
-        let d = self.manifest.hidden;
-        float_value(
-            self.sessions.dtype,
-            &[rows, seq, d],
-            &vec![0.0; rows * seq * d],
-        )
-        .map(Embeds)
+    /// The export's float dtype (weights, latents, KV cache).
+    pub(crate) fn dtype(&self) -> c3_core::DType {
+        self.decoder.sessions.dtype
     }
 
     /// Embeddings of `shape` `[rows, seq, width]` from row-major f32 `data`, converted
@@ -407,22 +364,8 @@ impl C3Runtime {
             data.len(),
             want.map_or("more than fit in memory".into(), |w| w.to_string())
         );
-        float_value(self.sessions.dtype, &shape, data).map(Embeds)
+        float_value(self.decoder.sessions.dtype, &shape, data).map(Embeds)
     }
-}
-
-/// Latents must have this export's shape `[n_latents, hidden]`.
-pub(crate) fn check_latents(m: &ExportManifest, l: &Latents) -> Result<()> {
-    ensure!(
-        l.n() == m.n_latents && l.dim() == m.hidden,
-        Input,
-        "latents are [{}, {}], this export takes [{}, {}]",
-        l.n(),
-        l.dim(),
-        m.n_latents,
-        m.hidden
-    );
-    Ok(())
 }
 
 /// The ONNX Runtime cascade: what the CLI, the evaluation and the round trip run.
@@ -449,7 +392,7 @@ impl Cascade for C3Runtime {
         &self.template
     }
     fn prompt(&self) -> &DecoderPrompt {
-        &self.prompt
+        &self.decoder.prompt
     }
     fn encode(&self, windows: &[Vec<u32>]) -> Result<Vec<Latents>> {
         self.compress(windows)

@@ -13,12 +13,44 @@ use c3_core::{DType, ExportManifest, FileCheck};
 use c3_onnx::ort::session::Session;
 use c3_onnx::ort::value::DynValue;
 
-use crate::decode::Feed;
 use crate::error::{Error, Result, ensure};
 use crate::external::check_external_data;
-use crate::model::RuntimeOptions;
+use crate::options::RuntimeOptions;
 use crate::provider::session;
 use crate::values::{Embeds, float_value, i64_value, to_f32};
+
+/// New positions for `rows` rows: `embeds` `[rows, e, hidden]` (if any), then `ids`
+/// (`rows x k`, row-major).
+pub(crate) struct Feed {
+    pub(crate) rows: usize,
+    pub(crate) embeds: Option<(Embeds, usize)>,
+    pub(crate) ids: Vec<u32>,
+}
+
+impl Feed {
+    /// Embeddings `[rows, seq, hidden]` only.
+    pub(crate) fn embeds(rows: usize, embeds: Embeds, seq: usize) -> Self {
+        Feed {
+            rows,
+            embeds: Some((embeds, seq)),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Token ids only: `ids.len() / rows` per row.
+    pub(crate) fn ids(rows: usize, ids: Vec<u32>) -> Self {
+        Feed {
+            rows,
+            embeds: None,
+            ids,
+        }
+    }
+
+    /// Positions appended to each row.
+    pub(crate) fn seq(&self) -> usize {
+        self.embeds.as_ref().map_or(0, |e| e.1) + self.ids.len() / self.rows.max(1)
+    }
+}
 
 /// The sessions of one loaded export.
 pub(crate) struct Sessions {

@@ -16,7 +16,7 @@ use crate::error::Result;
 /// Decoder input embeddings `[rows, seq, hidden]` in the export dtype, as ONNX Runtime
 /// takes them ([`crate::DecodeState::forward`]). Opaque so that `ort`'s types stay out
 /// of this crate's API: callers get them from [`crate::C3Runtime::prefill_embeds`],
-/// [`crate::C3Runtime::zero_embeds`] or [`crate::C3Runtime::embeds_from_f32`].
+/// `c3_runtime::bench::zero_embeds` or [`crate::C3Runtime::embeds_from_f32`].
 #[derive(Debug)]
 pub struct Embeds(pub(crate) DynValue);
 

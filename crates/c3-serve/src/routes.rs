@@ -255,7 +255,7 @@ pub(crate) async fn decompress(
     let job = st.submit(task)?;
     let docs = job.outcome(&st, arrived, deadline).await?.docs;
     let texts = (docs.iter())
-        .map(|ids| st.rt.tokenizer.decode(ids).map(|t| t.trim().to_string()))
+        .map(|ids| st.rt.tokenizer.decode_text(ids))
         .collect::<Result<Vec<_>, _>>()
         .map_err(core_error)?;
     Ok(Json(json!({ "texts": texts, "sources": file.sources })).into_response())

@@ -23,4 +23,4 @@ pub use data::{Passage, PassageSet, permutation};
 pub use error::{Error, Result};
 pub use recipe::Recipe;
 #[cfg(feature = "torch")]
-pub use trainer::{Event, Outcome, Trainer};
+pub use trainer::{Evaluation, Event, Outcome, Trainer};

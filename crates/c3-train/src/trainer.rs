@@ -53,6 +53,17 @@ pub enum Event {
     },
 }
 
+/// Held-out reconstruction during training: means over the passages evaluated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub char_precision: f64,
+    pub word_precision: f64,
+    /// Share of passages reconstructed exactly.
+    pub exact: f64,
+    /// The first passage and its reconstruction.
+    pub example: (String, String),
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -301,9 +312,8 @@ impl Trainer {
         Ok(Some((own, other)))
     }
 
-    /// Greedy reconstruction of the first `n` held-out passages: mean char
-    /// precision, word precision, exact-match rate, and one (reference, output) pair.
-    pub fn evaluate(&self, n: usize) -> Result<(f64, f64, f64, (String, String))> {
+    /// Greedy reconstruction of the first `n` held-out passages.
+    pub fn evaluate(&self, n: usize) -> Result<Evaluation> {
         let ps: Vec<_> = self.data.held_out.iter().take(n).collect();
         let max_len = ps.iter().map(|p| p.ids.len()).max().unwrap_or(1);
         let cfg = GenerationConfig {
@@ -329,7 +339,7 @@ impl Trainer {
             let projected = tch::no_grad(|| self.model.project(&self.model.encode(&batch)));
             let gens = generate(&self.model, &self.prompt, &projected, &cfg)?;
             for (p, g) in chunk.iter().zip(gens) {
-                let out = self.tokenizer.decode(&g.ids)?.trim().to_string();
+                let out = self.tokenizer.decode_text(&g.ids)?;
                 let reference = p.text.trim();
                 cp += char_precision(reference, &out);
                 wp += word_precision(reference, &out);
@@ -340,7 +350,12 @@ impl Trainer {
             }
         }
         let k = ps.len().max(1) as f64;
-        Ok((cp / k, wp / k, ex / k, example))
+        Ok(Evaluation {
+            char_precision: cp / k,
+            word_precision: wp / k,
+            exact: ex / k,
+            example,
+        })
     }
 
     /// Writes a checkpoint of the current state.
@@ -418,7 +433,12 @@ impl Trainer {
             if s.eval_every > 0
                 && (step % s.eval_every as u64 == 0 || step as usize == s.total_steps)
             {
-                let (cp, wp, ex, example) = self.evaluate(s.eval_passages)?;
+                let Evaluation {
+                    char_precision: cp,
+                    word_precision: wp,
+                    exact: ex,
+                    example,
+                } = self.evaluate(s.eval_passages)?;
                 let gap = self.latent_gap(s.eval_passages)?;
                 let (own, swapped) = (gap.map(|g| g.0), gap.map(|g| g.1));
                 log(

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use c3_core::GenerationConfig;
-use c3_runtime::memory::{self, reset_peak_rss};
+use c3_runtime::bench::memory::{self, reset_peak_rss};
+use c3_runtime::bench::zero_embeds;
 use c3_runtime::{C3Runtime, Latents};
 use serde_json::{Value, json};
 
@@ -209,14 +210,14 @@ pub fn run(a: Args) -> Result<()> {
         let mut states = Vec::new();
         for &p in &positions {
             let mut st = rt.decode_state(1, p + 1)?;
-            st.forward(rt.zero_embeds(1, p)?, p)?;
+            st.forward(zero_embeds(&rt, 1, p)?, p)?;
             states.push(st);
         }
         let mut times = vec![Vec::new(); positions.len()];
         for round in 0..=r.max(50) {
             for ((st, &p), t) in states.iter_mut().zip(&positions).zip(&mut times) {
                 st.truncate(p)?;
-                let embeds = rt.zero_embeds(1, 1)?;
+                let embeds = zero_embeds(&rt, 1, 1)?;
                 let t0 = Instant::now();
                 st.forward(embeds, 1)?;
                 if round > 0 {
@@ -239,7 +240,7 @@ pub fn run(a: Args) -> Result<()> {
         // The decoder alone on `seq` zero positions with an empty cache.
         let prefill = |seq: usize| {
             median_secs(r, || {
-                let embeds = rt.zero_embeds(1, seq)?;
+                let embeds = zero_embeds(&rt, 1, seq)?;
                 Ok(rt.decode_state(1, seq)?.forward(embeds, seq)?)
             })
         };
@@ -365,7 +366,7 @@ fn floors(
     plen: usize,
     threads: usize,
 ) -> Result<Value> {
-    let limits = c3_runtime::limits::measure(threads, std::time::Duration::from_secs(2))?;
+    let limits = c3_runtime::bench::limits::measure(threads, std::time::Duration::from_secs(2))?;
     let m = &rt.manifest;
     let dec = &m.models.decoder;
     // Every weight of the decoder file is read once per step (the files hold

@@ -117,7 +117,7 @@ pub fn decompress(a: DecompressArgs) -> Result<()> {
         rt.decompress(&file.compressed, &prompt, &cfg, a.max_new_tokens)?;
     let mut out = Vec::new();
     for (d, (ids, source)) in docs.iter().zip(&file.sources).enumerate() {
-        let text = rt.tokenizer.decode(ids)?.trim().to_string();
+        let text = rt.tokenizer.decode_text(ids)?;
         let windows: Vec<_> = reports.iter().filter(|r| r.window.doc == d).collect();
         for r in windows
             .iter()

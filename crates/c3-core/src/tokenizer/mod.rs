@@ -185,6 +185,12 @@ impl C3Tokenizer {
         }
     }
 
+    /// A reconstruction's text: the decoded ids, whitespace-stripped at both ends
+    /// (spec §2, as the reference prints its output).
+    pub fn decode_text(&self, ids: &[u32]) -> Result<String> {
+        Ok(self.decode(ids)?.trim().to_string())
+    }
+
     /// Special-token ids.
     pub fn specials(&self) -> &SpecialTokens {
         &self.specials

@@ -10,9 +10,8 @@ use c3_core::{DType, DecoderPrompt};
 use half::{bf16, f16};
 
 use super::feed::prefix_feed;
-use super::{Cache, DecodeState};
+use super::{Cache, DecodeState, Decoder};
 use crate::error::Result;
-use crate::model::C3Runtime;
 use crate::values::{is_host, to_f32};
 
 /// The prefix's keys and values, one entry per cache tensor (layer x key/value,
@@ -49,7 +48,7 @@ impl PromptPrefix {
     }
 }
 
-impl C3Runtime {
+impl Decoder {
     /// The prompt prefix's cache, computed on first use; `None` where reuse does not
     /// apply (a prefix under two positions, or a cache in device memory, which the
     /// host cannot read or copy without the device's copy engine).
@@ -63,9 +62,9 @@ impl C3Runtime {
     }
 
     fn compute_prefix(&self) -> Result<Option<PromptPrefix>> {
-        let prompt = self.prompt();
+        let prompt = &self.prompt;
         let len = prompt.latent_start;
-        if len < 2 || len > self.manifest.max_context {
+        if len < 2 || len > self.geo.max_context {
             return Ok(None);
         }
         let dtype = self.sessions.dtype;
@@ -96,7 +95,7 @@ impl C3Runtime {
 impl DecodeState<'_> {
     /// A concat-cache state of `batch` rows holding `prefix` in every row.
     pub(crate) fn load_prefix(&mut self, prefix: &PromptPrefix) -> Result<()> {
-        let m = &self.rt.manifest;
+        let m = &self.dec.geo;
         let (b, len) = (self.batch, prefix.len);
         crate::error::ensure!(
             self.len == 0 && len <= self.capacity,
@@ -108,7 +107,7 @@ impl DecodeState<'_> {
                 for ((_, v), rows) in past.iter_mut().zip(&prefix.kv) {
                     let data: Vec<f32> = (0..b).flat_map(|_| rows.iter().copied()).collect();
                     *v = crate::values::float_value(
-                        self.rt.sessions.dtype,
+                        self.dec.sessions.dtype,
                         &[b, m.kv_heads, len, m.head_dim],
                         &data,
                     )?;

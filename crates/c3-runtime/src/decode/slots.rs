@@ -23,15 +23,15 @@ use c3_core::contract::decoder as names;
 
 use super::cache::{KvCache, NewRow, Pick};
 use super::feed::{prefix_feed, rest_feed};
-use super::{Feed, cache_allocator, check_cache_shape, host_memory, logits_seq};
+use super::{Decoder, cache_allocator, check_cache_shape, host_memory, logits_seq};
 use crate::Latents;
 use crate::error::{Error, Result, ensure};
-use crate::model::C3Runtime;
+use crate::sessions::Feed;
 use crate::values::{alloc_tensor, is_host};
 
 /// The slots' buffers and the binding that runs them.
 pub(crate) struct SlotCache<'m> {
-    rt: &'m C3Runtime,
+    dec: &'m Decoder,
     capacity: usize,
     /// Positions each slot holds; 0 = free.
     lens: Vec<usize>,
@@ -71,25 +71,25 @@ impl<'m> SlotCache<'m> {
     /// `slots` rows of `capacity` positions each (prompt + generated); with
     /// `reuse_prefix`, new rows start from the runtime's prompt-prefix cache.
     pub(crate) fn new(
-        rt: &'m C3Runtime,
+        dec: &'m Decoder,
         slots: usize,
         capacity: usize,
         reuse_prefix: bool,
     ) -> Result<Self> {
-        let m = &rt.manifest;
+        let m = &dec.geo;
         check_cache_shape(m, slots, capacity)?;
         let names = names::cache_names(m.layers);
-        let dec = rt.sessions.decoder();
-        let alloc = cache_allocator(&dec, &rt.options.provider);
-        let binding = dec.create_binding()?;
-        drop(dec);
+        let session = dec.sessions.decoder();
+        let alloc = cache_allocator(&session, &dec.provider);
+        let binding = session.create_binding()?;
+        drop(session);
         let shape = [slots, m.kv_heads, capacity, m.head_dim];
         let buffers = names
             .iter()
-            .map(|_| alloc_tensor(&alloc, rt.sessions.dtype, &shape))
+            .map(|_| alloc_tensor(&alloc, dec.sessions.dtype, &shape))
             .collect::<Result<Vec<_>>>()?;
         let mut cache = SlotCache {
-            rt,
+            dec,
             capacity,
             lens: vec![0; slots],
             names,
@@ -115,14 +115,18 @@ impl<'m> SlotCache<'m> {
     /// copying device memory would need the device's copy engine).
     fn prefix_rows(&self) -> Result<Option<Prefix>> {
         let host = self.buffers.iter().all(is_host);
-        let Some(p) = (if host { self.rt.prompt_prefix()? } else { None }) else {
+        let Some(p) = (if host {
+            self.dec.prompt_prefix()?
+        } else {
+            None
+        }) else {
             return Ok(None);
         };
         if p.len > self.capacity {
             return Ok(None);
         }
         let rows = (0..self.buffers.len())
-            .map(|i| p.bytes(i, self.rt.sessions.dtype))
+            .map(|i| p.bytes(i, self.dec.sessions.dtype))
             .collect();
         Ok(Some(Prefix {
             len: p.len,
@@ -134,8 +138,8 @@ impl<'m> SlotCache<'m> {
     /// Byte offset and length of positions `0..len` of head `h` of slot `s` in a
     /// buffer `[slots, kv_heads, capacity, head_dim]`.
     fn span(&self, s: usize, h: usize, len: usize) -> (usize, usize) {
-        let m = &self.rt.manifest;
-        let elem = self.rt.sessions.dtype.size();
+        let m = &self.dec.geo;
+        let elem = self.dec.sessions.dtype.size();
         let row = (s * m.kv_heads + h) * self.capacity * m.head_dim * elem;
         (row, len * m.head_dim * elem)
     }
@@ -143,7 +147,7 @@ impl<'m> SlotCache<'m> {
     /// Copies the prompt prefix's cache rows into slot `s`.
     fn load_prefix(&mut self, s: usize) {
         let Some(p) = &self.prefix else { return };
-        let kv = self.rt.manifest.kv_heads;
+        let kv = self.dec.geo.kv_heads;
         for (b, rows) in p.rows.iter().enumerate() {
             for (h, chunk) in rows.chunks_exact(rows.len() / kv).enumerate() {
                 let (at, n) = self.span(s, h, p.len);
@@ -186,14 +190,14 @@ impl<'m> SlotCache<'m> {
             "the prompt ({prompt_len} tokens) is longer than the cache ({} positions)",
             self.capacity
         );
-        let vocab = self.rt.manifest.vocab;
+        let vocab = self.dec.geo.vocab;
         if self.prefix.as_ref().is_some_and(|p| p.of.fits(prompt)) {
             self.load_prefix(s);
         } else if from > 0 {
             let feed = prefix_feed(prompt, 1);
             self.run(s..s + 1, feed, &[from as i32 - 1], from as i32)?;
         }
-        let feed = rest_feed(self.rt, &[lat], prompt)?;
+        let feed = rest_feed(self.dec, &[lat], prompt)?;
         let total = prompt_len as i32;
         self.run(s..s + 1, feed, &[total - 1], total)?;
         let (l, _) = self.logits()?;
@@ -230,7 +234,7 @@ impl<'m> SlotCache<'m> {
             total = total.max(self.lens[s] + 1);
         }
         let first = range.start;
-        let vocab = self.rt.manifest.vocab;
+        let vocab = self.dec.geo.vocab;
         let feed = Feed::ids(range.len(), tokens);
         self.run(range, feed, &seqlens, total as i32)?;
         let (l, _) = self.logits()?;
@@ -250,7 +254,7 @@ impl<'m> SlotCache<'m> {
     fn run(&mut self, range: Range<usize>, feed: Feed, seqlens: &[i32], total: i32) -> Result<()> {
         let rows = range.len();
         let seq = feed.seq();
-        let values = self.rt.sessions.feed_values(feed)?;
+        let values = self.dec.sessions.feed_values(feed)?;
         if self.bound.as_ref() != Some(&range) {
             self.bind_views(range.clone())?;
         }
@@ -270,7 +274,7 @@ impl<'m> SlotCache<'m> {
         }
         if seq == 1 {
             if self.step_logits.is_none() {
-                let mut t = Tensor::<f32>::new(&host, [rows, 1, self.rt.manifest.vocab])?;
+                let mut t = Tensor::<f32>::new(&host, [rows, 1, self.dec.geo.vocab])?;
                 self.binding.bind_output(names::LOGITS, &mut t)?;
                 self.step_logits = Some(t);
             }
@@ -281,8 +285,8 @@ impl<'m> SlotCache<'m> {
         }
         self.last = None;
         self.last_shape = (0, 0);
-        let mut dec = self.rt.sessions.decoder();
-        let mut out = dec.run_binding(&self.binding)?;
+        let mut session = self.dec.sessions.decoder();
+        let mut out = session.run_binding(&self.binding)?;
         if self.step_logits.is_none() {
             let v = out
                 .remove(names::LOGITS)
@@ -290,7 +294,7 @@ impl<'m> SlotCache<'m> {
             self.last = Some(v);
         }
         drop(out);
-        drop(dec);
+        drop(session);
         self.last_shape = (rows, seq);
         Ok(())
     }
@@ -306,7 +310,7 @@ impl<'m> SlotCache<'m> {
             (None, Some(t)) => t.extract_tensor().1,
             (None, None) => return Err(Error::Internal("the decoder returned no logits".into())),
         };
-        let vocab = self.rt.manifest.vocab;
+        let vocab = self.dec.geo.vocab;
         let n = data.len() as i64;
         let shape = [rows as i64, n / (rows * vocab).max(1) as i64, vocab as i64];
         if shape.iter().product::<i64>() != n {
@@ -328,7 +332,7 @@ impl<'m> SlotCache<'m> {
 
     /// Binds every layer's past and present to views of `range`'s rows.
     fn bind_views(&mut self, range: Range<usize>) -> Result<()> {
-        let m = &self.rt.manifest;
+        let m = &self.dec.geo;
         let row_shape = [m.kv_heads, self.capacity, m.head_dim];
         let mut views = Vec::with_capacity(self.buffers.len() * 2);
         for (buf, (past, present)) in self.buffers.iter().zip(&self.names) {
@@ -363,7 +367,7 @@ impl KvCache for SlotCache<'_> {
         ) else {
             return Ok(());
         };
-        let mut tokens = vec![self.rt.manifest.pad_id; hi + 1 - lo];
+        let mut tokens = vec![self.dec.geo.pad_id; hi + 1 - lo];
         for &(s, t) in feed {
             tokens[s - lo] = t;
         }

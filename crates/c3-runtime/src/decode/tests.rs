@@ -33,32 +33,32 @@ fn bound(state: &DecodeState<'_>) -> Vec<(Vec<i32>, i32)> {
 fn every_shared_buffer_run_binds_the_current_lengths() {
     let dir = tempfile::tempdir().unwrap();
     let rt = export_shared(&dir.path().join("export"));
-    let plen = rt.manifest.prompt.ids.len();
+    let prompt_len = rt.manifest.prompt.ids.len();
     let ids = rt.document_ids("bind me every step").unwrap();
     let lat = rt.compress(&[ids.clone(), ids]).unwrap();
     let rows: Vec<_> = lat.iter().collect();
-    let mut state = rt.decode_state(2, plen + 4).unwrap();
+    let mut state = rt.decode_state(2, prompt_len + 4).unwrap();
     state
-        .forward(rt.prefill_embeds(&rows).unwrap(), plen)
+        .forward(rt.prefill_embeds(&rows).unwrap(), prompt_len)
         .unwrap();
-    let mut want = vec![(vec![plen as i32 - 1; 2], plen as i32)];
+    let mut want = vec![(vec![prompt_len as i32 - 1; 2], prompt_len as i32)];
     assert_eq!(bound(&state), want);
     for step in 1..=3 {
         state
-            .forward(rt.sessions.embed(&[1, 2], 2).unwrap(), 1)
+            .forward(rt.decoder.sessions.embed(&[1, 2], 2).unwrap(), 1)
             .unwrap();
-        let total = (plen + step) as i32;
+        let total = (prompt_len + step) as i32;
         want.push((vec![total - 1; 2], total));
         assert_eq!(bound(&state), want, "after step {step}");
     }
     // Back to an earlier position (what benchmarks do): the next run binds that one.
-    state.truncate(plen).unwrap();
+    state.truncate(prompt_len).unwrap();
     state
-        .forward(rt.sessions.embed(&[1, 2], 2).unwrap(), 1)
+        .forward(rt.decoder.sessions.embed(&[1, 2], 2).unwrap(), 1)
         .unwrap();
     assert_eq!(
         bound(&state).last(),
-        Some(&(vec![plen as i32; 2], plen as i32 + 1))
+        Some(&(vec![prompt_len as i32; 2], prompt_len as i32 + 1))
     );
 }
 
@@ -81,7 +81,7 @@ fn decoders_taking_ids_never_run_the_embedding_model() {
         };
         c3_export::run(&args).unwrap();
         let rt = std::sync::Arc::new(C3Runtime::load(&out, RuntimeOptions::default()).unwrap());
-        assert_eq!(rt.sessions.takes_ids(), !embeds_only);
+        assert_eq!(rt.decoder.sessions.takes_ids(), !embeds_only);
         let r = c3_core::Cascade::roundtrip(
             &*rt,
             "one run per step",
@@ -101,6 +101,10 @@ fn decoders_taking_ids_never_run_the_embedding_model() {
         };
         sched.run(task).unwrap();
         drop(sched);
-        assert_eq!(rt.sessions.embed_opened(), embeds_only, "{kv_cache:?}");
+        assert_eq!(
+            rt.decoder.sessions.embed_opened(),
+            embeds_only,
+            "{kv_cache:?}"
+        );
     }
 }

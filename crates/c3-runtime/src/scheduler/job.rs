@@ -9,7 +9,7 @@ use super::{CompressTask, DecompressTask, Event, RoundtripTask, Sink};
 use crate::error::{Error, Result};
 use crate::latents::Latents;
 
-use crate::model::{C3Runtime, Compressed, check_latents};
+use crate::model::{C3Runtime, Compressed};
 
 /// A task and the sink of its result type. Public only as the hidden half of
 /// [`super::Task`]; not nameable outside this crate.
@@ -106,7 +106,7 @@ impl Job {
                 }
                 let mut most = 0;
                 for (i, (w, l)) in c.windows.iter().zip(&c.latents).enumerate() {
-                    check_latents(&rt.manifest, l)
+                    (l.check_shape(rt.n_latents(), rt.manifest.hidden))
                         .map_err(|e| Error::Input(format!("window {i}: {e}")))?;
                     if w.doc >= c.doc_tokens.len() {
                         return Err(Error::Input(format!(

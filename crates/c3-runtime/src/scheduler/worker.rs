@@ -16,13 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
-use c3_core::window::{document_finish, join};
+use c3_core::window::join;
 use c3_core::{DecoderPrompt, Decompressed, Generated, Reconstruction, RowGreedy, Window};
 
 use super::job::{Decoding, Progress, Reply};
 use super::{SchedulerOptions, Shared, Submission};
 use crate::Latents;
-use crate::decode::cache::{KvCache, NewRow, new_cache};
+use crate::decode::cache::{KvCache, NewRow};
 use crate::error::{Error, Result};
 
 use crate::model::{C3Runtime, Compressed};
@@ -121,7 +121,7 @@ pub(super) fn run(
     ready: Sender<Result<()>>,
 ) {
     let start = capacity(rt, options)
-        .and_then(|cap| new_cache(rt, options.max_batch, cap, rt.options.reuse_prompt_prefix));
+        .and_then(|cap| rt.new_cache(options.max_batch, cap, rt.options.reuse_prompt_prefix));
     let cache = match start {
         Ok(c) => {
             let _ = ready.send(Ok(()));
@@ -550,20 +550,13 @@ fn reconstruction(
     gens: &[Generated],
     text_ids: Vec<u32>,
 ) -> Result<Reconstruction> {
-    let (mut docs, reports) = join(windows, gens, 1)?;
-    let ids = docs.pop().unwrap_or_default();
-    let text = rt.tokenizer.decode(&ids)?.trim().to_string();
-    Ok(Reconstruction {
+    let (docs, reports) = join(windows, gens, 1)?;
+    Ok(Reconstruction::assemble(
+        &rt.tokenizer,
         text_ids,
-        generation: Generated {
-            ids,
-            finish: document_finish(&reports),
-        },
-        text,
-        encode_seconds: 0.0,
-        decode_seconds: 0.0,
-        windows: reports,
-    })
+        docs,
+        reports,
+    )?)
 }
 
 /// The same error for another request of a failed step (errors are not `Clone`:

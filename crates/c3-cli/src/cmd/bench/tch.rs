@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use c3_core::generation::greedy_pick;
-use c3_runtime::memory::{self, reset_peak_rss};
+use c3_runtime::bench::memory::{self, reset_peak_rss};
 use c3_torch::tch::{Device, Tensor};
 use c3_torch::{KvCache, TorchCascade};
 use serde_json::{Value, json};
