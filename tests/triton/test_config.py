@@ -15,7 +15,8 @@ T = mc.DataType
 # name -> (inputs, outputs), each (name, data type, dims, optional).
 CONTRACT = {
     "c3_roundtrip": (
-        [("TEXT", T.TYPE_STRING, [1], False), ("MAX_NEW_TOKENS", T.TYPE_INT32, [1], True)],
+        [("TEXT", T.TYPE_STRING, [1], False), ("MAX_NEW_TOKENS", T.TYPE_INT32, [1], True),
+         ("PROMPT", T.TYPE_STRING, [1], True)],
         [("TEXT", T.TYPE_STRING, [1], False), ("SUMMARY", T.TYPE_STRING, [1], False)],
     ),
     "c3_compress": (
@@ -23,7 +24,8 @@ CONTRACT = {
         [("LATENT_FILE", T.TYPE_UINT8, [-1], False)],
     ),
     "c3_decompress": (
-        [("LATENT_FILE", T.TYPE_UINT8, [-1], False), ("MAX_NEW_TOKENS", T.TYPE_INT32, [1], True)],
+        [("LATENT_FILE", T.TYPE_UINT8, [-1], False), ("MAX_NEW_TOKENS", T.TYPE_INT32, [1], True),
+         ("PROMPT", T.TYPE_STRING, [1], True)],
         [("TEXT", T.TYPE_STRING, [-1], False)],
     ),
 }

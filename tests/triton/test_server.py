@@ -85,6 +85,7 @@ def test_server_and_models_are_ready(server, client):
     assert [(i["name"], i["data_type"], i["dims"]) for i in config["input"]] == [
         ("TEXT", "TYPE_STRING", [1]),
         ("MAX_NEW_TOKENS", "TYPE_INT32", [1]),
+        ("PROMPT", "TYPE_STRING", [1]),
     ]
 
 
@@ -108,6 +109,17 @@ def test_max_new_tokens_equals_cli(client, c3_bin, export_dir, docs, tmp_path):
     want = cli_roundtrip(c3_bin, export_dir, tmp_path, docs[3], "--max-new-tokens", "7")
     r = client.infer("c3_roundtrip", roundtrip_inputs(docs[3], 7))
     assert_same_roundtrip(strings(r)[0], json.loads(strings(r, "SUMMARY")[0]), want)
+
+
+def test_prompt_equals_cli(client, c3_bin, export_dir, docs, tmp_path):
+    # A request's own prompt reaches the decoder as `c3 roundtrip --prompt` gives it.
+    ask = "Summarize the text: "
+    want = cli_roundtrip(c3_bin, export_dir, tmp_path, docs[2], "--prompt", ask, "--max-new-tokens", "9")
+    inputs = roundtrip_inputs(docs[2], 9) + [text_input([ask], "PROMPT")]
+    r = client.infer("c3_roundtrip", inputs)
+    assert_same_roundtrip(strings(r)[0], json.loads(strings(r, "SUMMARY")[0]), want)
+    plain = cli_roundtrip(c3_bin, export_dir, tmp_path, docs[2], "--max-new-tokens", "9")
+    assert want["output_ids"] != plain["output_ids"]
 
 
 def test_compress_equals_cli_and_decompress_round_trips(client, c3_bin, export_dir, docs, tmp_path):
@@ -148,6 +160,8 @@ HOSTILE = [
      "MAX_NEW_TOKENS must be at least 1"),
     ("MAX_NEW_TOKENS < 0", "c3_roundtrip", lambda v: roundtrip_inputs("Some text.", -3),
      "MAX_NEW_TOKENS must be at least 1"),
+    ("empty PROMPT", "c3_roundtrip", lambda v: roundtrip_inputs("Some text.") + [text_input([" "], "PROMPT")],
+     "the prompt is empty"),
     ("no texts", "c3_compress", lambda v: [text_input([])], "no texts given"),
     ("one empty text of two", "c3_compress", lambda v: [text_input(["Fine.", ""])], "text 1"),
     ("garbage latent file", "c3_decompress", lambda v: [bytes_input(b"\x00garbage" * 100)], "latent file"),

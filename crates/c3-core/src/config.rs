@@ -189,6 +189,16 @@ impl C3Config {
         if self.c3.latent_token_len == 0 {
             return Err(Error::config(root_path, "latent_token_len must be > 0"));
         }
+        // `<img>`, the N query slots and at least one text token fit the encoder.
+        if self.max_text_tokens() == 0 {
+            return Err(Error::config(
+                root_path,
+                format!(
+                    "latent_token_len {} leaves no room for text in the encoder's {} positions",
+                    self.c3.latent_token_len, self.encoder.max_position_embeddings
+                ),
+            ));
+        }
         for (name, id) in [
             ("im_start_token", self.c3.im_start_token),
             ("im_end_token", self.c3.im_end_token),
@@ -235,7 +245,7 @@ impl C3Config {
     pub fn max_text_tokens(&self) -> usize {
         self.encoder
             .max_position_embeddings
-            .saturating_sub(self.n_latents() + 1)
+            .saturating_sub(self.n_latents().saturating_add(1))
     }
 }
 
@@ -323,5 +333,18 @@ mod tests {
         let d = write_dir(root_json(), qwen(24));
         let e = C3Config::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("contexts_compression_llm_hidden_size"), "{e}");
+    }
+
+    /// A latent count that fills (or overflows) the encoder's positions is refused
+    /// in one line (found by fuzz/, config target: `usize::MAX` overflowed).
+    #[test]
+    fn latents_that_fill_the_encoder_are_refused() {
+        for n in [u64::MAX, 1 << 40, 4096] {
+            let mut root = root_json();
+            root["latent_token_len"] = n.into();
+            let d = write_dir(root, qwen(16));
+            let e = C3Config::load(d.path()).unwrap_err().to_string();
+            assert!(e.contains("leaves no room for text"), "{n}: {e}");
+        }
     }
 }

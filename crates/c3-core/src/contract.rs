@@ -102,6 +102,19 @@ pub fn check(m: &ExportManifest) -> Result<(), String> {
         &encoder::OUTPUTS,
     )?;
     let dec_in = names(&models.decoder.inputs);
+    // The layer count is the manifest's word: check it against what the decoder
+    // declares before building names for that many layers (a hostile `layers` would
+    // otherwise ask for an allocation of any size; found by fuzz/, manifest target).
+    let fixed = 3 + usize::from(m.decoder_takes_ids());
+    let want_len = m.layers.checked_mul(2).and_then(|n| n.checked_add(fixed));
+    if want_len != Some(dec_in.len()) {
+        return Err(format!(
+            "the decoder declares {} inputs, {} layers need {}",
+            dec_in.len(),
+            m.layers,
+            want_len.map_or("more than fit in memory".into(), |n| n.to_string())
+        ));
+    }
     let want_in = decoder::inputs(m.kv_cache, m.decoder_takes_ids(), m.layers);
     if dec_in != want_in {
         return Err(format!(

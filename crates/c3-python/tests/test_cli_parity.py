@@ -39,6 +39,23 @@ def test_max_new_tokens_equals_cli(rt, export_dir, docs, c3_bin, tmp_path):
     assert (got["output_ids"], got["windows"]) == (want["output_ids"], want["windows"])
 
 
+def test_prompt_equals_cli(rt, export_dir, docs, c3_bin, tmp_path):
+    """A call's own prompt reaches the decoder as `c3 roundtrip --prompt` gives it,
+    in roundtrip, stream and decompress."""
+    ask = "Summarize the text: "
+    f = tmp_path / "doc.txt"
+    f.write_text(docs[2])
+    out = cli(c3_bin, "roundtrip", "--model", str(export_dir), str(f), "--json",
+              "--prompt", ask, "--max-new-tokens", "9")
+    want = json.loads(out.stdout)
+    got = rt.roundtrip(docs[2], max_new_tokens=9, prompt=ask)
+    assert got["output_ids"] == want["output_ids"]
+    assert got["output_ids"] != rt.roundtrip(docs[2], max_new_tokens=9)["output_ids"]
+    stream = rt.stream(docs[2], max_new_tokens=9, prompt=ask)
+    assert "".join(stream) == want["text"]
+    assert rt.decompress(rt.compress([docs[2]]), max_new_tokens=9, prompt=ask) == [want["text"]]
+
+
 def test_compress_equals_cli(rt, export_dir, docs, c3_bin, tmp_path):
     """Byte for byte the file `c3 compress` writes (both come from
     c3_runtime::latent_file, which writes its header in a fixed order)."""

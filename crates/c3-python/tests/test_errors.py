@@ -67,6 +67,8 @@ def test_bad_arguments(rt, export_dir):
         rt.roundtrip("text", max_new_tokens=0)
     with pytest.raises(OverflowError):
         rt.roundtrip("text", max_new_tokens=-1)
+    with raises(c3.InputError, "^prompt: the prompt is empty$"):
+        rt.roundtrip("text", prompt="  ")
     with raises(c3.InputError, "unknown execution provider `tpu`"):
         c3.Runtime(export_dir, provider="tpu")
     with raises(c3.InputError, r"window of 0 tokens: must be in 1\.\."):

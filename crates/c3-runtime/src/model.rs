@@ -345,6 +345,7 @@ impl C3Runtime {
     }
 
     /// The export's float dtype (weights, latents, KV cache).
+    #[cfg(feature = "bench")]
     pub(crate) fn dtype(&self) -> c3_core::DType {
         self.decoder.sessions.dtype
     }

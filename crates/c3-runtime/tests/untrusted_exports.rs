@@ -73,6 +73,23 @@ fn a_manifest_path_leaving_the_folder_is_refused() {
     );
 }
 
+/// A manifest claiming more layers than its decoder declares inputs for is refused
+/// in one line before names for that many layers are built (found by fuzz/: it asked
+/// for a 412 GB allocation and aborted), whatever the count.
+#[test]
+fn a_hostile_layer_count_is_refused_without_allocating() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheChoice::Auto);
+    for layers in [usize::MAX, usize::MAX / 2, 1 << 40, 3] {
+        edit_manifest(&dir, |m| m.layers = layers);
+        refused(
+            &dir,
+            RuntimeOptions::default(),
+            &["decoder declares", "layers need"],
+        );
+    }
+}
+
 #[test]
 fn an_absolute_tokenizer_path_is_refused() {
     let root = tempfile::tempdir().unwrap();

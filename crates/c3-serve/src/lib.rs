@@ -5,12 +5,14 @@
 //! - `POST /v1/roundtrip`: compress a text and reconstruct it, with the same summary
 //!   as `c3 roundtrip --json`; `"stream": true` streams the text as Server-Sent Events;
 //! - `POST /v1/compress` / `POST /v1/decompress`: latent files, base64 in JSON;
-//! - `GET /healthz`, `GET /metrics` (Prometheus).
+//! - `GET /healthz`, `GET /metrics` (Prometheus);
+//! - with `--api-key-file`, every route behind `Authorization: Bearer KEY` (auth.rs).
 //!
 //! [`serve`] runs it on a listener until a shutdown future resolves, so tests run
 //! the server in-process on port 0; the `c3-serve` binary is a thin flag parser
 //! around it. Nothing here links libtorch (a test checks the dependency tree).
 
+pub mod auth;
 mod error;
 mod extract;
 pub mod metrics;
@@ -40,6 +42,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.options.max_body))
+        // The key is checked before anything reads the body; the tracker, outside,
+        // counts the 401s too.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::track,

@@ -68,6 +68,18 @@ struct Args {
     /// in the length).
     #[arg(long, default_value_t = 8192)]
     max_text_tokens: usize,
+    /// A file of API keys, one a line (`#` comments): every request must carry one as
+    /// `Authorization: Bearer KEY`, or gets 401. Terminate TLS in front of the
+    /// service (docs/serve.md): a key sent in the clear is given away.
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// With --api-key-file: `/healthz` answers without a key (load-balancer probes).
+    #[arg(long, requires = "api_key_file")]
+    open_healthz: bool,
+    /// With --api-key-file: `/metrics` answers without a key (a scraper inside the
+    /// network).
+    #[arg(long, requires = "api_key_file")]
+    open_metrics: bool,
     /// Intra-op threads per ONNX Runtime session (0: ONNX Runtime's choice).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -148,6 +160,14 @@ fn main() -> ExitCode {
     if let Some(p) = args.ort_lib.clone() {
         c3_onnx::ort_env::set_dylib_path(p);
     }
+    // Before the (slow) load: a bad key file is refused at once.
+    let api_keys = match &args.api_key_file {
+        Some(f) => match c3_serve::auth::ApiKeys::load(f) {
+            Ok(k) => Some(Arc::new(k)),
+            Err(e) => return fail(1, e),
+        },
+        None => None,
+    };
     let provider = match Provider::parse(&args.provider) {
         Ok(p) => p,
         Err(e) => return fail(1, format_args!("--provider: {e}")),
@@ -192,6 +212,9 @@ fn main() -> ExitCode {
         max_body: args.max_body,
         request_timeout: args.request_timeout,
         max_text_tokens: args.max_text_tokens,
+        api_keys,
+        open_healthz: args.open_healthz,
+        open_metrics: args.open_metrics,
     };
     let state = match AppState::new(rt, scheduler, serve) {
         Ok(s) => Arc::new(s),

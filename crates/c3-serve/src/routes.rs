@@ -271,7 +271,9 @@ pub(crate) async fn healthz(State(st): Shared) -> Response {
     };
     let body = json!({
         "status": if status == StatusCode::OK { "ok" } else { "shutting_down" },
-        "model": st.rt.dir.display().to_string(),
+        // The export's folder name, not its path: the host's layout is not the
+        // client's business.
+        "model": st.rt.dir.file_name().map(|n| n.to_string_lossy().into_owned()),
         "manifest_sha256": st.rt.manifest_sha256,
         "dtype": m.dtype,
         "kv_cache": m.kv_cache.name(),

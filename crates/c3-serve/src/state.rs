@@ -22,6 +22,12 @@ pub struct ServeOptions {
     /// Longest `/v1/roundtrip` text in model tokens: its summary's precision is an
     /// edit distance, quadratic in the text's length.
     pub max_text_tokens: usize,
+    /// Keys a request must carry (`--api-key-file`); `None`: no key needed.
+    pub api_keys: Option<std::sync::Arc<crate::auth::ApiKeys>>,
+    /// `/healthz` answers without a key (`--open-healthz`).
+    pub open_healthz: bool,
+    /// `/metrics` answers without a key (`--open-metrics`).
+    pub open_metrics: bool,
 }
 
 impl Default for ServeOptions {
@@ -30,6 +36,9 @@ impl Default for ServeOptions {
             max_body: 8 << 20,
             request_timeout: Duration::from_secs(120),
             max_text_tokens: 8192,
+            api_keys: None,
+            open_healthz: false,
+            open_metrics: false,
         }
     }
 }

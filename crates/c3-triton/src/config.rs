@@ -40,6 +40,14 @@ const MAX_NEW_TOKENS: Tensor = Tensor {
     dims: &[1],
     optional: true,
 };
+/// The task after the latents in the decoder prompt, for a model trained to answer
+/// it (default: the prompt the export records).
+const PROMPT: Tensor = Tensor {
+    name: "PROMPT",
+    data_type: "TYPE_STRING",
+    dims: &[1],
+    optional: true,
+};
 /// The `c3 roundtrip --json` object of a round trip, as JSON text.
 const SUMMARY: Tensor = Tensor {
     name: "SUMMARY",
@@ -82,9 +90,9 @@ impl Model {
 
     pub fn inputs(self) -> &'static [Tensor] {
         match self {
-            Model::Roundtrip => &[TEXT_1, MAX_NEW_TOKENS],
+            Model::Roundtrip => &[TEXT_1, MAX_NEW_TOKENS, PROMPT],
             Model::Compress => &[TEXTS],
-            Model::Decompress => &[LATENT_FILE, MAX_NEW_TOKENS],
+            Model::Decompress => &[LATENT_FILE, MAX_NEW_TOKENS, PROMPT],
         }
     }
 
@@ -229,6 +237,12 @@ input [
   {
     name: "MAX_NEW_TOKENS"
     data_type: TYPE_INT32
+    dims: [ 1 ]
+    optional: true
+  },
+  {
+    name: "PROMPT"
+    data_type: TYPE_STRING
     dims: [ 1 ]
     optional: true
   }

@@ -94,6 +94,22 @@ def max_new_tokens_of(request):
     return int(values[0])
 
 
+def prompt_of(request):
+    t = pb_utils.get_input_tensor_by_name(request, "PROMPT")
+    if t is None:
+        return None
+    values = t.as_numpy().reshape(-1).tolist()
+    if len(values) != 1:
+        raise Refused(f"PROMPT holds {len(values)} values, expected 1")
+    v = values[0]
+    if isinstance(v, str):
+        return v
+    try:
+        return bytes(v).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Refused(f"PROMPT is not valid UTF-8 ({e.reason} at byte {e.start})")
+
+
 def strings(values):
     return np.array([v.encode("utf-8") for v in values], dtype=np.object_)
 
@@ -177,17 +193,18 @@ class TritonPythonModel:
     def _parse(self, request):
         """The call's arguments, read here: request tensors are not kept past execute."""
         if self.task == "roundtrip":
-            return (self.task, texts_of(request)[0], max_new_tokens_of(request))
+            return (self.task, texts_of(request)[0], max_new_tokens_of(request), prompt_of(request))
         if self.task == "compress":
-            return (self.task, texts_of(request), None)
+            return (self.task, texts_of(request), None, None)
         data = pb_utils.get_input_tensor_by_name(request, "LATENT_FILE").as_numpy()
-        return (self.task, data.astype(np.uint8, copy=False).tobytes(), max_new_tokens_of(request))
+        latent_file = data.astype(np.uint8, copy=False).tobytes()
+        return (self.task, latent_file, max_new_tokens_of(request), prompt_of(request))
 
     def _run(self, job, sender):
         try:
-            task, arg, limit = job
+            task, arg, limit, prompt = job
             if task == "roundtrip":
-                summary = self.runtime.roundtrip(arg, max_new_tokens=limit)
+                summary = self.runtime.roundtrip(arg, max_new_tokens=limit, prompt=prompt)
                 outputs = [
                     pb_utils.Tensor("TEXT", strings([summary["text"]])),
                     pb_utils.Tensor("SUMMARY", strings([json.dumps(summary)])),
@@ -196,7 +213,7 @@ class TritonPythonModel:
                 latent_file = self.runtime.compress(arg)
                 outputs = [pb_utils.Tensor("LATENT_FILE", np.frombuffer(latent_file, dtype=np.uint8))]
             else:
-                texts = self.runtime.decompress(arg, max_new_tokens=limit)
+                texts = self.runtime.decompress(arg, max_new_tokens=limit, prompt=prompt)
                 outputs = [pb_utils.Tensor("TEXT", strings(texts))]
             response = pb_utils.InferenceResponse(output_tensors=outputs)
         except Exception as e:  # noqa: BLE001 - the server stays up whatever failed

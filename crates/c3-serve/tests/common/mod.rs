@@ -208,6 +208,30 @@ pub async fn request(
     (status, bytes)
 }
 
+/// One request with extra headers on its own connection: status, the answer's
+/// headers, whole body.
+pub async fn request_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Bytes,
+    headers: &[(&str, &str)],
+) -> (u16, hyper::HeaderMap, Bytes) {
+    let (mut send, _conn) = connect(addr).await;
+    let mut req = build(method, path, body);
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            hyper::header::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes)
+}
+
 /// One Server-Sent Event.
 #[derive(Debug, Clone)]
 pub struct SseEvent {
