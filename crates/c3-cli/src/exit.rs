@@ -26,9 +26,26 @@ fn json_requested() -> bool {
         .any(|a| a == "--json")
 }
 
+/// `e` and its causes on one line, each cause once: many error types print their
+/// source inside their own message (`{path}: {source}`) and also report it as
+/// their source, which `{:#}` would repeat.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(text.trim()) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(text.trim());
+        }
+    }
+    msg.replace('\n', "; ")
+}
+
 /// Reports `e` and returns the exit code.
 pub fn fail(e: &anyhow::Error) -> i32 {
-    let msg = format!("{e:#}").replace('\n', "; ");
+    let msg = one_line(e);
     eprintln!("error: {msg}");
     let kind = kind(e);
     if json_requested() {

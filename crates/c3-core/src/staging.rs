@@ -4,7 +4,9 @@
 //! failed, killed or interrupted run never leaves a folder that a later pipeline
 //! stage could take for a good one. A failed run removes its partial folder; a killed
 //! one cannot, so every run first removes partial folders of the same destination
-//! whose process is gone.
+//! whose process is gone (and puts back a previous artifact a killed `--force` run
+//! had moved aside). Single files (latent files) are written the same way
+//! ([`write_file`]).
 
 use std::path::{Path, PathBuf};
 
@@ -152,8 +154,9 @@ impl Drop for Staging {
     }
 }
 
-/// Removes `.NAME.c3-partial-PID` / `.NAME.c3-old-PID` folders in `parent` whose
-/// process is gone. Best effort: what cannot be removed is left for the next run.
+/// Removes `.NAME.c3-partial-PID` / `.NAME.c3-old-PID` folders (or files) in
+/// `parent` whose process is gone, restoring an old artifact when `NAME` itself is
+/// missing. Best effort: what cannot be removed is left for the next run.
 fn remove_stale(parent: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
@@ -168,10 +171,49 @@ fn remove_stale(parent: &Path, name: &str) {
             && pid != std::process::id()
             && !process_alive(pid)
         {
-            tracing::info!(folder = %entry.path().display(), "removing a stale partial export");
+            // A `--force` run killed between its two renames left the previous
+            // artifact aside and nothing at `out`: put it back rather than lose it.
+            let out = parent.join(name);
+            if file.contains(OLD_MARK) && !out.exists() {
+                tracing::info!(folder = %entry.path().display(), "restoring the previous artifact");
+                if std::fs::rename(entry.path(), &out).is_ok() {
+                    continue;
+                }
+            }
+            tracing::info!(folder = %entry.path().display(), "removing a stale partial artifact");
             let _ = std::fs::remove_dir_all(entry.path());
+            let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Writes `bytes` to `path` atomically: into `.NAME.c3-partial-PID` beside it, then
+/// renamed over it. A failed write removes the partial file; a killed one leaves it,
+/// and the next write to the same path removes it (its process is gone). `mode`: the
+/// file's permission bits (unix).
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let (parent, name) = parent_and_name(path)?;
+    remove_stale(&parent, &name);
+    let tmp = parent.join(format!(".{name}.{PARTIAL_MARK}-{}", std::process::id()));
+    let written = (|| {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        Ok::<_, std::io::Error>(())
+    })();
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    Ok(())
 }
 
 /// Whether process `pid` runs. Where `/proc` is missing (not Linux) nothing is
@@ -222,6 +264,45 @@ mod tests {
             "another export's partial folder was touched"
         );
         assert!(s.path().exists());
+    }
+
+    #[test]
+    fn an_export_moved_aside_by_a_killed_run_is_put_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("export");
+        let aside = tmp.path().join(format!(".export.{OLD_MARK}-{}", u32::MAX));
+        export_folder(&aside, "old");
+        let s = Staging::create(&out).unwrap();
+        drop(s);
+        if Path::new("/proc/self").exists() {
+            assert_eq!(
+                std::fs::read_to_string(out.join(crate::MANIFEST_FILE)).unwrap(),
+                "old"
+            );
+            assert!(!aside.exists());
+        }
+    }
+
+    #[test]
+    fn files_are_written_whole_and_stale_partials_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("doc.latents");
+        let stale = tmp
+            .path()
+            .join(format!(".doc.latents.{PARTIAL_MARK}-{}", u32::MAX));
+        std::fs::write(&stale, b"half").unwrap();
+        write_file(&f, b"whole", 0o644).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"whole");
+        if Path::new("/proc/self").exists() {
+            assert!(!stale.exists());
+        }
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "only the file"
+        );
+        let err = write_file(&tmp.path().join("no/such/dir/f"), b"x", 0o644).unwrap_err();
+        assert!(err.to_string().contains("no/such/dir/f"), "{err}");
     }
 
     #[test]

@@ -102,26 +102,15 @@ fn json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(internal)
 }
 
-/// Writes the latent file atomically (temp file + rename) to `path`.
+/// Writes the latent file atomically to `path` (`c3_core::staging::write_file`: a
+/// partial file beside it, renamed into place; a killed run's partial file is
+/// removed by the next write). Readable like any file the user writes (0644).
 pub fn save(path: &Path, rt: &C3Runtime, c: &Compressed, sources: &[String]) -> Result<()> {
     let data = to_bytes(rt, c, sources)?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    std::io::Write::write_all(&mut tmp, &data).map_err(|e| Error::io(path, e))?;
-    // Temp files are created 0600; a latent file is an ordinary output, readable
-    // like any other file the user writes.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = tmp
-            .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    c3_core::staging::write_file(path, &data, 0o644).map_err(|e| match e {
+        c3_core::Error::Io { path, source } => Error::io(path, source),
+        other => other.into(),
+    })
 }
 
 /// Reads a latent file, refusing one made by a different export than `rt`'s.
