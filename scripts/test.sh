@@ -14,6 +14,13 @@ cargo test --workspace --locked "$@"
 # round trip (part sizes, sums, a flipped byte refused) and scripts/gpu-check.sh's
 # rehearsal on the CPU (every step of the GPU check, small shapes).
 scripts/gpu/test-kit.sh target/debug
+# A 60-second soak of c3-serve on the default model (scripts/soak.sh; the 30-minute run
+# is in BENCHMARKS.md): concurrency 16 plus whole round trips, compress + decompress,
+# cancelled streams and hostile bodies; no 5xx, every answer equal to the serial one.
+# RSS growth is checked at 5% only in the long run: within its first minute the
+# server is still warming up (allocator arenas, caches), so here the bound is 100%.
+cargo build --locked -p c3-serve -p c3-loadgen
+scripts/soak.sh --bin target/debug --minutes 1 --rss-growth 100 target/lean/export target/soak-test
 # Python bindings (docs/python.md): a debug wheel of crates/c3-python installed into a
 # fresh venv, its pytest suite compared with the c3 CLI the workspace tests just built.
 export C3_BIN="$PWD/target/debug/c3" C3_EXPORT_BIN="$PWD/target/debug/c3-export"

@@ -177,7 +177,11 @@ fn externalize(dir: &Path, file: &str, location: &str) {
     let sha = sha256_file(&path).unwrap();
     let name = Path::new(location).file_name().unwrap().to_str().unwrap();
     edit_manifest(dir, |m| {
-        let e = &mut m.models.embed_tokens;
+        let e = match file {
+            "decoder.onnx" => &mut m.models.decoder,
+            "encoder.onnx" => &mut m.models.encoder,
+            _ => &mut m.models.embed_tokens,
+        };
         e.sha256 = sha;
         e.data_file = Some(name.into());
         e.data_bytes = data.len() as u64;
@@ -330,3 +334,41 @@ fn changed_weights_are_found_by_verify_files() {
     std::fs::write(&graph, &g).unwrap();
     refused(&dir, full(), &["embed_tokens.onnx", "sha256"]);
 }
+
+/// Corrupted decoder weights (NaN and huge values where the weights were, same
+/// size): `verify_files` refuses them at load, naming the file; without it they
+/// load (their size is right and their hash is taken only at export) and a round
+/// trip runs to an answer or an error, never a crash: the behaviour docs/serve.md
+/// documents for `--verify-files`.
+#[test]
+fn corrupted_weights_are_refused_with_verify_files_and_never_crash_without() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = export(root.path(), KvCacheChoice::Auto);
+    externalize(&dir, "decoder.onnx", "decoder.onnx.data");
+    let data = dir.join("decoder.onnx.data");
+    let sha = sha256_file(&data).unwrap();
+    edit_manifest(&dir, |m| m.models.decoder.data_sha256 = Some(sha));
+    let mut bytes = std::fs::read(&data).unwrap();
+    for (i, b) in bytes.iter_mut().enumerate() {
+        // 0xff.. is a NaN in f32; every 7th byte group pushed to huge exponents.
+        if i % 3 == 0 {
+            *b = 0xff;
+        } else if i % 7 == 0 {
+            *b = 0x7f;
+        }
+    }
+    std::fs::write(&data, &bytes).unwrap();
+    let full = RuntimeOptions {
+        verify_files: true,
+        ..Default::default()
+    };
+    refused(&dir, full, &["decoder.onnx.data", "sha256"]);
+    let rt = C3Runtime::load(&dir, RuntimeOptions::default()).unwrap();
+    let cfg = rt.reference_generation();
+    let text = "Corrupted weights must not crash the runtime.";
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        c3_core::Cascade::roundtrip(&rt, text, rt.prompt(), &cfg, Some(8)).map(|r| r.text)
+    }));
+    assert!(got.is_ok(), "a round trip on corrupted weights panicked");
+}
+
