@@ -371,4 +371,3 @@ fn corrupted_weights_are_refused_with_verify_files_and_never_crash_without() {
     }));
     assert!(got.is_ok(), "a round trip on corrupted weights panicked");
 }
-
