@@ -186,3 +186,96 @@ fn a_full_disk_fails_in_one_line_and_keeps_the_old_artifacts() {
     );
     assert_eq!(names(tmp.path()), ["doc.latents", "doc.txt", "ex"]);
 }
+
+/// A tiny `c3 train` recipe: 24 steps of a 1-layer model, a checkpoint every 2.
+fn tiny_recipe(dir: &Path) -> std::path::PathBuf {
+    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    let text: Vec<String> = (0..60)
+        .map(|i| format!("{} {} {}.", words[i % 6], words[(i * 5 + 1) % 6], i))
+        .collect();
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, text.join(" ")).unwrap();
+    let toml = format!(
+        r#"
+name = "t"
+threads = 1
+out_dir = "{out}"
+[data]
+paths = ["{corpus}"]
+min_tokens = 12
+max_tokens = 16
+held_out = 2
+[model]
+tokenizer = "{tok}"
+latent_tokens = 2
+[model.encoder]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+max_position_embeddings = 128
+[model.decoder]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+max_position_embeddings = 256
+[optim]
+lr = 1e-2
+batch_size = 4
+[schedule]
+total_steps = 24
+warmup_steps = 2
+eval_every = 0
+save_every = 2
+keep_last = 2
+log_every = 1
+"#,
+        out = dir.join("run").display(),
+        corpus = corpus.display(),
+        tok = fixture().join("tokenizer.json").display(),
+    );
+    let p = dir.join("recipe.toml");
+    std::fs::write(&p, toml).unwrap();
+    p
+}
+
+/// Every checkpoint a run folder lists is complete: it loads.
+fn checkpoints_load(run: &Path) -> usize {
+    let mut n = 0;
+    for name in names(run).iter().filter(|n| n.starts_with("checkpoint-")) {
+        ok(&c3(&["inspect", s(&run.join(name))]));
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn sigkill_at_ten_points_of_training_keeps_every_checkpoint_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let recipe = tiny_recipe(tmp.path());
+    let run = tmp.path().join("run");
+    let args = ["train", "--config", s(&recipe), "--json"];
+    // The whole run once, to time it; then again from scratch, killed ten times.
+    let full = timed(&args);
+    std::fs::remove_dir_all(&run).unwrap();
+    for k in 1..=10u32 {
+        killed_after(&args, full * k / 11);
+        if run.exists() {
+            checkpoints_load(&run);
+        }
+    }
+    // The next run resumes from the last whole checkpoint, ends, and removes what
+    // the killed runs left.
+    let out = c3(&args);
+    ok(&out);
+    assert!(checkpoints_load(&run) >= 1);
+    let hidden: Vec<String> = names(&run)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    assert!(run.join("checkpoint-0000024").is_dir(), "{:?}", names(&run));
+}

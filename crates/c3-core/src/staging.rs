@@ -216,6 +216,31 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
+/// Removes hidden entries of `dir` (`.…MARK…-PID`, a name holding one of `marks`
+/// and ending in a process id) left by processes that are gone: the temporary
+/// folders and files of killed runs (training writes `.state-PID` and
+/// `.checkpoint-N.partial-PID`). Best effort, like [`Staging::create`]'s cleanup.
+pub fn remove_dead_leftovers(dir: &Path, marks: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !file.starts_with('.') || !marks.iter().any(|m| file.contains(m)) {
+            continue;
+        }
+        let pid = file.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !process_alive(pid)
+        {
+            tracing::info!(path = %entry.path().display(), "removing what a killed run left");
+            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Whether process `pid` runs. Where `/proc` is missing (not Linux) nothing is
 /// known, so the folder is kept: a leftover is harmless, deleting a live export is not.
 fn process_alive(pid: u32) -> bool {

@@ -33,6 +33,8 @@ pub fn save(
     tokenizer: &Path,
 ) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(io(out))?;
+    // A run killed while saving left its temporary folders: they go now.
+    c3_core::staging::remove_dead_leftovers(out, &[".state-", ".partial-", ".old-"]);
     let tmp = out.join(format!(".state-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
     let tensors: Vec<(String, Tensor)> = opt
