@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarizes a scripts/soak.sh run folder: one row per minute (tokens/s, latency and
 TTFT percentiles, errors), the server's resident memory (RSS) growth from the end of
-the first minute (the warm-up) to the end, 5xx answers, wrong answers from the mix;
+its second sixth (after warm-up) to its last sixth (means: it swings with the load), 5xx answers, wrong answers from the mix;
 writes soak.json and soak.md, and soak.png (RSS and latency percentiles per minute)
 where matplotlib imports. Exit 1 when RSS grew more than --rss-growth percent, any
 5xx was answered, or the mix found anything.
@@ -45,15 +45,26 @@ def rss_at(t):
 
 
 end = rss[-1][0] if rss else 0
-warm = rss_at(min(60.0, end / 2)) or (rss[0][1] if rss else 0)
-last = rss[-1][1] if rss else 0
+
+
+def mean_rss(a, b):
+    v = [r for s, r in rss if a <= s < b]
+    return sum(v) / len(v) if v else 0.0
+
+
+# RSS swings by tens of MiB with the load (KV caches, allocator arenas), so growth
+# compares means, not two samples: the second sixth of the run (after warm-up)
+# against the last sixth.
+warm = mean_rss(end / 6, 2 * end / 6)
+last = mean_rss(5 * end / 6, end + 1)
 growth = 100.0 * (last - warm) / warm if warm else 0.0
 for m in minutes:
     m["rss_mib"] = (rss_at(60.0 * m["minute"]) or last) / 1024
 five = sum(m["5xx"] for m in minutes) + mix.get("server_error", 0)
 wrong = mix.get("wrong_answer", 0) + sum(m["piece_text_mismatches"] for m in minutes)
 summary = {
-    "minutes": minutes, "rss_after_warmup_mib": warm / 1024, "rss_end_mib": last / 1024,
+    "minutes": minutes, "rss_mean_second_sixth_mib": warm / 1024, "rss_mean_last_sixth_mib": last / 1024,
+    "rss_max_mib": max((v for _, v in rss), default=0) / 1024,
     "rss_growth_percent": growth, "rss_growth_limit_percent": a.rss_growth,
     "server_errors_5xx": five, "wrong_answers": wrong, "mix": mix,
     "requests": sum(m["requests"] for m in minutes) + sum(
@@ -68,7 +79,7 @@ for m in minutes:
                 f"{f(m['latency_p50_ms'])} / {f(m['latency_p95_ms'])} | {f(m['ttft_p50_ms'])} / {f(m['ttft_p95_ms'])} | "
                 f"{m['rss_mib']:,.1f} |")
 text = "\n".join(rows) + (
-    f"\n\nRSS {warm / 1024:,.1f} MiB after the first minute, {last / 1024:,.1f} MiB at the end: "
+    f"\n\nRSS (mean) {warm / 1024:,.1f} MiB over the run's second sixth, {last / 1024:,.1f} MiB over its last sixth: "
     f"{growth:+.2f}% (limit {a.rss_growth}%). 5xx: {five}. Wrong answers: {wrong}. "
     f"Mix: {mix.get('roundtrip', 0)} whole round trips, {mix.get('compress_decompress', 0)} compress+decompress, "
     f"{mix.get('cancelled_stream', 0)} cancelled streams, {mix.get('hostile', 0)} hostile bodies (all 4xx: "
