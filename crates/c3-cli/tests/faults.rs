@@ -279,3 +279,39 @@ fn sigkill_at_ten_points_of_training_keeps_every_checkpoint_whole() {
     assert!(hidden.is_empty(), "left behind: {hidden:?}");
     assert!(run.join("checkpoint-0000024").is_dir(), "{:?}", names(&run));
 }
+
+#[test]
+fn sigkill_at_ten_points_of_triton_leaves_the_old_repository_or_the_new() {
+    let tmp = tempfile::tempdir().unwrap();
+    let export = tmp.path().join("ex");
+    ok(&c3(&["export", s(&fixture()), "--out", s(&export)]));
+    let repo = tmp.path().join("repo");
+    // With the export copied in, the repository takes long enough to be killed inside.
+    let args = [
+        "triton",
+        s(&export),
+        "--out",
+        s(&repo),
+        "--copy-export",
+        "--force",
+    ];
+    let full = timed(&args);
+    let whole = |k: u32| {
+        assert!(
+            repo.join("c3-triton.json").is_file(),
+            "kill {k}: no repository"
+        );
+        for m in ["c3_roundtrip", "c3_compress", "c3_decompress"] {
+            assert!(repo.join(m).join("config.pbtxt").is_file(), "kill {k}: {m}");
+            assert!(repo.join(m).join("1/model.py").is_file(), "kill {k}: {m}");
+        }
+    };
+    whole(0);
+    for k in 1..=10u32 {
+        killed_after(&args, full * k / 11);
+        whole(k);
+    }
+    ok(&c3(&args));
+    whole(11);
+    assert_eq!(names(tmp.path()), ["ex", "repo"]);
+}
