@@ -31,7 +31,7 @@ fetch() {
   log "downloading $spec"
   local tmp; tmp="$(mktemp -d "$cache/tmp.XXXXXX")"
   case "$kind" in
-    pypi) python3 -m pip download --quiet --no-deps --only-binary=:all: \
+    pypi) python3 -m pip download --quiet --no-cache-dir --no-deps --only-binary=:all: \
             --python-version 3.11 --platform "$5" -d "$tmp" "$spec" ;;
     npm)  (cd "$tmp" && npm pack --silent "$spec" >/dev/null) ;;
   esac

@@ -32,8 +32,9 @@ if [[ "$(cat "$venv/.done" 2>/dev/null)" != "$want" ]]; then
   # A torch wheel already fetched by scripts/install-deps.sh is used instead of a download.
   links=()
   [[ -d "$root/.deps/downloads" ]] && links=(--find-links "$root/.deps/downloads")
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: \
-    "${links[@]}" -r "$req"
+  # --no-cache-dir: pip's cache would hold a second copy of the ~3 GB of wheels.
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir \
+    --only-binary=:all: "${links[@]}" -r "$req"
   HF_HUB_OFFLINE=1 "$venv/bin/python" -c 'import torch, transformers, PIL, matplotlib
 from transformers import DeepseekOcr2ForConditionalGeneration
 assert transformers.__version__ == "5.23.0", transformers.__version__'
