@@ -15,6 +15,11 @@
 #       throughput and latency of c3_roundtrip through Triton (tests/triton/bench.py),
 #       then of c3-serve with c3-loadgen on the same export and documents
 #       (models/demo-page.txt paragraphs), both with --max-batch 16, one run.
+#   scripts/triton.sh soak EXPORT [--minutes N] [--out DIR] [--rss-growth PCT]
+#       the soak (tests/triton/soak.py: 16 clients sending a mix for N minutes, default
+#       10; every answer equal to the serial one, no 5xx, RSS of the server and its
+#       stubs per second), summarized by benches/soak/summary.py into DIR
+#       (default target/soak-triton): soak.md, soak.json, soak.png.
 #   scripts/triton.sh install
 #       only the installs below.
 #
@@ -163,7 +168,7 @@ serve() {
       --repo) repo="$2"; shift 2 ;;
       --copy-export) extra+=("$1"); shift ;;
       --provider|--instances|--max-batch|--max-queue|--threads) extra+=("$1" "$2"); shift 2 ;;
-      -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+      -h|--help) sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
       -*) die "unknown option $1 (scripts/triton.sh --help)" ;;
       *) [[ -z "$export" ]] || die "one export folder, not $export and $1"; export="$1"; shift ;;
     esac
@@ -272,10 +277,52 @@ run_bench() {
   kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 }
 
+# The soak (issue 25): tests/triton/soak.py's mix for MINUTES against tritonserver,
+# then benches/soak/summary.py (the same table, RSS growth and plot as c3-serve's).
+run_soak() {
+  local export="" minutes=10 port=18600 out="$root/target/soak-triton" growth=5
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --minutes) minutes="$2"; shift 2 ;;
+      --port) port="$2"; shift 2 ;;
+      --out) out="$2"; shift 2 ;;
+      --rss-growth) growth="$2"; shift 2 ;;
+      -*) die "unknown option $1" ;;
+      *) export="$1"; shift ;;
+    esac
+  done
+  [[ -n "$export" ]] || die "usage: scripts/triton.sh soak EXPORT [--minutes N] [--out DIR]"
+  install_all
+  install_client
+  if [[ -z "${C3_WHEEL:-}" ]]; then
+    "$root/scripts/python.sh" build >&2
+    C3_WHEEL="$(ls -t "$root"/target/wheels/*.whl | head -n1)"
+  fi
+  C3_BIN="$(c3_cli)"
+  export C3_WHEEL C3_BIN
+  port_free "$port"; port_free "$((port + 1))"; port_free "$((port + 2))"
+  mkdir -p "$out"
+  local pid
+  "$root/scripts/triton.sh" "$export" --port "$port" --repo "$root/target/triton/soak-repo" \
+    --max-batch 16 > "$out/server.log" 2>&1 &
+  pid=$!
+  trap 'kill -TERM "$pid" 2>/dev/null || true' EXIT
+  wait_http "http://127.0.0.1:$port/v2/health/ready" "$pid" 600
+  log "soak: $minutes minute(s) against tritonserver (pid $pid) on port $port"
+  local rc=0
+  "$client_venv/bin/python" "$root/tests/triton/soak.py" --url "127.0.0.1:$port" --server-pid "$pid" \
+    --documents "$root/models/demo-page.txt" --seconds "$((minutes * 60))" --out "$out" || rc=$?
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  trap - EXIT
+  "${PYTHON:-python3}" "$root/benches/soak/summary.py" "$out" --rss-growth "$growth" --mix-exit "$rc" \
+    --title "Triton (c3 Python backend) soak: concurrency 16 mix" --server tritonserver
+}
+
 case "${1:-}" in
   install) install_all; install_client; log "installed under $deps" ;;
   bench) shift; mkdir -p "$root/target/triton"; run_bench "$@" ;;
+  soak) shift; run_soak "$@" ;;
   test) shift; run_tests "$@" ;;
-  "") sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 1 ;;
+  "") sed -n '2,33p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 1 ;;
   *) serve "$@" ;;
 esac

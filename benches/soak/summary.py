@@ -6,7 +6,7 @@ writes soak.json and soak.md, and soak.png (RSS and latency percentiles per minu
 where matplotlib imports. Exit 1 when RSS grew more than --rss-growth percent, any
 5xx was answered, or the mix found anything.
 
-  summary.py OUT [--rss-growth PCT] [--mix-exit RC]"""
+  summary.py OUT [--rss-growth PCT] [--mix-exit RC] [--title T] [--server NAME]"""
 import argparse, json, sys
 from pathlib import Path
 
@@ -14,6 +14,8 @@ ap = argparse.ArgumentParser()
 ap.add_argument("out")
 ap.add_argument("--rss-growth", type=float, default=5.0)
 ap.add_argument("--mix-exit", type=int, default=0)
+ap.add_argument("--title", default="c3-serve soak: concurrency 16 + mix")
+ap.add_argument("--server", default="c3-serve", help="what the RSS was sampled of (plot label)")
 a = ap.parse_args()
 out = Path(a.out)
 minutes = []
@@ -92,7 +94,7 @@ try:
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     ax1.plot([s / 60 for s, _ in rss], [v / 1024 for _, v in rss])
-    ax1.set_ylabel("c3-serve RSS (MiB)")
+    ax1.set_ylabel(f"{a.server} RSS (MiB)")
     xs = [m["minute"] for m in minutes]
     for key, label in [("latency_p50_ms", "latency p50"), ("latency_p95_ms", "latency p95"),
                        ("ttft_p50_ms", "TTFT p50"), ("ttft_p95_ms", "TTFT p95")]:
@@ -100,7 +102,7 @@ try:
     ax2.set_ylabel("ms (per minute)")
     ax2.set_xlabel("minute")
     ax2.legend()
-    fig.suptitle("c3-serve soak: concurrency 16 + mix")
+    fig.suptitle(a.title)
     fig.tight_layout()
     fig.savefig(out / "soak.png", dpi=100)
 except ImportError:

@@ -44,6 +44,16 @@ pub enum Error {
     Tokenizer { path: PathBuf, msg: String },
     #[error("{0}")]
     Input(String),
+    /// A write that ran out of disk room, or was refused before it started for want
+    /// of it ([`crate::room`]): the path, the OS's words, what needed how much.
+    #[error("{path}: {cause}; {what} needs about {}", crate::room::sizes(.needed, .free))]
+    NoRoom {
+        path: PathBuf,
+        cause: String,
+        what: String,
+        needed: u64,
+        free: Option<u64>,
+    },
 }
 
 impl Error {

@@ -22,6 +22,7 @@ pub mod presets;
 pub mod prompt;
 pub mod published;
 pub mod report;
+pub mod room;
 pub mod staging;
 pub mod stream;
 pub mod tokenizer;

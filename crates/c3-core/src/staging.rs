@@ -194,6 +194,8 @@ fn remove_stale(parent: &Path, name: &str) {
 pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let (parent, name) = parent_and_name(path)?;
     remove_stale(&parent, &name);
+    let needed = bytes.len() as u64;
+    crate::room::check(&parent, "the file", needed)?;
     let tmp = parent.join(format!(".{name}.{PARTIAL_MARK}-{}", std::process::id()));
     let written = (|| {
         use std::io::Write;
@@ -211,7 +213,8 @@ pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     })();
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
+        return Err(crate::room::explain(&e, path, "the file", needed)
+            .unwrap_or_else(|| Error::io(path, e)));
     }
     Ok(())
 }

@@ -241,7 +241,17 @@ fn write_all(
         ),
         ("embed_tokens.onnx", graphs::embed_tokens(cfg, w)?),
     ];
-    let bytes = models.iter().map(|(_, m)| m.initializer_bytes()).sum();
+    let bytes = models
+        .iter()
+        .map(|(_, m)| m.initializer_bytes())
+        .sum::<u64>();
+    // The weights and a copy of the tokenizer; graphs and manifest are small beside them.
+    let needed = bytes + std::fs::metadata(tok.path()).map_or(0, |m| m.len());
+    c3_core::room::check(&args.out, "the export", needed)?;
+    let room = |e: ExportError| match c3_core::room::explain(&e, &args.out, "the export", needed) {
+        Some(full) => ExportError::from(full),
+        None => e,
+    };
     progress.write_started(w.counters().registered.load(Ordering::Relaxed), bytes);
     let mut infos = Vec::new();
     for (file, model) in models {
@@ -250,7 +260,7 @@ fn write_all(
             c.written.load(Ordering::Relaxed),
             c.written_bytes.load(Ordering::Relaxed),
         );
-        let info = write_model(model, dir, file, &opts, args, ck_hash)?;
+        let info = write_model(model, dir, file, &opts, args, ck_hash).map_err(room)?;
         progress.model_written(
             file,
             c.written.load(Ordering::Relaxed) - before.0,
@@ -275,7 +285,8 @@ fn write_all(
         .to_owned();
     let tok_dest = dir.join(&tok_name);
     std::fs::copy(tok.path(), &tok_dest)
-        .with_context(|| format!("copying {}", tok.path().display()))?;
+        .with_context(|| format!("copying {}", tok.path().display()))
+        .map_err(room)?;
 
     // The reconstruction prompt of the release, or the task the model was trained
     // to answer after its latents (`--prompt`): the runtime serves what this records.
@@ -348,7 +359,7 @@ fn write_all(
             },
         }),
     };
-    Ok(manifest.save(dir)?)
+    manifest.save(dir).map_err(|e| room(e.into()))
 }
 
 fn write_model(

@@ -15,6 +15,7 @@
 pub mod auth;
 mod error;
 mod extract;
+pub mod malloc;
 pub mod metrics;
 mod routes;
 mod sse;

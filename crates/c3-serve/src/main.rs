@@ -83,6 +83,11 @@ struct Args {
     /// Intra-op threads per ONNX Runtime session (0: ONNX Runtime's choice).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// glibc malloc arenas at most (0: glibc's default, eight per core). Two keep the
+    /// resident memory flat under hours of mixed load (docs/serve.md, "Memory");
+    /// MALLOC_ARENA_MAX in the environment wins over this flag.
+    #[arg(long, default_value_t = 2)]
+    malloc_arenas: usize,
     /// ONNX Runtime library to load (default: $ORT_DYLIB_PATH, beside the binary, its
     /// ../lib, this checkout's .deps, then the system loader path).
     #[arg(long, value_name = "PATH")]
@@ -157,6 +162,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
         }
     };
+    // Before any thread starts: arenas already made are not undone.
+    let arenas =
+        c3_serve::malloc::limit_arenas((args.malloc_arenas > 0).then_some(args.malloc_arenas));
     if let Some(p) = args.ort_lib.clone() {
         c3_onnx::ort_env::set_dylib_path(p);
     }
@@ -234,9 +242,10 @@ fn main() -> ExitCode {
             .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!(
-            "c3-serve: listening on http://{local} (model {}, max batch {})",
+            "c3-serve: listening on http://{local} (model {}, max batch {}, malloc arenas {})",
             export.display(),
-            args.max_batch
+            args.max_batch,
+            arenas.map_or_else(|| "glibc's default".to_string(), |n| n.to_string()),
         );
         c3_serve::serve(listener, state.clone(), shutdown_signal())
             .await

@@ -79,6 +79,8 @@ fn the_binary_runs_from_another_folder_with_the_library_beside_it() {
             "2",
         ])
         .env_remove("ORT_DYLIB_PATH")
+        // The listening line names the arena cap: the flag's default, not the caller's.
+        .env_remove("MALLOC_ARENA_MAX")
         .current_dir(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -99,7 +101,10 @@ fn the_binary_runs_from_another_folder_with_the_library_beside_it() {
             .unwrap();
         panic!("no listening line; stderr: {err}");
     }
-    let want = format!(" (model {}, max batch 2)\n", export.display());
+    let want = format!(
+        " (model {}, max batch 2, malloc arenas 2)\n",
+        export.display()
+    );
     assert!(
         line.starts_with("c3-serve: listening on http://127.0.0.1:") && line.ends_with(&want),
         "{line}"

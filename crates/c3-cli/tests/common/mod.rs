@@ -74,3 +74,84 @@ pub fn assert_fails(out: &Output, code: i32, needles: &[&str]) -> String {
     );
     error_line(out, needles)
 }
+
+/// Names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A tiny `c3 train` recipe: 24 steps of a 1-layer model, a checkpoint every 2.
+pub fn tiny_recipe(dir: &Path) -> std::path::PathBuf {
+    tiny_recipe_steps(dir, 24)
+}
+
+/// [`tiny_recipe`] with `total` steps (the same run folder: a longer recipe resumes).
+pub fn tiny_recipe_steps(dir: &Path, total: u32) -> std::path::PathBuf {
+    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    let text: Vec<String> = (0..60)
+        .map(|i| format!("{} {} {}.", words[i % 6], words[(i * 5 + 1) % 6], i))
+        .collect();
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, text.join(" ")).unwrap();
+    let toml = format!(
+        r#"
+name = "t"
+threads = 1
+out_dir = "{out}"
+[data]
+paths = ["{corpus}"]
+min_tokens = 12
+max_tokens = 16
+held_out = 2
+[model]
+tokenizer = "{tok}"
+latent_tokens = 2
+[model.encoder]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+max_position_embeddings = 128
+[model.decoder]
+hidden_size = 32
+intermediate_size = 64
+num_hidden_layers = 1
+num_attention_heads = 2
+num_key_value_heads = 1
+max_position_embeddings = 256
+[optim]
+lr = 1e-2
+batch_size = 4
+[schedule]
+total_steps = {total}
+warmup_steps = 2
+eval_every = 0
+save_every = 2
+keep_last = 2
+log_every = 1
+"#,
+        out = dir.join("run").display(),
+        corpus = corpus.display(),
+        tok = fixture().join("tokenizer.json").display(),
+        total = total,
+    );
+    let p = dir.join("recipe.toml");
+    std::fs::write(&p, toml).unwrap();
+    p
+}
+
+/// Every checkpoint a run folder lists is complete: it loads.
+pub fn checkpoints_load(run: &Path) -> usize {
+    let mut n = 0;
+    for name in names(run).iter().filter(|n| n.starts_with("checkpoint-")) {
+        ok(&c3(&["inspect", s(&run.join(name))]));
+        n += 1;
+    }
+    n
+}
