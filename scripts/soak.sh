@@ -7,15 +7,18 @@
 # latency percentiles, RSS growth after the first minute, 5xx and wrong answers, a
 # PNG plot where matplotlib is installed. Exit 1 when a limit is broken.
 #
-#   scripts/soak.sh [--bin DIR] [--minutes N] [--rss-growth PCT] EXPORT OUT
+#   scripts/soak.sh [--bin DIR] [--minutes N] [--rss-growth PCT] [--serve-arg ARG]... EXPORT OUT
 #
 # --bin: where c3-serve and c3-loadgen are (default target/release, built here).
+# --serve-arg: one more argument for c3-serve (repeat it: --serve-arg --malloc-arenas
+#   --serve-arg 0 runs with glibc's default arenas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release minutes=30 growth=5
+bin=target/release minutes=30 growth=5 serve_args=()
 while [[ $# -gt 2 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
+    --serve-arg) serve_args+=("$2"); shift 2 ;;
     --minutes) minutes=$2; shift 2 ;;
     --rss-growth) growth=$2; shift 2 ;;
     *) echo "soak: unknown flag $1" >&2; exit 2 ;;
@@ -30,7 +33,7 @@ fi
 mkdir -p "$out"
 rm -f "$out"/minute-*.json "$out"/rss.tsv
 log="$out/server.log"
-"$bin/c3-serve" "$export_dir" --addr 127.0.0.1:0 --max-batch 16 >"$log" 2>&1 &
+"$bin/c3-serve" "$export_dir" --addr 127.0.0.1:0 --max-batch 16 "${serve_args[@]}" >"$log" 2>&1 &
 server=$!
 sampler=""
 mixer=""

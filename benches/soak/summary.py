@@ -85,7 +85,9 @@ text = "\n".join(rows) + (
     f"{growth:+.2f}% (limit {a.rss_growth}%). 5xx: {five}. Wrong answers: {wrong}. "
     f"Mix: {mix.get('roundtrip', 0)} whole round trips, {mix.get('compress_decompress', 0)} compress+decompress, "
     f"{mix.get('cancelled_stream', 0)} cancelled streams, {mix.get('hostile', 0)} hostile bodies (all 4xx: "
-    f"{mix.get('unexpected_status', 0) == 0 and mix.get('server_error', 0) == 0}).\n")
+    f"{mix.get('unexpected_status', 0) == 0 and mix.get('server_error', 0) == 0})"
+    + (f"; {mix['queue_full']} answered 'queue full' (back-pressure)" if "queue_full" in mix else "")
+    + ".\n")
 (out / "soak.md").write_text(text)
 print(text)
 try:

@@ -155,7 +155,12 @@ fn a_full_disk_fails_in_one_line_and_keeps_the_old_artifacts() {
 fn a_full_disk_during_a_training_checkpoint_keeps_the_last_whole_one() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
-    ok(&c3(&["train", "--config", s(&tiny_recipe(tmp.path())), "--json"]));
+    ok(&c3(&[
+        "train",
+        "--config",
+        s(&tiny_recipe(tmp.path())),
+        "--json",
+    ]));
     assert_eq!(checkpoints_load(&run), 2);
     let weights = std::fs::metadata(run.join("checkpoint-0000024/model.safetensors"))
         .unwrap()

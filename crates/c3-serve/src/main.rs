@@ -83,11 +83,16 @@ struct Args {
     /// Intra-op threads per ONNX Runtime session (0: ONNX Runtime's choice).
     #[arg(long, default_value_t = 0)]
     threads: usize,
-    /// glibc malloc arenas at most (0: glibc's default, eight per core). Two keep the
-    /// resident memory flat under hours of mixed load (docs/serve.md, "Memory");
-    /// MALLOC_ARENA_MAX in the environment wins over this flag.
-    #[arg(long, default_value_t = 2)]
-    malloc_arenas: usize,
+    /// glibc malloc arenas at most (default: two per core; 0: glibc's own default,
+    /// eight per core). Fewer arenas hold less memory, too few make threads wait in
+    /// malloc (docs/serve.md, "Memory"). MALLOC_ARENA_MAX in the environment wins.
+    #[arg(long)]
+    malloc_arenas: Option<usize>,
+    /// Seconds between handing freed memory back to the kernel (glibc's
+    /// malloc_trim; default 0: never). Lowers the resident memory at some cost in
+    /// throughput (docs/serve.md, "Memory").
+    #[arg(long, default_value = "0", value_parser = parse_seconds_or_zero)]
+    malloc_trim: Duration,
     /// ONNX Runtime library to load (default: $ORT_DYLIB_PATH, beside the binary, its
     /// ../lib, this checkout's .deps, then the system loader path).
     #[arg(long, value_name = "PATH")]
@@ -130,6 +135,14 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(v).map_err(|e| format!("`{s}`: {e}"))
 }
 
+/// [`parse_seconds`], or 0 for "never".
+fn parse_seconds_or_zero(s: &str) -> Result<Duration, String> {
+    match s.trim().trim_end_matches('s').parse::<f64>() {
+        Ok(v) if v == 0.0 => Ok(Duration::ZERO),
+        _ => parse_seconds(s),
+    }
+}
+
 /// A load failure's exit code: 1 for ONNX Runtime itself (library, provider), 2 for
 /// the export (manifest, hashes, tokenizer, models).
 fn load_exit_code<E: 'static>(e: &E) -> u8 {
@@ -163,8 +176,12 @@ fn main() -> ExitCode {
         }
     };
     // Before any thread starts: arenas already made are not undone.
-    let arenas =
-        c3_serve::malloc::limit_arenas((args.malloc_arenas > 0).then_some(args.malloc_arenas));
+    let arenas = c3_serve::malloc::limit_arenas(match args.malloc_arenas {
+        Some(0) => None,
+        Some(n) => Some(n),
+        None => Some(c3_serve::malloc::default_arenas()),
+    });
+    let trimming = c3_serve::malloc::start_trimming(args.malloc_trim);
     if let Some(p) = args.ort_lib.clone() {
         c3_onnx::ort_env::set_dylib_path(p);
     }
@@ -242,10 +259,11 @@ fn main() -> ExitCode {
             .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
         println!(
-            "c3-serve: listening on http://{local} (model {}, max batch {}, malloc arenas {})",
+            "c3-serve: listening on http://{local} (model {}, max batch {}, malloc arenas {}, trim {})",
             export.display(),
             args.max_batch,
             arenas.map_or_else(|| "glibc's default".to_string(), |n| n.to_string()),
+            if trimming { format!("every {:?}", args.malloc_trim) } else { "off".into() },
         );
         c3_serve::serve(listener, state.clone(), shutdown_signal())
             .await

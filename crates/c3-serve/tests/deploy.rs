@@ -102,8 +102,9 @@ fn the_binary_runs_from_another_folder_with_the_library_beside_it() {
         panic!("no listening line; stderr: {err}");
     }
     let want = format!(
-        " (model {}, max batch 2, malloc arenas 2)\n",
-        export.display()
+        " (model {}, max batch 2, malloc arenas {}, trim off)\n",
+        export.display(),
+        c3_serve::malloc::default_arenas()
     );
     assert!(
         line.starts_with("c3-serve: listening on http://127.0.0.1:") && line.ends_with(&want),
