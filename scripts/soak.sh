@@ -7,18 +7,22 @@
 # latency percentiles, RSS growth after the first minute, 5xx and wrong answers, a
 # PNG plot where matplotlib is installed. Exit 1 when a limit is broken.
 #
-#   scripts/soak.sh [--bin DIR] [--minutes N] [--rss-growth PCT] [--serve-arg ARG]... EXPORT OUT
+#   scripts/soak.sh [--bin DIR] [--minutes N] [--rss-growth PCT] [--max-new-tokens K]
+#                   [--serve-arg ARG]... EXPORT OUT
 #
 # --bin: where c3-serve and c3-loadgen are (default target/release, built here).
+# --max-new-tokens: sent with every request (default: the server's for loadgen's
+#   streams, 48 for the mix); a large model on this CPU needs a small K.
 # --serve-arg: one more argument for c3-serve (repeat it: --serve-arg --malloc-arenas
 #   --serve-arg 0 runs with glibc's default arenas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release minutes=30 growth=5 serve_args=()
+bin=target/release minutes=30 growth=5 serve_args=() loadgen_k=() mix_k=()
 while [[ $# -gt 2 ]]; do
   case $1 in
     --bin) bin=$2; shift 2 ;;
     --serve-arg) serve_args+=("$2"); shift 2 ;;
+    --max-new-tokens) loadgen_k=(--max-new-tokens "$2"); mix_k=(--max-new-tokens "$2"); shift 2 ;;
     --minutes) minutes=$2; shift 2 ;;
     --rss-growth) growth=$2; shift 2 ;;
     *) echo "soak: unknown flag $1" >&2; exit 2 ;;
@@ -64,11 +68,11 @@ echo "[soak] c3-serve $url ($export_dir), $minutes minute(s)" >&2
 sampler=$!
 seconds=$((minutes * 60))
 python3 benches/soak/mix.py --url "$url" --documents models/demo-page.txt \
-  --seconds "$seconds" --out "$out/mix.json" &
+  --seconds "$seconds" --out "$out/mix.json" "${mix_k[@]}" &
 mixer=$!
 for m in $(seq 1 "$minutes"); do
   "$bin/c3-loadgen" --url "$url" --documents models/demo-page.txt --concurrency 16 \
-    --duration 60 --warmup 0 --json >"$out/minute-$(printf %02d "$m").json"
+    --duration 60 --warmup 0 --json "${loadgen_k[@]}" >"$out/minute-$(printf %02d "$m").json"
   echo "[soak] minute $m done" >&2
 done
 mix_rc=0
