@@ -1,10 +1,10 @@
 //! Fuzzing c3's parsers of untrusted bytes, on the stable toolchain: structure-aware
 //! mutation of valid inputs (mutate.rs), every input timed, its largest allocation
-//! measured (alloc.rs) and panics caught (run.rs). Not coverage-guided: cargo-fuzz
-//! needs nightly and cargo-afl its own LLVM toolchain, neither installable here; the
-//! mutations start from real files of every kind and aim at the fields parsers trust
-//! (lengths, offsets, counts, shapes) instead. `cargo test -p c3-fuzz` runs every
-//! target briefly; `c3-fuzz --runs N` runs them long (BENCHMARKS.md).
+//! measured (alloc.rs) and panics caught (run.rs). The mutations start from real files
+//! of every kind and aim at the fields parsers trust (lengths, offsets, counts,
+//! shapes). `cargo test -p c3-fuzz` runs every target briefly; `c3-fuzz --runs N`
+//! runs them long (BENCHMARKS.md). The same targets run coverage-guided under AFL++
+//! (`src/bin/c3-fuzz-afl.rs`, scripts/fuzz-afl.sh; cargo-fuzz would need nightly).
 
 pub mod alloc;
 pub mod mutate;
