@@ -210,6 +210,20 @@ run_tests() {
   log "Triton tests done in $((SECONDS - t0)) s"
 }
 
+# The installs, the test client, and release builds of the wheel and the c3 CLI
+# (unless $C3_WHEEL / $C3_BIN name them), once, before a server starts (its child
+# would build them otherwise): what bench and soak run with.
+prepare_client_run() {
+  install_all
+  install_client
+  if [[ -z "${C3_WHEEL:-}" ]]; then
+    "$root/scripts/python.sh" build >&2
+    C3_WHEEL="$(ls -t "$root"/target/wheels/*.whl | head -n1)"
+  fi
+  C3_BIN="$(c3_cli)"
+  export C3_WHEEL C3_BIN
+}
+
 # wait_http URL PID SECONDS: until URL answers 200, or fail if PID exits first.
 wait_http() {
   local url="$1" pid="$2" deadline=$((SECONDS + $3))
@@ -240,15 +254,7 @@ run_bench() {
     esac
   done
   [[ -n "$export" ]] || die "usage: scripts/triton.sh bench EXPORT [--requests N] [--concurrency 1,16]"
-  install_all
-  install_client
-  # Release builds, once, before the server starts (the child would build them otherwise).
-  if [[ -z "${C3_WHEEL:-}" ]]; then
-    "$root/scripts/python.sh" build >&2
-    C3_WHEEL="$(ls -t "$root"/target/wheels/*.whl | head -n1)"
-  fi
-  C3_BIN="$(c3_cli)"
-  export C3_WHEEL C3_BIN
+  prepare_client_run
   local serve_bin="${C3_SERVE_BIN:-}" loadgen_bin="${C3_LOADGEN_BIN:-}"
   if [[ -z "$serve_bin" || -z "$loadgen_bin" ]]; then
     log "cargo build --release -p c3-serve -p c3-loadgen"
@@ -292,14 +298,7 @@ run_soak() {
     esac
   done
   [[ -n "$export" ]] || die "usage: scripts/triton.sh soak EXPORT [--minutes N] [--out DIR]"
-  install_all
-  install_client
-  if [[ -z "${C3_WHEEL:-}" ]]; then
-    "$root/scripts/python.sh" build >&2
-    C3_WHEEL="$(ls -t "$root"/target/wheels/*.whl | head -n1)"
-  fi
-  C3_BIN="$(c3_cli)"
-  export C3_WHEEL C3_BIN
+  prepare_client_run
   port_free "$port"; port_free "$((port + 1))"; port_free "$((port + 2))"
   mkdir -p "$out"
   local pid

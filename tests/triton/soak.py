@@ -26,6 +26,8 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from inputs import bytes_input, int_input, text_input
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--url", required=True)
 ap.add_argument("--server-pid", type=int, required=True)
@@ -43,25 +45,6 @@ text = open(a.documents, encoding="utf-8").read()
 docs = [p.strip() for p in text.split("\n\n") if p.strip()][:8] or [text.strip()]
 K = a.max_new_tokens
 host, port = a.url.split(":")
-
-
-def text_input(texts, name="TEXT"):
-    data = np.array([t if isinstance(t, bytes) else t.encode() for t in texts], dtype=np.object_)
-    i = httpclient.InferInput(name, [len(texts)], "BYTES")
-    i.set_data_from_numpy(data)
-    return i
-
-
-def int_input(name, value):
-    i = httpclient.InferInput(name, [1], "INT32")
-    i.set_data_from_numpy(np.array([value], dtype=np.int32))
-    return i
-
-
-def bytes_input(data):
-    i = httpclient.InferInput("LATENT_FILE", [len(data)], "UINT8")
-    i.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
-    return i
 
 
 def roundtrip(client, d):

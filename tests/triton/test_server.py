@@ -14,6 +14,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from conftest import MODELS
+from inputs import bytes_input, int_input, text_input
 
 # Fields that measure time, not output.
 TIMING = {"encode_seconds", "decode_seconds", "decode_tokens_per_second"}
@@ -24,24 +25,6 @@ def cli(c3_bin, *args, stdin=None):
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 
-
-def text_input(texts, name="TEXT"):
-    data = np.array([t if isinstance(t, bytes) else t.encode() for t in texts], dtype=np.object_)
-    i = httpclient.InferInput(name, [len(texts)], "BYTES")
-    i.set_data_from_numpy(data)
-    return i
-
-
-def int_input(name, value):
-    i = httpclient.InferInput(name, [1], "INT32")
-    i.set_data_from_numpy(np.array([value], dtype=np.int32))
-    return i
-
-
-def bytes_input(data, name="LATENT_FILE"):
-    i = httpclient.InferInput(name, [len(data)], "UINT8")
-    i.set_data_from_numpy(np.frombuffer(data, dtype=np.uint8))
-    return i
 
 
 def roundtrip_inputs(text, max_new_tokens=None):
