@@ -30,6 +30,13 @@ fn with_size_limit(kib: u64, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Says on the terminal that a test checked nothing: written to stderr directly, so
+/// the test harness's capture (which holds `eprintln!` of passing tests) shows it.
+fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED (disk.rs): {why}");
+}
+
 /// A folder made read-only for the `c3` processes the test starts, writable again
 /// on drop (so the temporary folder can be removed).
 struct ReadOnly {
@@ -53,24 +60,20 @@ impl ReadOnly {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).is_ok()
         };
-        if !made {
-            eprintln!(
-                "SKIPPED: cannot make {} read-only here (root without chattr +i)",
-                dir.display()
-            );
-            return None;
-        }
-        // Permissions or not, the folder must refuse a new file now.
-        let probe = dir.join(".probe");
-        if std::fs::write(&probe, b"x").is_ok() {
-            let _ = std::fs::remove_file(&probe);
-            eprintln!("SKIPPED: {} still takes new files", dir.display());
-            return None;
-        }
-        Some(ReadOnly {
+        // From here the guard makes the folder writable again, whatever follows.
+        let guard = ReadOnly {
             dir: dir.to_path_buf(),
             immutable: root,
-        })
+        };
+        // Permissions or not, the folder must refuse a new file now.
+        let probe = dir.join(".probe");
+        if !made || std::fs::write(&probe, b"x").is_ok() {
+            drop(guard);
+            let _ = std::fs::remove_file(&probe);
+            skipped(&format!("cannot make {} read-only here", dir.display()));
+            return None;
+        }
+        Some(guard)
     }
 }
 

@@ -139,6 +139,18 @@ pub(crate) fn sizes(needed: &u64, free: &Option<u64>) -> String {
     format!("{} there, {free}", human(*needed))
 }
 
+/// `e`, or the [`Error::NoRoom`] line [`explain`] makes of it when it ran out of room:
+/// what a writer maps its own error through.
+pub fn annotate<E>(e: E, path: &Path, what: &str, needed: u64) -> E
+where
+    E: std::error::Error + From<Error> + 'static,
+{
+    match explain(&e, path, what, needed) {
+        Some(full) => E::from(full),
+        None => e,
+    }
+}
+
 /// A byte count for people: "512 B", "3.4 MiB", "1.25 GiB".
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

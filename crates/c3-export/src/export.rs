@@ -248,10 +248,7 @@ fn write_all(
     // The weights and a copy of the tokenizer; graphs and manifest are small beside them.
     let needed = bytes + std::fs::metadata(tok.path()).map_or(0, |m| m.len());
     c3_core::room::check(&args.out, "the export", needed)?;
-    let room = |e: ExportError| match c3_core::room::explain(&e, &args.out, "the export", needed) {
-        Some(full) => ExportError::from(full),
-        None => e,
-    };
+    let room = |e: ExportError| c3_core::room::annotate(e, &args.out, "the export", needed);
     progress.write_started(w.counters().registered.load(Ordering::Relaxed), bytes);
     let mut infos = Vec::new();
     for (file, model) in models {

@@ -47,9 +47,19 @@ pub fn save(
         .collect();
     let dtype = c3_core::DType::parse(&recipe.model.save_dtype).unwrap_or(c3_core::DType::F32);
     let dest = out.join(format!("{PREFIX}{:07}", opt.step));
-    // The optimizer state is written twice (once here, once copied into the
-    // checkpoint) before the temporary copy goes.
-    let needed = checkpoint_bytes(vs, dtype, &tensors, tokenizer) + tensors_bytes(&tensors);
+    // The weights in the save dtype, the tokenizer, and the optimizer's moments twice
+    // (written here, then copied into the checkpoint before the temporary copy goes).
+    let weights: u64 = vs
+        .variables()
+        .values()
+        .map(|t| (t.numel() * dtype.size()) as u64)
+        .sum();
+    let moments: u64 = tensors
+        .iter()
+        .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as u64)
+        .sum();
+    let tok = std::fs::metadata(tokenizer).map_or(0, |m| m.len());
+    let needed = weights + tok + 2 * moments;
     c3_core::room::check(out, "the checkpoint", needed)?;
     let tmp = out.join(format!(".state-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
@@ -67,39 +77,9 @@ pub fn save(
     })();
     // Written or not, the temporary copy goes: a failed save leaves nothing behind.
     let _ = std::fs::remove_dir_all(&tmp);
-    written.map_err(
-        |e| match c3_core::room::explain(&e, &dest, "the checkpoint", needed) {
-            Some(full) => Error::Core(full),
-            None => e,
-        },
-    )?;
+    written.map_err(|e| c3_core::room::annotate(e, &dest, "the checkpoint", needed))?;
     prune(out, recipe.schedule.keep_last)?;
     Ok(dest)
-}
-
-/// Bytes of `tensors` as they are held (the optimizer's f32 moments).
-fn tensors_bytes(tensors: &[(String, Tensor)]) -> u64 {
-    tensors
-        .iter()
-        .map(|(_, t)| (t.numel() * t.kind().elt_size_in_bytes()) as u64)
-        .sum()
-}
-
-/// About what one checkpoint folder takes: the weights in the save dtype, the
-/// optimizer state and the tokenizer.
-fn checkpoint_bytes(
-    vs: &c3_torch::tch::nn::VarStore,
-    dtype: c3_core::DType,
-    moments: &[(String, Tensor)],
-    tokenizer: &Path,
-) -> u64 {
-    let weights: u64 = vs
-        .variables()
-        .values()
-        .map(|t| (t.numel() * dtype.size()) as u64)
-        .sum();
-    let tok = std::fs::metadata(tokenizer).map_or(0, |m| m.len());
-    weights + tensors_bytes(moments) + tok
 }
 
 /// Complete checkpoints of a run, oldest first.
